@@ -1,4 +1,5 @@
 # Thin front over the Python entry points; every target prints nothing you could not run by hand.
+# BATCH: 1 | N | dynamic | min:opt:max (the last exports a dynamic batch and builds that profile).
 # Variables: ARCH TASK MODEL INPUT BATCH DCN_OP OPSET PRECISION ONNX ENGINE IMG BACKEND THRESH TENSORRT_ROOT
 SHELL := /bin/bash
 VENV      ?= .venv
@@ -16,7 +17,7 @@ NAME      ?= $(TASK)_$(ARCH)
 ONNX      ?= $(BUILD)/$(NAME).onnx
 ENGINE    ?= $(BUILD)/$(NAME)_$(PRECISION).engine
 PLUGIN    ?= $(BUILD)/libdcnv2_plugin.so
-IMG       ?= images
+IMG       ?= $(BUILD)/CenterNet/images
 BACKEND   ?= tensorrt
 THRESH    ?= 0.3
 TORCH_SPEC ?=
@@ -43,7 +44,7 @@ check-patch:   ## report the tree's state without changing it
 	$(PY) apply_patches.py --check
 
 onnx:   ## export build/$(TASK)_$(ARCH).onnx
-	$(PY) -m centernet_trt.export --arch $(ARCH) --task $(TASK) --model $(MODEL) --batch $(BATCH) \
+	$(PY) -m centernet_trt.export --arch $(ARCH) --task $(TASK) --model $(MODEL) --batch $(if $(findstring :,$(BATCH)),dynamic,$(BATCH)) \
 	  --dcn-op $(DCN_OP) $(call opt,--input,$(INPUT)) $(call opt,--opset,$(OPSET)) --output $(ONNX)
 
 check-onnx:   ## ONNX Runtime (CPU) vs the patched PyTorch model, every output
