@@ -1,0 +1,151 @@
+"""Benchmark: the DCNv2 kernel (plugin/dcnv2Kernel.cu) vs torchvision.ops.deform_conv2d, side by side in one run.
+
+For each CenterNet DCN shape (3x3, stride 1, pad 1) and precision it prints the median time of ours and of
+torchvision, their ratio, and the layer's floor = max(FLOPs / measured matrix rate, bytes / measured copy
+bandwidth) with the ratio to it. Ceilings are measured here on this card: a large torch.matmul in the same
+precision (fp16; fp32 with TF32; strict fp32) and a large device-to-device copy (bytes read + written).
+Timing: device time per call, with host launch overhead taken out the same way for both: --calls calls are
+captured into one CUDA graph, each replay is timed with CUDA events, median over --reps replays / calls
+(warm-up first; inputs resident on the GPU). The eager per-call time (events around one Python call) is
+printed too: it is dominated by host overhead (Python, ctypes) on these small layers.
+torchvision's fp32 runs its GEMM in strict fp32 (torch's default allow_tf32=False); ours "tf32" uses TF32.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+
+import torch
+from torchvision.ops import deform_conv2d
+
+import dcn_ctypes
+
+SHAPES = [(1, 64, 128, 128, 64), (1, 128, 64, 64, 64), (1, 256, 32, 32, 64), (1, 128, 64, 64, 128),
+          (1, 256, 32, 32, 128), (1, 512, 16, 16, 256), (1, 256, 32, 32, 256), (8, 64, 128, 128, 64)]
+
+
+def median_us(fn, reps: int, warmup: int = 30) -> float:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    for s, e in zip(starts, ends):
+        s.record()
+        fn()
+        e.record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends)) * 1e3
+
+
+def graph_us(fn, calls: int, reps: int) -> float:
+    """Median device time per call of fn, replaying a CUDA graph of `calls` back-to-back calls."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    return median_us(graph.replay, reps, warmup=5) / calls
+
+
+def matmul_rate(dtype, tf32: bool) -> float:
+    """Measured dense matrix rate (FLOP/s) on random data."""
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    n = 8192
+    a, b = torch.randn(n, n, device="cuda", dtype=dtype), torch.randn(n, n, device="cuda", dtype=dtype)
+    t = median_us(lambda: a @ b, reps=20, warmup=5)
+    torch.backends.cuda.matmul.allow_tf32 = prev
+    return 2 * n ** 3 / (t * 1e-6)
+
+
+def copy_bw() -> float:
+    """Measured device copy bandwidth (bytes read + written per second)."""
+    src = torch.randn(256 * 1024 * 1024, device="cuda")  # 1 GiB
+    dst = torch.empty_like(src)
+    t = median_us(lambda: dst.copy_(src), reps=20, warmup=3)
+    return 2 * src.numel() * 4 / (t * 1e-6)
+
+
+def inputs(shape, dtype, gen, offsets: str):
+    """offsets "random": i.i.d. N(0, 2^2) px per pixel and tap (worst case for locality); "smooth": a random
+    field of the same amplitude varying over ~8 px, like a trained offset branch produces."""
+    n, c, h, w, cout = shape
+    x = torch.randn(n, c, h, w, device="cuda", generator=gen)
+    if offsets == "random":
+        off = torch.randn(n, 18, h, w, device="cuda", generator=gen) * 2.0
+    else:
+        coarse = torch.randn(n, 18, max(1, h // 8), max(1, w // 8), device="cuda", generator=gen) * 2.0
+        off = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+    mask = torch.sigmoid(torch.randn(n, 9, h, w, device="cuda", generator=gen))
+    weight = torch.randn(cout, c, 3, 3, device="cuda", generator=gen) / (c * 9) ** 0.5
+    bias = torch.randn(cout, device="cuda", generator=gen)
+    return [t.to(dtype).contiguous() for t in (x, off, mask, weight, bias)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", default=None)
+    ap.add_argument("--reps", type=int, default=50)
+    ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--sweep", action="store_true", help="also time forced split-K factors (tuning, fp16)")
+    ap.add_argument("--offsets", default="random,smooth", help="offset fields to time: random, smooth")
+    args = ap.parse_args()
+    lib = dcn_ctypes.load(args.lib)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    card = torch.cuda.get_device_name()
+    rate = {"fp16": matmul_rate(torch.float16, False), "tf32": matmul_rate(torch.float32, True),
+            "fp32": matmul_rate(torch.float32, False)}
+    bw = copy_bw()
+    print(f"card: {card}; measured matmul fp16 {rate['fp16'] / 1e12:.0f} TFLOP/s, tf32 {rate['tf32'] / 1e12:.0f}, "
+          f"fp32 {rate['fp32'] / 1e12:.1f}; copy {bw / 1e9:.0f} GB/s")
+    torch.backends.cuda.matmul.allow_tf32 = False  # torchvision's fp32 as users get it by default
+    rows = []
+    for shape, (mode, dtype, tf32), offsets in itertools.product(
+            SHAPES, (("fp16", torch.float16, True), ("tf32", torch.float32, True), ("fp32", torch.float32, False)),
+            args.offsets.split(",")):
+        n, c, h, w, cout = shape
+        x, off, mask, weight, bias = inputs(shape, dtype, gen, offsets)
+        dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
+        out = torch.empty(dcn.out_shape, dtype=dtype, device="cuda")
+        run_ours = lambda: dcn(x, off, mask, weight, bias, out)
+        run_tv = lambda: deform_conv2d(x, off, weight, bias, padding=(1, 1), mask=mask)
+        ours = graph_us(run_ours, args.calls, args.reps)
+        tv = graph_us(run_tv, args.calls, args.reps)
+        eager = f"eager ours {median_us(run_ours, 100):.1f} tv {median_us(run_tv, 100):.1f}"
+        flops = 2.0 * n * h * w * cout * c * 9
+        esz = x.element_size()
+        nbytes = esz * (x.numel() + off.numel() + mask.numel() + weight.numel() + bias.numel() + out.numel())
+        floor = max(flops / rate[mode], nbytes / bw) * 1e6
+        sweep = ""
+        if args.sweep and mode == "fp16":
+            parts = []
+            for s in (1, 2, 3, 4, 6, 9, 12):
+                lib.centernet_dcnv2_set_splits(s)
+                parts.append(f"{s}:{graph_us(run_ours, args.calls, 20):.1f}")
+            lib.centernet_dcnv2_set_splits(0)
+            lib.centernet_dcnv2_set_pdl(1)
+            parts.append(f"PDL:{graph_us(run_ours, args.calls, 20):.1f}")
+            lib.centernet_dcnv2_set_pdl(0)
+            sweep = " splits " + " ".join(parts)
+        rows.append((shape, mode, offsets, ours, tv, floor))
+        print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us, torchvision {tv:.1f} us, "
+              f"x{tv / ours:.1f}, floor {floor:.1f} us, /floor {ours / floor:.1f}; {eager};{sweep}", flush=True)
+    print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = TF32 MMA)")
+    print("| N,C,H,W -> Cout | prec | offsets | ours | torchvision | speed-up | floor | ours/floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    for shape, mode, offsets, ours, tv, floor in rows:
+        n, c, h, w, cout = shape
+        tvname = "fp16" if mode == "fp16" else "fp32"
+        print(f"| {n},{c},{h},{w} -> {cout} | {mode} (tv {tvname}) | {offsets} | {ours:.1f} | {tv:.1f} | "
+              f"{tv / ours:.1f}x | {floor:.1f} | {ours / floor:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

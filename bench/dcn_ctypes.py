@@ -1,0 +1,67 @@
+"""ctypes binding of the DCNv2 kernel's C ABI (plugin/dcnv2Kernel.h) for the GPU check and the benchmark."""
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LIB = ROOT / "build" / "dcn_kernel" / "libdcnv2_kernel.so"
+
+_INT_ARGS = ["batch", "inChannels", "inHeight", "inWidth", "outChannels", "outHeight", "outWidth", "kernelH",
+             "kernelW", "strideH", "strideW", "padH", "padW", "dilationH", "dilationW", "groups",
+             "deformableGroups", "allowTF32", "dtype"]
+
+
+def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
+    path = Path(path or os.environ.get("DCN_KERNEL_LIB", DEFAULT_LIB))
+    if not path.exists():
+        raise SystemExit(f"error: {path} not found; build it with `bash bench/gpu_run.sh` or `nvcc -std=c++17 -O3 "
+                         f"-shared -Xcompiler -fPIC -arch=native -o {path} plugin/dcnv2Kernel.cu`")
+    lib = ctypes.CDLL(str(path))
+    ints = [ctypes.c_int] * len(_INT_ARGS)
+    lib.centernet_dcnv2_forward.restype = ctypes.c_int
+    lib.centernet_dcnv2_forward.argtypes = ints + [ctypes.c_void_p] * 7 + [ctypes.c_size_t, ctypes.c_void_p]
+    lib.centernet_dcnv2_workspace_size.restype = ctypes.c_size_t
+    lib.centernet_dcnv2_workspace_size.argtypes = ints
+    lib.centernet_dcnv2_check_supported.restype = ctypes.c_char_p
+    lib.centernet_dcnv2_check_supported.argtypes = ints
+    lib.centernet_dcnv2_set_splits.restype = None
+    lib.centernet_dcnv2_set_splits.argtypes = [ctypes.c_int]
+    lib.centernet_dcnv2_set_pdl.restype = None
+    lib.centernet_dcnv2_set_pdl.argtypes = [ctypes.c_int]
+    return lib
+
+
+def out_size(n: int, k: int, s: int, p: int, d: int) -> int:
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+class DCN:
+    """One configured forward: ``dcn(x, offset, mask, weight, bias, out)`` on the current stream."""
+
+    def __init__(self, lib, x_shape, cout, k=(3, 3), stride=(1, 1), pad=(1, 1), dil=(1, 1), groups=1, dg=1,
+                 dtype=torch.float16, allow_tf32=True):
+        n, c, h, w = x_shape
+        ho, wo = out_size(h, k[0], stride[0], pad[0], dil[0]), out_size(w, k[1], stride[1], pad[1], dil[1])
+        self.lib, self.out_shape = lib, (n, cout, ho, wo)
+        self.ints = [n, c, h, w, cout, ho, wo, k[0], k[1], stride[0], stride[1], pad[0], pad[1], dil[0], dil[1],
+                     groups, dg, int(allow_tf32), 0 if dtype == torch.float32 else 1]
+        msg = lib.centernet_dcnv2_check_supported(*self.ints)
+        if msg:
+            raise ValueError(msg.decode())
+        self.ws_bytes = lib.centernet_dcnv2_workspace_size(*self.ints)
+        self.ws = torch.empty(max(self.ws_bytes, 1), dtype=torch.uint8, device="cuda")
+
+    def __call__(self, x, offset, mask, weight, bias, out):
+        for t in (x, offset, mask, weight, out):
+            assert t.is_cuda and t.is_contiguous()
+        rc = self.lib.centernet_dcnv2_forward(
+            *self.ints, x.data_ptr(), offset.data_ptr(), mask.data_ptr(), weight.data_ptr(),
+            bias.data_ptr() if bias is not None else None, out.data_ptr(), self.ws.data_ptr(), self.ws_bytes,
+            torch.cuda.current_stream().cuda_stream)
+        if rc != 0:
+            raise RuntimeError(f"centernet_dcnv2_forward returned cudaError {rc}")
+        return out

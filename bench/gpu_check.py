@@ -1,0 +1,171 @@
+"""GPU correctness of the DCNv2 kernel (plugin/dcnv2Kernel.cu) against float64 references.
+
+References: torchvision.ops.deform_conv2d run in float64 (on the same, already-rounded inputs) for every case,
+plus a direct loop-based float64 implementation of the sampling rule for tiny cases. Every case draws fresh
+random data with fractional and out-of-range offsets and poisons the output with NaN before each run.
+Exit code 1 if any case misses its tolerance: fp32 strict 1e-5, fp32 TF32 1e-3, fp16 1e-2 (relative L2).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+import torch
+from torchvision.ops import deform_conv2d
+
+import dcn_ctypes
+
+TOL = {"fp32": 1e-5, "tf32": 1e-3, "fp16": 1e-2}
+
+# (N, C, H, W, Cout, k, stride, pad, dil, groups, dg)
+BASELINE = [(1, 64, 128, 128, 64), (1, 128, 64, 64, 64), (1, 256, 32, 32, 64), (1, 128, 64, 64, 128),
+            (1, 256, 32, 32, 128), (1, 512, 16, 16, 256), (1, 256, 32, 32, 256), (8, 64, 128, 128, 64)]
+CASES = [dict(shape=s) for s in BASELINE] + [
+    dict(shape=(1, 64, 37, 53, 64)),                       # H, W not tile multiples
+    dict(shape=(3, 32, 29, 41, 48)),                       # batch > 1, Cout not a tile multiple
+    dict(shape=(2, 64, 37, 53, 96), dg=2),                 # deformable groups
+    dict(shape=(2, 64, 40, 33, 64), stride=(2, 2)),        # stride 2
+    dict(shape=(1, 64, 31, 31, 64), groups=2),             # grouped conv
+    dict(shape=(1, 64, 30, 30, 32), groups=4, dg=4),
+    dict(shape=(1, 32, 27, 19, 40), dil=(2, 2), pad=(2, 2)),
+    dict(shape=(2, 12, 23, 17, 10), dg=2),                 # channels not multiples of the vector width
+    dict(shape=(1, 16, 20, 24, 24), k=(1, 1), pad=(0, 0)),
+    dict(shape=(1, 24, 21, 22, 16), k=(5, 3), pad=(2, 1), stride=(1, 2)),
+    dict(shape=(2, 40, 33, 35, 72), dg=5, stride=(2, 1)),
+    dict(shape=(1, 64, 37, 53, 64), bias=False),
+]
+
+
+def make_inputs(case, dtype, gen):
+    n, c, h, w, cout = case["shape"]
+    k, stride, pad, dil = case.get("k", (3, 3)), case.get("stride", (1, 1)), case.get("pad", (1, 1)), case.get("dil", (1, 1))
+    groups, dg = case.get("groups", 1), case.get("dg", 1)
+    ho = dcn_ctypes.out_size(h, k[0], stride[0], pad[0], dil[0])
+    wo = dcn_ctypes.out_size(w, k[1], stride[1], pad[1], dil[1])
+    kk = k[0] * k[1]
+    dev = "cuda"
+    x = torch.randn(n, c, h, w, generator=gen, device=dev)
+    off = torch.randn(n, 2 * dg * kk, ho, wo, generator=gen, device=dev) * 2.5  # fractional
+    far = torch.rand(off.shape, generator=gen, device=dev) < 0.15               # out of range, both sides
+    span = float(max(h, w))
+    off = torch.where(far, (torch.rand(off.shape, generator=gen, device=dev) * 2 - 1) * (span + 4), off)
+    mask = torch.sigmoid(torch.randn(n, dg * kk, ho, wo, generator=gen, device=dev))
+    fan_in = c // groups * kk
+    weight = torch.randn(cout, c // groups, k[0], k[1], generator=gen, device=dev) / math.sqrt(fan_in)
+    bias = torch.randn(cout, generator=gen, device=dev) if case.get("bias", True) else None
+    cast = lambda t: None if t is None else t.to(dtype).contiguous()
+    return [cast(t) for t in (x, off, mask, weight, bias)], dict(k=k, stride=stride, pad=pad, dil=dil, groups=groups, dg=dg)
+
+
+def tv_forward(x, off, mask, weight, bias, cfg):
+    """torchvision's deform_conv2d (it infers conv groups from weight.shape[1])."""
+    return deform_conv2d(x, off, weight, bias, stride=cfg["stride"], padding=cfg["pad"], dilation=cfg["dil"],
+                         mask=mask)
+
+
+def loop_reference(x, off, mask, weight, bias, cfg):
+    """Direct float64 implementation of modulated deformable conv (groups == 1), written from the definition."""
+    x, off, mask, weight = (t.double().cpu().numpy() for t in (x, off, mask, weight))
+    n, c, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    (sh, sw), (ph, pw), (dh, dw), dg = cfg["stride"], cfg["pad"], cfg["dil"], cfg["dg"]
+    ho, wo = off.shape[2:]
+    cdg = c // dg
+    cols = np.zeros((n, c, kh * kw, ho, wo))
+    for b in range(n):
+        for d in range(dg):
+            for i in range(kh):
+                for j in range(kw):
+                    t = i * kw + j
+                    for oy in range(ho):
+                        for ox in range(wo):
+                            y = oy * sh - ph + i * dh + off[b, 2 * (d * kh * kw + t), oy, ox]
+                            xx = ox * sw - pw + j * dw + off[b, 2 * (d * kh * kw + t) + 1, oy, ox]
+                            if not (-1 < y < h and -1 < xx < w):
+                                continue
+                            y0, x0 = math.floor(y), math.floor(xx)
+                            val = np.zeros(cdg)
+                            for yy, xq, wt in ((y0, x0, (y0 + 1 - y) * (x0 + 1 - xx)), (y0, x0 + 1, (y0 + 1 - y) * (xx - x0)),
+                                               (y0 + 1, x0, (y - y0) * (x0 + 1 - xx)), (y0 + 1, x0 + 1, (y - y0) * (xx - x0))):
+                                if 0 <= yy < h and 0 <= xq < w:
+                                    val += wt * x[b, d * cdg:(d + 1) * cdg, yy, xq]
+                            cols[b, d * cdg:(d + 1) * cdg, t, oy, ox] = val * mask[b, d * kh * kw + t, oy, ox]
+    out = np.einsum("bctyx,oct->boyx", cols, weight.reshape(cout, c, kh * kw))
+    if bias is not None:
+        out += bias.double().cpu().numpy()[None, :, None, None]
+    return torch.from_numpy(out)
+
+
+def rel(a, b):
+    a, b = a.double().cpu(), b.double().cpu()
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def run_ours(lib, case, inputs, cfg, dtype, allow_tf32):
+    x, off, mask, weight, bias = inputs
+    n, c, h, w, cout = case["shape"]
+    dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, k=cfg["k"], stride=cfg["stride"], pad=cfg["pad"], dil=cfg["dil"],
+                         groups=cfg["groups"], dg=cfg["dg"], dtype=dtype, allow_tf32=allow_tf32)
+    out = torch.full(dcn.out_shape, float("nan"), dtype=dtype, device="cuda")  # poison: every element must be written
+    dcn(x, off, mask, weight, bias, out)
+    torch.cuda.synchronize()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", default=None)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--quick", action="store_true", help="a few small cases (for compute-sanitizer)")
+    args = ap.parse_args()
+    cases = CASES[8:11] + CASES[15:16] if args.quick else CASES
+    lib = dcn_ctypes.load(args.lib)
+    gen = torch.Generator(device="cuda").manual_seed(args.seed)
+    print(f"device: {torch.cuda.get_device_name()}")
+    failures = 0
+    rows = []
+    modes = [("fp16", torch.float16, True), ("tf32", torch.float32, True), ("fp32", torch.float32, False)]
+    for case in cases:
+        for mode, dtype, tf32 in modes:
+            for splits in (0, 3):  # heuristic split-K and a forced split: both paths of the kernel
+                inputs, cfg = make_inputs(case, dtype, gen)  # fresh data for every run
+                ref = tv_forward(*[None if t is None else t.double() for t in inputs], cfg)
+                lib.centernet_dcnv2_set_splits(splits)
+                out = run_ours(lib, case, inputs, cfg, dtype, tf32)
+                lib.centernet_dcnv2_set_splits(0)
+                finite = bool(torch.isfinite(out).all())
+                err = rel(out, ref) if finite else float("nan")
+                err_tv = rel(out, tv_forward(*inputs, cfg))
+                ok = finite and err <= TOL[mode]
+                failures += not ok
+                rows.append((case, mode, splits, err, err_tv, ok))
+                print(f"{'ok  ' if ok else 'FAIL'} {mode} splits={'auto' if splits == 0 else splits} "
+                      f"{case} rel_vs_f64={err:.2e} rel_vs_torchvision_same_dtype={err_tv:.2e} tol={TOL[mode]:.0e}",
+                      flush=True)
+    # tiny cases against the direct loop reference (independent of torchvision)
+    for case in [dict(shape=(2, 8, 7, 9, 6), dg=2), dict(shape=(1, 16, 6, 5, 8), stride=(2, 2))]:
+        for mode, dtype, tf32 in modes:
+            inputs, cfg = make_inputs(case, dtype, gen)
+            ref = loop_reference(*inputs, cfg)
+            tv = tv_forward(*[None if t is None else t.double() for t in inputs], cfg)
+            out = run_ours(lib, case, inputs, cfg, dtype, tf32)
+            err, err_tv64 = rel(out, ref), rel(tv, ref)
+            ok = bool(torch.isfinite(out).all()) and err <= TOL[mode] and err_tv64 < 1e-12
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} loop-ref {mode} {case} rel_vs_loop={err:.2e} "
+                  f"torchvision64_vs_loop={err_tv64:.1e}", flush=True)
+    # rejected parameters must be reported, not computed
+    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1]  # 30 channels, groups 4
+    msg = lib.centernet_dcnv2_check_supported(*bad)
+    print(f"{'ok  ' if msg else 'FAIL'} rejects C % groups != 0: {msg!r}")
+    failures += not msg
+    worst = {m: max((r[3] for r in rows if r[1] == m), default=0) for m, _, _ in modes}
+    print(f"SUMMARY: {len(rows)} kernel runs, {failures} failures; worst rel error vs float64: "
+          + ", ".join(f"{m}={v:.2e} (tol {TOL[m]:.0e})" for m, v in worst.items()))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One device run: build the DCNv2 kernel as a shared library, check it, benchmark it. Logs go to $OUT (or build/).
+# Usage (repo root): bash bench/gpu_run.sh [--sweep]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-build/dcn_kernel}"
+LIB_DIR=build/dcn_kernel
+mkdir -p "$LIB_DIR" "$OUT"
+export PYTHONUNBUFFERED=1
+nvidia-smi -L | tee "$OUT/card.txt"
+nvcc --version | tail -n 2
+nvcc -std=c++17 -O3 -Xptxas -v -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=sm_90 \
+  -shared -Xcompiler -fPIC -o "$LIB_DIR/libdcnv2_kernel.so" plugin/dcnv2Kernel.cu 2>"$OUT/ptxas.log" \
+  || { cat "$OUT/ptxas.log"; exit 1; }
+grep -E "registers|spill" "$OUT/ptxas.log" | sort | uniq -c | head -n 20
+status=0
+# memory checker on a few small cases (out-of-bounds gathers would show here); informational if unavailable
+if command -v compute-sanitizer >/dev/null; then
+  timeout 150 compute-sanitizer --tool memcheck --print-limit 20 python3 bench/gpu_check.py --quick \
+    >"$OUT/sanitizer.log" 2>&1 || status=1
+  tail -n 4 "$OUT/sanitizer.log"
+fi
+python3 bench/gpu_check.py 2>&1 | tee "$OUT/check.log" || status=1
+python3 bench/bench_dcn.py "$@" 2>&1 | tee "$OUT/bench.log" || status=1
+exit $status

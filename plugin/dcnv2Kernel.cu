@@ -1,0 +1,821 @@
+// DCNv2 forward as a fused deformable implicit GEMM.
+//
+//   M = output pixels, N = output channels, K = taps * input channels (per conv group).
+//   1. prep kernel (one launch): input NCHW -> NHWC in workspace (so each bilinear corner is one 16-byte
+//      channel vector), weight -> [Cout][tap][Cin_g padded to BK] in workspace, zero the split-K accumulator.
+//   2. main kernel: a block owns an 8 x 8 output-pixel patch x 64 (or 128) output channels and a range of K
+//      chunks (split-K when the tile grid alone cannot fill the GPU). It first builds a shared table of the
+//      4 corner offsets and 4 weights (bilinear x mask) per (pixel, deformable group, tap); then for each
+//      chunk (one tap x BK channels; channel chunk outer, tap inner so the sampled window stays in L1) it
+//      gathers + blends BM x BK values into a shared A tile (fp16: half2 FMAs), loads the packed B tile, and
+//      multiplies on tensor cores (fp16 HMMA or TF32 through WMMA, fp32 accumulate) or with FFMA (strict fp32).
+//      Register prefetch of the next chunk + double-buffered shared tiles: one barrier per chunk.
+//      Epilogue: bias added, output written NCHW (or atomically added to the fp32 accumulator under split-K).
+//   3. finalize (split-K only): accumulator + bias -> output type.
+// docs/kernel.md has the design notes, the floor arithmetic and the measured times.
+#include "dcnv2Kernel.h"
+
+#include <cuda_fp16.h>
+#include <mma.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+// TF32 tensor-core instructions exist from sm_80 on; for older targets the TF32 variants compile to a trap and the
+// host never launches them (it takes the FFMA path instead).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define CENTERNET_DCN_NO_TF32 1
+#endif
+
+namespace centernet_trt {
+namespace {
+
+using namespace nvcuda;
+
+constexpr int kThreads = 256;  // 8 warps
+constexpr int kBM = 64;        // output pixels per block: an 8 x 8 patch, so the bilinear corners of all taps
+constexpr int kTW = 8;         // of a channel chunk fall in a small window that stays in L1
+constexpr int kTH = kBM / kTW;
+constexpr int kBNSmall = 64;   // output channels per block (FFMA / scalar-gather paths, and Cout_g <= 64)
+constexpr int kBNLarge = 128;  // tensor-core paths when Cout_g > 64: one gathered A tile feeds twice the MMAs
+constexpr size_t kAlign = 256;
+
+// Compute modes of the main kernel.
+constexpr int kModeHalf = 0;  // fp16 operands, HMMA
+constexpr int kModeTF32 = 1;  // fp32 storage, TF32 HMMA
+constexpr int kModeFFMA = 2;  // fp32 storage, exact fp32 FFMA
+
+// Programmatic dependent launch (Hopper+): the next kernel starts while the previous one drains; it calls
+// gridDependencyWait() before touching what the previous kernel wrote.
+__device__ __forceinline__ void gridDependencyWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void gridDependentsMayLaunch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+#ifdef CENTERNET_DCN_NO_TF32
+template <int MODE> struct MmaIn { using type = __half; };
+template <typename F> __device__ __forceinline__ F toTF32(F x) { return x; }
+#else
+template <int MODE> struct MmaIn {
+  using type = typename std::conditional<MODE == kModeHalf, __half, wmma::precision::tf32>::type;
+};
+template <typename F> __device__ __forceinline__ F toTF32(F x) { return wmma::__float_to_tf32(x); }
+#endif
+
+template <typename T> struct Traits;
+template <> struct Traits<__half> {
+  static constexpr int kBK = 64;
+  static constexpr int kVec = 8;  // 16 bytes
+  static constexpr int kPad = 8;  // keeps rows 16-byte aligned and shifts banks
+  static __device__ __forceinline__ float toF(__half v) { return __half2float(v); }
+  static __device__ __forceinline__ __half fromF(float v) { return __float2half_rn(v); }
+};
+template <> struct Traits<float> {
+  static constexpr int kBK = 32;
+  static constexpr int kVec = 4;
+  static constexpr int kPad = 4;
+  static __device__ __forceinline__ float toF(float v) { return v; }
+  static __device__ __forceinline__ float fromF(float v) { return v; }
+};
+
+template <typename T, int V> struct alignas(sizeof(T) * V) Pack { T v[V]; };
+
+struct Geometry {
+  int N, C, H, W, Cout, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, groups, dg;
+  int Cin_g, Cout_g, Cdg, KK, M, HoWo, chunksPerTap, Kpad, nChunks, splits, chunksPerSplit, tilesN, tilesX, tilesY;
+};
+
+// Sampling record of one (tap, deformable group, pixel): 4 NHWC base offsets (channel 0) and 4 weights that
+// already include the mask; invalid corners point at element 0 with weight 0 (branch-free gather).
+struct SampleInfo {
+  int4 idx;
+  float4 w;
+};
+
+template <typename T> struct MainArgs {
+  T const* __restrict__ inNHWC;
+  T const* __restrict__ offset;
+  T const* __restrict__ mask;
+  T const* __restrict__ wpack;
+  T const* __restrict__ bias;
+  T* __restrict__ out;
+  float* __restrict__ acc;
+  Geometry g;
+};
+
+// Shared bytes of the A/B double buffers (also holding the C staging tile) for one kernel variant.
+template <typename T, int BN> __host__ __device__ constexpr size_t tileBytes() {
+  return size_t(2) * (kBM + BN) * (Traits<T>::kBK + Traits<T>::kPad) * sizeof(T) >
+                 size_t(BN) * (kBM + 4) * sizeof(float)
+             ? size_t(2) * (kBM + BN) * (Traits<T>::kBK + Traits<T>::kPad) * sizeof(T)
+             : size_t(BN) * (kBM + 4) * sizeof(float);
+}
+constexpr size_t kMaxTileBytes = 55296;  // the largest variant (fp16 or fp32 with BN = 128)
+
+// Two resident blocks per SM (128-register cap). Three (80 registers) measured slower on H200 for fp16.
+constexpr int kMinBlocks = 2;
+
+// Read-only-path load of a channel vector (16/8/4/2 bytes).
+template <typename T, int V> __device__ __forceinline__ Pack<T, V> ldgPack(T const* p) {
+  Pack<T, V> r;
+  constexpr int kBytes = sizeof(T) * V;
+  if constexpr (kBytes == 16) {
+    *reinterpret_cast<uint4*>(&r) = __ldg(reinterpret_cast<uint4 const*>(p));
+  } else if constexpr (kBytes == 8) {
+    *reinterpret_cast<uint2*>(&r) = __ldg(reinterpret_cast<uint2 const*>(p));
+  } else if constexpr (kBytes == 4) {
+    *reinterpret_cast<unsigned*>(&r) = __ldg(reinterpret_cast<unsigned const*>(p));
+  } else {
+    static_assert(kBytes == 2, "unsupported vector");
+    *reinterpret_cast<unsigned short*>(&r) = __ldg(reinterpret_cast<unsigned short const*>(p));
+  }
+  return r;
+}
+
+// Blend the 4 bilinear corners of VEC channels with weights w (mask folded in). fp16: packed half2 FMAs
+// (the rounding is far below fp16's own tolerance); fp32: fp32 FMAs.
+template <typename T, int VEC>
+__device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> const (&r)[4]) {
+  Pack<T, VEC> o;
+  if constexpr (std::is_same<T, __half>::value && VEC % 2 == 0) {
+    __half2 const w0 = __float2half2_rn(w.x), w1 = __float2half2_rn(w.y);
+    __half2 const w2 = __float2half2_rn(w.z), w3 = __float2half2_rn(w.w);
+#pragma unroll
+    for (int e = 0; e < VEC; e += 2) {
+      __half2 const a = *reinterpret_cast<__half2 const*>(&r[0].v[e]);
+      __half2 const b = *reinterpret_cast<__half2 const*>(&r[1].v[e]);
+      __half2 const c = *reinterpret_cast<__half2 const*>(&r[2].v[e]);
+      __half2 const d = *reinterpret_cast<__half2 const*>(&r[3].v[e]);
+      __half2 s = __hmul2(w0, a);
+      s = __hfma2(w1, b, s);
+      s = __hfma2(w2, c, s);
+      s = __hfma2(w3, d, s);
+      *reinterpret_cast<__half2*>(&o.v[e]) = s;
+    }
+  } else {
+    using Tr = Traits<T>;
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) {
+      float s = w.x * Tr::toF(r[0].v[e]);
+      s = fmaf(w.y, Tr::toF(r[1].v[e]), s);
+      s = fmaf(w.z, Tr::toF(r[2].v[e]), s);
+      s = fmaf(w.w, Tr::toF(r[3].v[e]), s);
+      o.v[e] = Tr::fromF(s);
+    }
+  }
+  return o;
+}
+
+template <typename T, int MODE, int VEC, int kBN>
+__device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
+  using Tr = Traits<T>;
+  constexpr int BK = Tr::kBK;
+  constexpr int LD = BK + Tr::kPad;  // A_s[m][k], B_s[n][k]
+  constexpr int LDC = kBM + 4;       // C_s[n][m]
+  constexpr int VPR = BK / VEC;      // A vectors per row
+  static_assert(kThreads % VPR == 0, "each thread keeps one channel slot");
+  constexpr int kARowStep = kThreads / VPR;
+  constexpr int kAItems = kBM / kARowStep;
+  constexpr int kBVec = 16 / sizeof(T);
+  constexpr int BPR = BK / kBVec;
+  constexpr int kBRowStep = kThreads / BPR;
+  constexpr int kBItems = kBN / kBRowStep;
+  static_assert(kAItems >= 1 && kBItems >= 1, "tile too small for the block");
+  static_assert(MODE != kModeFFMA || kBN == 64, "the FFMA micro-tile assumes 64 output channels");
+  constexpr int FN = kBN / 64;  // 16-wide accumulator fragments per warp in n
+  static_assert(2 * (kBM + kBN) * LD * sizeof(T) <= tileBytes<T, kBN>(), "tiles exceed the shared budget");
+  static_assert(kBN * LDC * sizeof(float) <= tileBytes<T, kBN>(), "C staging exceeds the shared budget");
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* As = reinterpret_cast<T*>(smem);
+  T* Bs = As + 2 * kBM * LD;
+  float* Cs = reinterpret_cast<float*>(smem);
+  SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + tileBytes<T, kBN>());
+
+  Geometry const& g = a.g;
+  int const tid = threadIdx.x;
+  int const img = blockIdx.x / (g.tilesY * g.tilesX);
+  int const tileRem = blockIdx.x - img * (g.tilesY * g.tilesX);
+  int const ho0 = (tileRem / g.tilesX) * kTH;
+  int const wo0 = (tileRem % g.tilesX) * kTW;
+  int const grp = blockIdx.y / g.tilesN;
+  int const n0 = (blockIdx.y % g.tilesN) * kBN;  // within the group
+  int const cb = blockIdx.z * g.chunksPerSplit;
+  int const ce = min(cb + g.chunksPerSplit, g.nChunks);
+  if (cb >= ce) {
+    gridDependencyWait();
+    return;
+  }
+  // K runs channel chunk outer, tap inner: consecutive chunks re-read the same L1-resident input window.
+
+  // --- sampling records: record j = d*KK + t (deformable group d, tap t) of pixel mi lives at info[j*kBM + mi].
+  // Each thread keeps one pixel and walks j in steps of kThreads / kBM; offset/mask loads of a pass come first.
+  {
+    constexpr int kJStep = kThreads / kBM;
+    int const mi = tid % kBM;
+    int const ho = ho0 + mi / kTW;
+    int const wo = wo0 + mi % kTW;
+    bool const inside = ho < g.Ho && wo < g.Wo;
+    int const p = inside ? ho * g.Wo + wo : 0;
+    int const nj = g.dg * g.KK;
+    T const* offPix = a.offset + size_t(img) * 2 * nj * g.HoWo + p;  // channel 2j: dy, 2j+1: dx
+    T const* maskPix = a.mask + size_t(img) * nj * g.HoWo + p;       // channel j
+    float const yBase = float(ho * g.sh - g.ph);
+    float const xBase = float(wo * g.sw - g.pw);
+    int const rowBase = img * g.H;
+    for (int j0 = tid / kBM; j0 < nj; j0 += 4 * kJStep) {
+      float oy[4], ox[4], mk[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        int const j = j0 + k * kJStep;
+        oy[k] = ox[k] = mk[k] = 0.f;
+        if (inside && j < nj) {
+          oy[k] = Tr::toF(offPix[size_t(2 * j) * g.HoWo]);
+          ox[k] = Tr::toF(offPix[size_t(2 * j + 1) * g.HoWo]);
+          mk[k] = Tr::toF(maskPix[size_t(j) * g.HoWo]);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        int const j = j0 + k * kJStep;
+        if (j >= nj) break;
+        int const t = j % g.KK;
+        int const ki = t / g.kw;
+        int const kj = t - ki * g.kw;
+        SampleInfo s;
+        s.idx = make_int4(0, 0, 0, 0);
+        s.w = make_float4(0.f, 0.f, 0.f, 0.f);
+        float const y = yBase + float(ki * g.dh) + oy[k];
+        float const x = xBase + float(kj * g.dw) + ox[k];
+        // torchvision's rule: outside (-1, H) x (-1, W) is zero; inside, missing corners are zero.
+        if (inside && y > -1.f && y < float(g.H) && x > -1.f && x < float(g.W)) {
+          int const y0 = int(floorf(y));
+          int const x0 = int(floorf(x));
+          float const ly = y - float(y0);
+          float const lx = x - float(x0);
+          float const hy = 1.f - ly;
+          float const hx = 1.f - lx;
+          float const mkk = mk[k];
+          bool const vy0 = y0 >= 0, vy1 = y0 + 1 <= g.H - 1, vx0 = x0 >= 0, vx1 = x0 + 1 <= g.W - 1;
+          int const at00 = ((rowBase + y0) * g.W + x0) * g.C;
+          if (vy0 && vx0) { s.idx.x = at00; s.w.x = hy * hx * mkk; }
+          if (vy0 && vx1) { s.idx.y = at00 + g.C; s.w.y = hy * lx * mkk; }
+          if (vy1 && vx0) { s.idx.z = at00 + g.W * g.C; s.w.z = ly * hx * mkk; }
+          if (vy1 && vx1) { s.idx.w = at00 + (g.W + 1) * g.C; s.w.w = ly * lx * mkk; }
+        }
+        info[j * kBM + mi] = s;
+      }
+    }
+  }
+  // The sampling table reads only offset and mask (inputs); from here on we read what the prep kernel wrote.
+  gridDependencyWait();
+  __syncthreads();
+
+  // --- per-thread fixed roles: A channel slot av (rows amBase + it*kARowStep), B slot bk (rows bnBase + ...) --
+  int const av = tid % VPR;
+  int const amBase = tid / VPR;
+  int const bk = tid % BPR;
+  int const bnBase = tid / BPR;
+  T const* brow[kBItems];
+#pragma unroll
+  for (int it = 0; it < kBItems; ++it) {
+    int const co = n0 + bnBase + it * kBRowStep;
+    brow[it] = co < g.Cout_g ? a.wpack + size_t(grp * g.Cout_g + co) * g.KK * g.Kpad + bk * kBVec : nullptr;
+  }
+  int const cinBase = grp * g.Cin_g;
+
+  // Register staging of one chunk's raw corner vectors and weight vectors.
+  struct Stage {
+    Pack<T, VEC> ra[kAItems][4];
+    uint4 rb[kBItems];
+  };
+  Stage st;
+
+  auto loadChunk = [&](Stage& sg, int t, int c0) {
+    int const c = c0 + av * VEC;
+    if (c < g.Cin_g) {
+      int const cg = cinBase + c;
+      int const d = g.dg == 1 ? 0 : cg / g.Cdg;
+      SampleInfo const* inf = info + (d * g.KK + t) * kBM + amBase;
+      T const* base = a.inNHWC + cg;
+#pragma unroll
+      for (int it = 0; it < kAItems; ++it) {
+        int4 const idx = inf[it * kARowStep].idx;
+        sg.ra[it][0] = ldgPack<T, VEC>(base + idx.x);
+        sg.ra[it][1] = ldgPack<T, VEC>(base + idx.y);
+        sg.ra[it][2] = ldgPack<T, VEC>(base + idx.z);
+        sg.ra[it][3] = ldgPack<T, VEC>(base + idx.w);
+      }
+    } else {
+#pragma unroll
+      for (int it = 0; it < kAItems; ++it)
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+#pragma unroll
+          for (int e = 0; e < VEC; ++e) sg.ra[it][k].v[e] = T(0.f);
+    }
+    size_t const koff = size_t(t) * g.Kpad + c0;
+#pragma unroll
+    for (int it = 0; it < kBItems; ++it)
+      sg.rb[it] = brow[it] ? __ldg(reinterpret_cast<uint4 const*>(brow[it] + koff)) : make_uint4(0, 0, 0, 0);
+  };
+
+  auto storeChunk = [&](Stage const& sg, int t, int c0, int buf) {
+    T* A = As + buf * kBM * LD;
+    T* B = Bs + buf * kBN * LD;
+    int const c = min(c0 + av * VEC, g.Cin_g - 1);
+    int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
+    SampleInfo const* inf = info + (d * g.KK + t) * kBM + amBase;
+#pragma unroll
+    for (int it = 0; it < kAItems; ++it) {
+      float4 const w = inf[it * kARowStep].w;
+      *reinterpret_cast<Pack<T, VEC>*>(A + (amBase + it * kARowStep) * LD + av * VEC) = blend<T, VEC>(w, sg.ra[it]);
+    }
+#pragma unroll
+    for (int it = 0; it < kBItems; ++it)
+      *reinterpret_cast<uint4*>(B + (bnBase + it * kBRowStep) * LD + bk * kBVec) = sg.rb[it];
+  };
+
+  // --- accumulators: 8 warps as 2 (m) x 4 (n), 32 x (kBN / 4) each ---------------------------------------------
+  int const warp = tid / 32;
+  int const wm = warp / 4;
+  int const wn = warp % 4;
+  constexpr int KS = (MODE == kModeTF32) ? 8 : 16;
+  using InT = typename MmaIn<MODE>::type;
+  wmma::fragment<wmma::accumulator, 16, 16, KS, float> cf[2][FN];
+  float facc[4][4];
+  if constexpr (MODE != kModeFFMA) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < FN; ++j) wmma::fill_fragment(cf[i][j], 0.f);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) facc[i][j] = 0.f;
+  }
+  int const fm = tid / 16;  // FFMA: rows fm*4 + i, cols fn + 16*j
+  int const fn = tid % 16;
+
+  auto compute = [&](int buf) {
+    T const* A = As + buf * kBM * LD;
+    T const* B = Bs + buf * kBN * LD;
+    if constexpr (MODE != kModeFFMA) {
+#pragma unroll
+      for (int ks = 0; ks < BK; ks += KS) {
+        wmma::fragment<wmma::matrix_a, 16, 16, KS, InT, wmma::row_major> af[2];
+        wmma::fragment<wmma::matrix_b, 16, 16, KS, InT, wmma::col_major> bf[FN];
+#pragma unroll
+        for (int j = 0; j < FN; ++j) {
+          wmma::load_matrix_sync(bf[j], B + (wn * 16 * FN + j * 16) * LD + ks, LD);
+          if constexpr (MODE == kModeTF32) {
+#pragma unroll
+            for (int e = 0; e < bf[j].num_elements; ++e) bf[j].x[e] = toTF32(bf[j].x[e]);
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          wmma::load_matrix_sync(af[i], A + (wm * 32 + i * 16) * LD + ks, LD);
+          if constexpr (MODE == kModeTF32) {
+#pragma unroll
+            for (int e = 0; e < af[i].num_elements; ++e) af[i].x[e] = toTF32(af[i].x[e]);
+          }
+#pragma unroll
+          for (int j = 0; j < FN; ++j) wmma::mma_sync(cf[i][j], af[i], bf[j], cf[i][j]);
+        }
+      }
+    } else {
+#pragma unroll 8
+      for (int k = 0; k < BK; ++k) {
+        float av4[4], bv4[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) av4[i] = Tr::toF(A[(fm * 4 + i) * LD + k]);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) bv4[j] = Tr::toF(B[(fn + 16 * j) * LD + k]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) facc[i][j] = fmaf(av4[i], bv4[j], facc[i][j]);
+      }
+    }
+  };
+
+  // --- main loop: register prefetch of the next chunk (issued right after the barrier, consumed after the MMAs)
+  // + double-buffered tiles, one barrier per chunk. (A two-deep register prefetch measured no faster on H200:
+  // the loop is bound by L1/shared-memory wavefronts, not by load latency.)
+  int t = cb % g.KK;
+  int c0 = (cb / g.KK) * BK;
+  loadChunk(st, t, c0);
+  for (int ch = cb; ch < ce; ++ch) {
+    int const buf = (ch - cb) & 1;
+    storeChunk(st, t, c0, buf);
+    __syncthreads();
+    if (++t == g.KK) {
+      t = 0;
+      c0 += BK;
+    }
+    if (ch + 1 < ce) loadChunk(st, t, c0);
+    compute(buf);
+  }
+  __syncthreads();  // everyone is done with A/B before C staging overwrites them
+
+  // --- epilogue: stage C as [n][m] so stores along pixels are coalesced --------------------------------------
+  if constexpr (MODE != kModeFFMA) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < FN; ++j)
+        wmma::store_matrix_sync(Cs + (wn * 16 * FN + j * 16) * LDC + wm * 32 + i * 16, cf[i][j], LDC,
+            wmma::mem_col_major);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) Cs[(fn + 16 * j) * LDC + fm * 4 + i] = facc[i][j];
+  }
+  __syncthreads();
+  int const mi = tid % kBM;
+  int const ho = ho0 + mi / kTW;
+  int const wo = wo0 + mi % kTW;
+  if (ho >= g.Ho || wo >= g.Wo) return;
+  int const nFirst = tid / kBM;
+  constexpr int kNStep = kThreads / kBM;
+  int const nEnd = min(kBN, g.Cout_g - n0);
+  int const coFirst = grp * g.Cout_g + n0 + nFirst;
+  size_t const oFirst = (size_t(img) * g.Cout + coFirst) * g.HoWo + ho * g.Wo + wo;
+  size_t const oStep = size_t(kNStep) * g.HoWo;
+  float const* cs = Cs + nFirst * LDC + mi;
+  if (g.splits == 1) {
+    T* o = a.out + oFirst;
+    T const* b = a.bias ? a.bias + coFirst : nullptr;
+    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) {
+      *o = Tr::fromF(*cs + (b ? Tr::toF(*b) : 0.f));
+      if (b) b += kNStep;
+    }
+  } else {
+    float* o = a.acc + oFirst;
+    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) atomicAdd(o, *cs);
+  }
+}
+
+template <typename T, int MODE, int VEC, int kBN>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) dcnMainKernel(MainArgs<T> a) {
+#ifdef CENTERNET_DCN_NO_TF32
+  if constexpr (MODE == kModeTF32) {
+    __trap();
+  } else
+#endif
+  {
+    dcnMainBody<T, MODE, VEC, kBN>(a);
+  }
+}
+
+// One launch for all preparation: NCHW -> NHWC transpose, weight packing, accumulator zeroing.
+template <typename T> struct PrepArgs {
+  T const* __restrict__ in;
+  T const* __restrict__ weight;
+  T* __restrict__ inNHWC;
+  T* __restrict__ wpack;
+  float* __restrict__ acc;
+  int N, C, HW, Cout, Cin_g, KK, Kpad;
+  int transBlocksC, transBlocksHW, transBlocks, packBlocks, zeroBlocks;
+  size_t accElems;
+};
+
+constexpr int kPrepThreads = 256;
+
+template <typename T>
+__global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
+  __shared__ T tile[32][33];
+  gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
+  int b = blockIdx.x;
+  if (b < a.transBlocks) {
+    int const img = b / (a.transBlocksC * a.transBlocksHW);
+    int const r = b % (a.transBlocksC * a.transBlocksHW);
+    int const c0 = (r / a.transBlocksHW) * 32;
+    int const s0 = (r % a.transBlocksHW) * 32;
+    int const tx = threadIdx.x % 32;
+    int const ty = threadIdx.x / 32;  // 0..7
+    T const* src = a.in + size_t(img) * a.C * a.HW;
+    T* dst = a.inNHWC + size_t(img) * a.C * a.HW;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      int const c = c0 + ty + 8 * k;
+      int const s = s0 + tx;
+      if (c < a.C && s < a.HW) tile[ty + 8 * k][tx] = src[size_t(c) * a.HW + s];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      int const s = s0 + ty + 8 * k;
+      int const c = c0 + tx;
+      if (c < a.C && s < a.HW) dst[size_t(s) * a.C + c] = tile[tx][ty + 8 * k];
+    }
+    return;
+  }
+  b -= a.transBlocks;
+  if (b < a.packBlocks) {
+    // wpack[co][t][c] (c padded to Kpad with zeros) from weight[co][c][t]
+    size_t const i = size_t(b) * kPrepThreads + threadIdx.x;
+    size_t const total = size_t(a.Cout) * a.KK * a.Kpad;
+    if (i < total) {
+      int const c = int(i % a.Kpad);
+      int const t = int((i / a.Kpad) % a.KK);
+      size_t const co = i / (size_t(a.Kpad) * a.KK);
+      a.wpack[i] = c < a.Cin_g ? a.weight[(co * a.Cin_g + c) * a.KK + t] : T(0.f);
+    }
+    return;
+  }
+  b -= a.packBlocks;
+  for (size_t i = size_t(b) * kPrepThreads + threadIdx.x; i < a.accElems; i += size_t(a.zeroBlocks) * kPrepThreads)
+    a.acc[i] = 0.f;
+}
+
+template <typename T>
+__global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __restrict__ bias, T* __restrict__ out,
+    size_t total, int Cout, int HoWo) {
+  using Tr = Traits<T>;
+  gridDependencyWait();
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
+    int const co = int((i / HoWo) % Cout);
+    out[i] = Tr::fromF(acc[i] + (bias ? Tr::toF(bias[co]) : 0.f));
+  }
+}
+
+size_t alignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+template <typename T> int bkOf() { return Traits<T>::kBK; }
+
+struct Layout {
+  size_t inBytes, wBytes, accBytes, total;
+};
+
+template <typename T> Layout layoutOf(DCNv2Params const& p) {
+  int const Cin_g = p.inChannels / p.groups;
+  int const BK = bkOf<T>();
+  int const Kpad = (Cin_g + BK - 1) / BK * BK;
+  Layout l;
+  l.inBytes = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
+  l.wBytes = alignUp(size_t(p.outChannels) * p.kernelH * p.kernelW * Kpad * sizeof(T), kAlign);
+  l.accBytes = alignUp(size_t(p.batch) * p.outChannels * p.outHeight * p.outWidth * sizeof(float), kAlign);
+  l.total = l.inBytes + l.wBytes + l.accBytes;
+  return l;
+}
+
+int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
+bool gDisablePDL = true;   // benchmark switch: plain stream-ordered launches
+
+size_t infoBytes(DCNv2Params const& p) {
+  return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * sizeof(SampleInfo);
+}
+
+int ccMajor() {
+  static int cc = -1;
+  if (cc < 0) {
+    int dev = 0, major = 0;
+    cudaGetDevice(&dev);
+    cc = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess ? major : 0;
+  }
+  return cc;
+}
+
+bool pdlSupported() { return ccMajor() >= 9 && !gDisablePDL; }
+
+size_t maxSmemOptin() {
+  static long long bytes = -1;
+  if (bytes < 0) {
+    int dev = 0, v = 0;
+    cudaGetDevice(&dev);
+    bytes = cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess ? v : 48 * 1024;
+  }
+  return size_t(bytes);
+}
+
+template <typename... KArgs, typename... Args>
+cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+    Args const&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdlSupported() ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kern, args...);
+}
+
+template <typename T, int MODE, int VEC, int BN>
+cudaError_t launchMain(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
+  static_assert(tileBytes<T, BN>() <= kMaxTileBytes, "kMaxTileBytes must cover every variant");
+  auto kern = dcnMainKernel<T, MODE, VEC, BN>;
+  smemBytes += tileBytes<T, BN>();
+  if (smemBytes > 48 * 1024) {
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
+    if (e != cudaSuccess) return e;
+  }
+  return launchPDL(kern, grid, dim3(kThreads), smemBytes, stream, args);
+}
+
+template <typename T>
+cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T const* mask, T const* weight,
+    T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
+  Layout const l = layoutOf<T>(p);
+  if (workspaceSize < l.total || workspace == nullptr) return cudaErrorInvalidValue;
+  if (!input || !offset || !mask || !weight || !output) return cudaErrorInvalidValue;
+  char* ws = static_cast<char*>(workspace);
+  T* inNHWC = reinterpret_cast<T*>(ws);
+  T* wpack = reinterpret_cast<T*>(ws + l.inBytes);
+  float* acc = reinterpret_cast<float*>(ws + l.inBytes + l.wBytes);
+
+  Geometry g;
+  g.N = p.batch; g.C = p.inChannels; g.H = p.inHeight; g.W = p.inWidth; g.Cout = p.outChannels;
+  g.Ho = p.outHeight; g.Wo = p.outWidth; g.kh = p.kernelH; g.kw = p.kernelW; g.sh = p.strideH; g.sw = p.strideW;
+  g.ph = p.padH; g.pw = p.padW; g.dh = p.dilationH; g.dw = p.dilationW; g.groups = p.groups;
+  g.dg = p.deformableGroups;
+  g.Cin_g = g.C / g.groups;
+  g.Cout_g = g.Cout / g.groups;
+  g.Cdg = g.C / g.dg;
+  g.KK = g.kh * g.kw;
+  g.HoWo = g.Ho * g.Wo;
+  g.M = g.N * g.HoWo;
+  int const BK = bkOf<T>();
+  g.chunksPerTap = (g.Cin_g + BK - 1) / BK;
+  g.Kpad = g.chunksPerTap * BK;
+  g.nChunks = g.KK * g.chunksPerTap;
+  constexpr int VEC = Traits<T>::kVec;
+  bool const vec = (g.Cin_g % VEC == 0) && (g.Cdg % VEC == 0);
+  bool const tf32 = p.allowTF32 && ccMajor() >= 8;  // TF32 tensor cores exist from sm_80 on
+  bool const mma = std::is_same<T, __half>::value || tf32;
+  // 128-channel tiles need more shared memory than pre-Ampere cards give a block.
+  bool const fitsLarge = kMaxTileBytes + infoBytes(p) <= maxSmemOptin();
+  int const bn = (vec && mma && g.Cout_g > 64 && fitsLarge) ? kBNLarge : kBNSmall;
+  g.tilesN = (g.Cout_g + bn - 1) / bn;
+  g.tilesX = (g.Wo + kTW - 1) / kTW;
+  g.tilesY = (g.Ho + kTH - 1) / kTH;
+  dim3 grid(g.N * g.tilesY * g.tilesX, g.groups * g.tilesN, 1);
+
+  // Split K over blocks when the tile grid alone cannot fill the GPU (small images, many channels).
+  int splits = gForcedSplits;
+  if (splits <= 0) {
+    static int smCount = 0;
+    if (smCount == 0) {
+      int dev = 0;
+      cudaGetDevice(&dev);
+      if (cudaDeviceGetAttribute(&smCount, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) smCount = 132;
+    }
+    long const blocks = long(grid.x) * grid.y;
+    // about two resident blocks per SM (measured on H200: more splits cost atomics, fewer leave SMs idle)
+    splits = int((2L * smCount + blocks / 2) / blocks);
+    splits = std::min(splits, std::max(1, g.nChunks / 3));
+  }
+  splits = std::max(1, std::min(splits, g.nChunks));
+  g.chunksPerSplit = (g.nChunks + splits - 1) / splits;
+  g.splits = (g.nChunks + g.chunksPerSplit - 1) / g.chunksPerSplit;
+  grid.z = g.splits;
+
+  PrepArgs<T> pa;
+  pa.in = input; pa.weight = weight; pa.inNHWC = inNHWC; pa.wpack = wpack; pa.acc = acc;
+  pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
+  pa.transBlocksC = (g.C + 31) / 32;
+  pa.transBlocksHW = (pa.HW + 31) / 32;
+  pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
+  pa.packBlocks = int((size_t(g.Cout) * g.KK * g.Kpad + kPrepThreads - 1) / kPrepThreads);
+  pa.accElems = g.splits > 1 ? size_t(g.N) * g.Cout * g.HoWo : 0;
+  pa.zeroBlocks = pa.accElems ? int(std::min<size_t>((pa.accElems + kPrepThreads - 1) / kPrepThreads, 1024)) : 0;
+  dcnPrepKernel<T><<<pa.transBlocks + pa.packBlocks + pa.zeroBlocks, kPrepThreads, 0, stream>>>(pa);
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+
+  MainArgs<T> ma;
+  ma.inNHWC = inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = wpack; ma.bias = bias; ma.out = output;
+  ma.acc = acc; ma.g = g;
+  size_t const smem = infoBytes(p);  // launchMain adds the variant's tile bytes
+  bool const large = bn == kBNLarge;
+  if constexpr (std::is_same<T, __half>::value) {
+    e = !vec  ? launchMain<T, kModeHalf, 1, kBNSmall>(ma, grid, smem, stream)
+        : large ? launchMain<T, kModeHalf, VEC, kBNLarge>(ma, grid, smem, stream)
+                : launchMain<T, kModeHalf, VEC, kBNSmall>(ma, grid, smem, stream);
+  } else {
+    if (tf32)
+      e = !vec  ? launchMain<T, kModeTF32, 1, kBNSmall>(ma, grid, smem, stream)
+          : large ? launchMain<T, kModeTF32, VEC, kBNLarge>(ma, grid, smem, stream)
+                  : launchMain<T, kModeTF32, VEC, kBNSmall>(ma, grid, smem, stream);
+    else
+      e = vec ? launchMain<T, kModeFFMA, VEC, kBNSmall>(ma, grid, smem, stream)
+              : launchMain<T, kModeFFMA, 1, kBNSmall>(ma, grid, smem, stream);
+  }
+  if (e != cudaSuccess) return e;
+
+  if (g.splits > 1) {
+    size_t const total = size_t(g.N) * g.Cout * g.HoWo;
+    int const blocks = int(std::min<size_t>((total + 255) / 256, 4096));
+    e = launchPDL(dcnFinalizeKernel<T>, dim3(blocks), dim3(256), 0, stream, acc, bias, output, total, g.Cout, g.HoWo);
+  }
+  return e;
+}
+
+constexpr size_t kMaxSmem = 200 * 1024;
+
+}  // namespace
+
+char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type) {
+  if (type != DCNv2DataType::kFLOAT && type != DCNv2DataType::kHALF) return "DCNv2: data type must be fp32 or fp16";
+  if (p.batch < 1 || p.inChannels < 1 || p.inHeight < 1 || p.inWidth < 1 || p.outChannels < 1)
+    return "DCNv2: batch, channels and input height/width must be positive";
+  if (p.kernelH < 1 || p.kernelW < 1) return "DCNv2: kernel size must be positive";
+  if (p.strideH < 1 || p.strideW < 1) return "DCNv2: stride must be >= 1";
+  if (p.dilationH < 1 || p.dilationW < 1) return "DCNv2: dilation must be >= 1";
+  if (p.padH < 0 || p.padW < 0) return "DCNv2: padding must be >= 0";
+  if (p.groups < 1 || p.deformableGroups < 1) return "DCNv2: groups and deformable_group must be >= 1";
+  if (p.inChannels % p.groups != 0 || p.outChannels % p.groups != 0)
+    return "DCNv2: input and output channels must be divisible by groups";
+  if (p.inChannels % p.deformableGroups != 0) return "DCNv2: input channels must be divisible by deformable_group";
+  if (p.outHeight != dcnv2OutSize(p.inHeight, p.kernelH, p.strideH, p.padH, p.dilationH) ||
+      p.outWidth != dcnv2OutSize(p.inWidth, p.kernelW, p.strideW, p.padW, p.dilationW) || p.outHeight < 1 ||
+      p.outWidth < 1)
+    return "DCNv2: output height/width do not match (in + 2*pad - dilation*(k-1) - 1) / stride + 1";
+  if (kMaxTileBytes + infoBytes(p) > kMaxSmem)
+    return "DCNv2: kernel_h * kernel_w * deformable_group too large (shared-memory sampling table exceeds 200 KB)";
+  double const inElems = double(p.batch) * p.inChannels * p.inHeight * p.inWidth;
+  double const outElems = double(p.batch) * p.outChannels * p.outHeight * p.outWidth;
+  double const offElems = double(p.batch) * 2 * p.deformableGroups * p.kernelH * p.kernelW * p.outHeight * p.outWidth;
+  if (inElems >= 2147483647.0 || outElems >= 2147483647.0 || offElems >= 2147483647.0)
+    return "DCNv2: tensors with 2^31 or more elements are not supported";
+  return nullptr;
+}
+
+size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type) {
+  if (dcnv2CheckSupported(p, type) != nullptr) return 0;
+  return type == DCNv2DataType::kHALF ? layoutOf<__half>(p).total : layoutOf<float>(p).total;
+}
+
+cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* input, void const* offset,
+    void const* mask, void const* weight, void const* bias, void* output, void* workspace, size_t workspaceSize,
+    cudaStream_t stream) {
+  if (dcnv2CheckSupported(p, type) != nullptr) return cudaErrorInvalidValue;
+  if (type == DCNv2DataType::kHALF)
+    return forwardT<__half>(p, static_cast<__half const*>(input), static_cast<__half const*>(offset),
+        static_cast<__half const*>(mask), static_cast<__half const*>(weight), static_cast<__half const*>(bias),
+        static_cast<__half*>(output), workspace, workspaceSize, stream);
+  return forwardT<float>(p, static_cast<float const*>(input), static_cast<float const*>(offset),
+      static_cast<float const*>(mask), static_cast<float const*>(weight), static_cast<float const*>(bias),
+      static_cast<float*>(output), workspace, workspaceSize, stream);
+}
+
+void dcnv2SetForcedSplits(int splits) { gForcedSplits = splits; }
+void dcnv2SetDisablePDL(bool disable) { gDisablePDL = disable; }
+
+}  // namespace centernet_trt
+
+namespace {
+centernet_trt::DCNv2Params makeParams(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
+    int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32) {
+  return centernet_trt::DCNv2Params{batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, kernelH,
+      kernelW, strideH, strideW, padH, padW, dilationH, dilationW, groups, deformableGroups, allowTF32 != 0};
+}
+}  // namespace
+
+#define CENTERNET_DCN_FLAT_ARGS                                                                                     \
+  batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, kernelH, kernelW, strideH, strideW, padH, \
+      padW, dilationH, dilationW, groups, deformableGroups, allowTF32
+
+extern "C" {
+int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
+    int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW, int dilationH,
+    int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, void const* input,
+    void const* offset, void const* mask, void const* weight, void const* bias, void* output, void* workspace,
+    size_t workspaceSize, void* stream) {
+  return int(centernet_trt::dcnv2Forward(makeParams(CENTERNET_DCN_FLAT_ARGS),
+      static_cast<centernet_trt::DCNv2DataType>(dtype), input, offset, mask, weight, bias, output, workspace,
+      workspaceSize, static_cast<cudaStream_t>(stream)));
+}
+
+size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
+    int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype) {
+  return centernet_trt::dcnv2WorkspaceSize(
+      makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype));
+}
+
+char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
+    int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype) {
+  return centernet_trt::dcnv2CheckSupported(
+      makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype));
+}
+
+void centernet_dcnv2_set_splits(int splits) { centernet_trt::dcnv2SetForcedSplits(splits); }
+void centernet_dcnv2_set_pdl(int enable) { centernet_trt::dcnv2SetDisablePDL(enable == 0); }
+}

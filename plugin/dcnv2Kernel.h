@@ -1,0 +1,63 @@
+// DCNv2 (modulated deformable convolution v2) forward on CUDA: the kernel API the TensorRT plugin calls.
+// Semantics follow torchvision.ops.deform_conv2d with a mask (and upstream DCNv2): bilinear sampling with
+// zero padding outside the image, per-tap modulation, output = conv + bias.
+#pragma once
+#include <cstddef>
+#include <cuda_runtime.h>
+
+namespace centernet_trt {
+
+enum class DCNv2DataType : int { kFLOAT = 0, kHALF = 1 };
+
+struct DCNv2Params {
+  int batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth;
+  int kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW;
+  int groups, deformableGroups;
+  bool allowTF32;  // fp32 only: TF32 tensor cores (default true); false = strict fp32 path
+};
+
+// Bytes of scratch the forward needs (the plugin declares it as TensorRT workspace; no allocation in enqueue).
+size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type);
+
+// All tensors NCHW contiguous, same type. offset: [N, 2*dg*kh*kw, Ho, Wo] laid out like torchvision
+// (per deformable group, per tap: dy, dx); mask: [N, dg*kh*kw, Ho, Wo] (already sigmoid-ed); weight:
+// [Cout, Cin/groups, kh, kw]; bias: [Cout] (may be nullptr). All device work on `stream`.
+cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* input, void const* offset,
+    void const* mask, void const* weight, void const* bias, void* output, void* workspace, size_t workspaceSize,
+    cudaStream_t stream);
+
+// Validates params (positive sizes, divisibility of channels by groups/deformableGroups, ...). Returns nullptr if
+// supported, else a static message naming the problem (the plugin reports it at build time).
+char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type);
+
+// Benchmark/tuning hook: force the split-K factor of later forwards in this process (0 = heuristic).
+void dcnv2SetForcedSplits(int splits);
+// Benchmark hook: programmatic dependent launch between the kernels on sm_90+ (default: off, true = off).
+void dcnv2SetDisablePDL(bool disable);
+
+// Output spatial size of a convolution (same rule as torch): (in + 2*pad - dil*(k-1) - 1) / stride + 1.
+inline int dcnv2OutSize(int in, int k, int stride, int pad, int dil) {
+  return (in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+}
+
+}  // namespace centernet_trt
+
+extern "C" {
+// C ABI for Python ctypes tests/bench (same semantics as dcnv2Forward; dtype 0 = fp32, 1 = fp16).
+// Returns cudaError_t as int (cudaErrorInvalidValue when dcnv2CheckSupported rejects the params).
+int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
+    int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW, int dilationH,
+    int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, void const* input,
+    void const* offset, void const* mask, void const* weight, void const* bias, void* output, void* workspace,
+    size_t workspaceSize, void* stream);
+size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
+    int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype);
+// Static message when unsupported, nullptr when supported.
+char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
+    int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype);
+// Tuning hook (see dcnv2SetForcedSplits).
+void centernet_dcnv2_set_splits(int splits);
+void centernet_dcnv2_set_pdl(int enable);
+}
