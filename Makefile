@@ -12,6 +12,9 @@ INPUT     ?=
 BATCH     ?= 1
 DCN_OP    ?= dcnv2
 OPSET     ?=
+NUM_CLASSES ?=
+DCN_DOMAIN ?=
+SLIM      ?=
 PRECISION ?= fp16
 NAME      ?= $(TASK)_$(ARCH)
 ONNX      ?= $(BUILD)/$(NAME).onnx
@@ -45,7 +48,9 @@ check-patch:   ## report the tree's state without changing it
 
 onnx:   ## export build/$(TASK)_$(ARCH).onnx
 	$(PY) -m centernet_trt.export --arch $(ARCH) --task $(TASK) --model $(MODEL) --batch $(if $(findstring :,$(BATCH)),dynamic,$(BATCH)) \
-	  --dcn-op $(DCN_OP) $(call opt,--input,$(INPUT)) $(call opt,--opset,$(OPSET)) --output $(ONNX)
+	  --dcn-op $(DCN_OP) $(call opt,--input,$(INPUT)) $(call opt,--opset,$(OPSET)) \
+	  $(call opt,--num-classes,$(NUM_CLASSES)) $(if $(DCN_DOMAIN),--dcn-domain "$(DCN_DOMAIN:none=)") \
+	  $(if $(SLIM),--slim) --output $(ONNX)
 
 check-onnx:   ## ONNX Runtime (CPU) vs the patched PyTorch model, every output
 	$(PY) -m centernet_trt.check_onnx --onnx $(ONNX)
