@@ -56,7 +56,7 @@ check-onnx:   ## ONNX Runtime (CPU) vs the patched PyTorch model, every output
 	$(PY) -m centernet_trt.check_onnx --onnx $(ONNX)
 
 plugin:   ## build $(PLUGIN) (TensorRT 10.x/11.x headers; TENSORRT_ROOT=... if not found)
-	cmake -S plugin -B $(BUILD)/plugin -DCMAKE_BUILD_TYPE=Release $(call opt,-DTENSORRT_ROOT=,$(TENSORRT_ROOT))
+	cmake -S plugin -B $(BUILD)/plugin -DCMAKE_BUILD_TYPE=Release $(if $(TENSORRT_ROOT),-DTENSORRT_ROOT=$(TENSORRT_ROOT))
 	cmake --build $(BUILD)/plugin -j
 	cp $(BUILD)/plugin/libdcnv2_plugin.so $(PLUGIN)
 
