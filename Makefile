@@ -46,11 +46,11 @@ patch:   ## clone/cache upstream, check out the pinned commit, apply patches/ an
 check-patch:   ## report the tree's state without changing it
 	$(PY) apply_patches.py --check
 
+EXPORT_ARGS = --arch $(ARCH) --task $(TASK) --model $(MODEL) --batch $(if $(findstring :,$(BATCH)),dynamic,$(BATCH)) \
+  --dcn-op $(DCN_OP) $(call opt,--input,$(INPUT)) $(call opt,--opset,$(OPSET)) $(call opt,--num-classes,$(NUM_CLASSES)) \
+  $(if $(DCN_DOMAIN),--dcn-domain "$(DCN_DOMAIN:none=)") $(if $(SLIM),--slim)
 onnx:   ## export build/$(TASK)_$(ARCH).onnx
-	$(PY) -m centernet_trt.export --arch $(ARCH) --task $(TASK) --model $(MODEL) --batch $(if $(findstring :,$(BATCH)),dynamic,$(BATCH)) \
-	  --dcn-op $(DCN_OP) $(call opt,--input,$(INPUT)) $(call opt,--opset,$(OPSET)) \
-	  $(call opt,--num-classes,$(NUM_CLASSES)) $(if $(DCN_DOMAIN),--dcn-domain "$(DCN_DOMAIN:none=)") \
-	  $(if $(SLIM),--slim) --output $(ONNX)
+	$(PY) -m centernet_trt.export $(strip $(EXPORT_ARGS)) --output $(ONNX)
 
 check-onnx:   ## ONNX Runtime (CPU) vs the patched PyTorch model, every output
 	$(PY) -m centernet_trt.check_onnx --onnx $(ONNX)
@@ -62,7 +62,7 @@ plugin:   ## build $(PLUGIN) (TensorRT 10.x/11.x headers; TENSORRT_ROOT=... if n
 
 engine:   ## build $(ENGINE) from $(ONNX) with the plugin
 	$(PY) -m centernet_trt.engine --onnx $(ONNX) --plugin $(PLUGIN) --precision $(PRECISION) \
-	  $(call opt,--batch,$(filter %:%,$(BATCH))) --output $(ENGINE)
+	  $(strip $(call opt,--batch,$(filter %:%,$(BATCH))) --output $(ENGINE))
 
 infer:   ## detect on IMG (file or folder); BACKEND=tensorrt|onnxruntime
 	$(PY) -m centernet_trt.infer --img $(IMG) --backend $(BACKEND) --thresh $(THRESH) \

@@ -15,7 +15,7 @@ from . import metadata
 from .errors import UserError
 from .metadata import ModelMeta
 
-TENSORRT_HINT = ("install TensorRT 10.x (`pip install tensorrt` on a machine with an NVIDIA driver) "
+TENSORRT_HINT = ("install TensorRT 10.x or 11.x (`pip install tensorrt` on a machine with an NVIDIA driver) "
                  "or use the container in docker/ (docker/README.md)")
 
 
