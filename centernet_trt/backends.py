@@ -5,7 +5,6 @@ models get the batch in chunks (the last one padded), dynamic ones up to their p
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,18 +12,11 @@ import numpy as np
 
 from . import metadata
 from .errors import UserError
+from .fsutil import sha256_file
 from .metadata import ModelMeta
 
 TENSORRT_HINT = ("install TensorRT 10.x or 11.x (`pip install tensorrt` on a machine with an NVIDIA driver) "
                  "or use the container in docker/ (docker/README.md)")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sidecar_path(engine: str | Path) -> Path:

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import metadata, upstream
 from .errors import UserError, cli
+from .fsutil import sha256_file
 
 ATOL = 1e-4
 RTOL = 1e-5
@@ -174,7 +175,7 @@ def rebuild(meta: metadata.ModelMeta, model_path: str | None = None, tree: Path 
         if not path or not Path(path).is_file():
             raise UserError(f"checkpoint {path or meta.checkpoint!r} used for this export is not found; "
                             "pass it with --model (MODEL=...)")
-        if meta.checkpoint_sha256 and ckpt.sha256_file(path) != meta.checkpoint_sha256:
+        if meta.checkpoint_sha256 and sha256_file(path) != meta.checkpoint_sha256:
             raise UserError(f"{path} is not the checkpoint this ONNX was exported from (sha256 differs); "
                             "pass the right --model or re-export")
         prep = export.prepare(meta.arch, meta.task, path, num_classes=num_classes, input_hw=hw, tree=tree,

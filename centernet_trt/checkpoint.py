@@ -25,14 +25,6 @@ OFFSET_STD_PX = 0.25       # spread of the input-driven part of offsets (and of 
 OFFSET_BIAS_PX = 1.0       # spread of the constant part
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_state_dict(path: str | Path, unsafe: bool = False) -> dict:
     """The tensors of an upstream-style checkpoint (``{'epoch', 'state_dict'}``) or a bare state dict."""
     path = Path(path)

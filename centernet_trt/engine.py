@@ -31,9 +31,9 @@ import numpy as np
 
 from . import metadata
 from .backends import (gpu_info, import_tensorrt, init_builtin_plugins, load_plugin,
-                       sha256_file, sidecar_path, trt_major)
+                       sidecar_path, trt_major)
 from .errors import UserError, cli
-from .fsutil import atomic_path
+from .fsutil import atomic_path, sha256_file
 
 DEFAULT_DYNAMIC_BATCH = (1, 1, 8)
 FP16_MAX = float(np.finfo(np.float16).max)

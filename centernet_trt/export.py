@@ -19,6 +19,7 @@ from pathlib import Path
 from . import heads as heads_mod
 from . import metadata, upstream
 from .errors import UserError, cli
+from .fsutil import sha256_file
 
 DCN_OPS = ("dcnv2", "deformconv")
 DEFAULT_DOMAIN = "centernet_trt"
@@ -102,7 +103,7 @@ def prepare(arch: str, task: str, model: str = "random", num_classes: int | None
         name, path, sha = "random", "", ""
     else:
         ckpt.load_strict(net_model, state, where=f"checkpoint {model}")
-        name, path, sha, seed = Path(model).name, str(model), ckpt.sha256_file(model), None
+        name, path, sha, seed = Path(model).name, str(model), sha256_file(model), None
     net_model.eval()
     return Prepared(cfg=cfg, net=heads_mod.flat(net_model, cfg), model=net_model, checkpoint=name,
                     checkpoint_path=path, checkpoint_sha256=sha, seed=seed,

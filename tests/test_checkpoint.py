@@ -11,6 +11,7 @@ from torch import nn
 from centernet_trt import checkpoint as ckpt
 from centernet_trt import heads
 from centernet_trt.errors import UserError
+from centernet_trt.fsutil import sha256_file
 
 
 class Tiny(nn.Module):
@@ -85,7 +86,7 @@ def test_missing_and_unreadable_files(tmp_path):
 def test_sha256_matches_hashlib(tmp_path):
     data = bytes(range(256)) * 9000
     (tmp_path / "f").write_bytes(data)
-    assert ckpt.sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+    assert sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
 
 
 def test_num_classes_from_hourglass_style_keys():

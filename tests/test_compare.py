@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from centernet_trt import backends, compare, engine, metadata
+from centernet_trt.fsutil import sha256_file
 from centernet_trt.metadata import ModelMeta
 
 from test_engine import small_graph  # noqa: E402  (tests/ is on sys.path under pytest's rootdir import mode)
@@ -70,7 +71,7 @@ def test_without_tensorrt_one_line(tmp_path, capsys):
     eng = tmp_path / "m_fp16.engine"
     eng.write_bytes(b"engine")
     backends.sidecar_path(eng).write_text(json.dumps({
-        "engine_sha256": backends.sha256_file(eng), "plugin": None, "precision": "fp16",
+        "engine_sha256": sha256_file(eng), "plugin": None, "precision": "fp16",
         "onnx": {"path": "m.onnx"}, "model": json.loads(metadata.read(model).to_json())}))
     with pytest.raises(SystemExit) as exc:
         compare.main(["--onnx", str(tmp_path / "m.onnx"), "--engine", str(eng)])

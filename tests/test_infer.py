@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from centernet_trt import backends, coco, infer, metadata
+from centernet_trt.fsutil import sha256_file
 from centernet_trt.metadata import ModelMeta
 
 MEAN = [0.40789654, 0.44719302, 0.47026115]
@@ -182,8 +183,8 @@ def fake_engine(tmp_path: Path, toy: Path, plugin_bytes=b"plugin v1", **override
     engine.write_bytes(b"serialized engine")
     plugin.write_bytes(plugin_bytes)
     side = {"tensorrt": "10.16.0", "gpu": "NVIDIA H100", "compute_capability": "9.0", "precision": "fp16",
-            "engine_sha256": backends.sha256_file(engine),
-            "plugin": {"path": plugin.name, "sha256": backends.sha256_file(plugin)},
+            "engine_sha256": sha256_file(engine),
+            "plugin": {"path": plugin.name, "sha256": sha256_file(plugin)},
             "onnx": {"path": toy.name}, "model": json.loads(metadata.read(toy).to_json())}
     side.update(overrides)
     backends.sidecar_path(engine).write_text(json.dumps(side))
