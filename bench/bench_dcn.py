@@ -96,6 +96,11 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--sweep", action="store_true", help="also time forced split-K factors (tuning, fp16)")
     ap.add_argument("--offsets", default="random,smooth", help="offset fields to time: random, smooth")
+    ap.add_argument("--modes", default="fp16,tf32,fp32", help="precisions to time: fp16, tf32, fp32")
+    ap.add_argument("--variants", default="0,1",
+                    help="kernel variants timed on the tensor-core paths (dcnv2SetKernelVariant): 0 = default "
+                         "(register-fragment kernel), 1 = shared-memory tile kernel (v5), 2 = register kernel with "
+                         "64-channel blocks only; the first is the one in the ratios")
     args = ap.parse_args()
     lib = dcn_ctypes.load(args.lib)
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -107,17 +112,24 @@ def main() -> None:
           f"fp32 {rate['fp32'] / 1e12:.1f}; copy {bw / 1e9:.0f} GB/s")
     torch.backends.cuda.matmul.allow_tf32 = False  # torchvision's fp32 as users get it by default
     rows = []
-    for shape, (mode, dtype, tf32), offsets in itertools.product(
-            SHAPES, (("fp16", torch.float16, True), ("tf32", torch.float32, True), ("fp32", torch.float32, False)),
-            args.offsets.split(",")):
+    variants = [int(v) for v in args.variants.split(",")]
+    all_modes = {"fp16": (torch.float16, True), "tf32": (torch.float32, True), "fp32": (torch.float32, False)}
+    modes = [(m, *all_modes[m]) for m in args.modes.split(",")]
+    for shape, (mode, dtype, tf32), offsets in itertools.product(SHAPES, modes, args.offsets.split(",")):
         n, c, h, w, cout = shape
         x, off, mask, weight, bias = inputs(shape, dtype, gen, offsets)
         dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
         out = torch.empty(dcn.out_shape, dtype=dtype, device="cuda")
         run_ours = lambda: dcn(x, off, mask, weight, bias, out)
         run_tv = lambda: deform_conv2d(x, off, weight, bias, padding=(1, 1), mask=mask)
-        ours = graph_us(run_ours, args.calls, args.reps)
+        times = {}
+        for v in (variants if mode != "fp32" else variants[:1]):  # strict fp32 has one kernel
+            lib.centernet_dcnv2_set_variant(v)
+            times[v] = graph_us(run_ours, args.calls, args.reps)
+        lib.centernet_dcnv2_set_variant(variants[0])
+        ours = times[variants[0]]
         tv = graph_us(run_tv, args.calls, args.reps)
+        others = " ".join(f"v{v} {t:.1f}" for v, t in times.items() if v != variants[0])
         eager = f"eager ours {median_us(run_ours, 100):.1f} tv {median_us(run_tv, 100):.1f}"
         flops = 2.0 * n * h * w * cout * c * 9
         esz = x.element_size()
@@ -134,17 +146,17 @@ def main() -> None:
             parts.append(f"PDL:{graph_us(run_ours, args.calls, 20):.1f}")
             lib.centernet_dcnv2_set_pdl(0)
             sweep = " splits " + " ".join(parts)
-        rows.append((shape, mode, offsets, ours, tv, floor))
-        print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us, torchvision {tv:.1f} us, "
+        rows.append((shape, mode, offsets, ours, tv, floor, others))
+        print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us ({others or '-'}), torchvision {tv:.1f} us, "
               f"x{tv / ours:.1f}, floor {floor:.1f} us, /floor {ours / floor:.1f}; {eager};{sweep}", flush=True)
     print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = TF32 MMA)")
-    print("| N,C,H,W -> Cout | prec | offsets | ours | torchvision | speed-up | floor | ours/floor |")
-    print("|---|---|---|---|---|---|---|---|")
-    for shape, mode, offsets, ours, tv, floor in rows:
+    print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | floor | ours/floor |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for shape, mode, offsets, ours, tv, floor, others in rows:
         n, c, h, w, cout = shape
         tvname = "fp16" if mode == "fp16" else "fp32"
-        print(f"| {n},{c},{h},{w} -> {cout} | {mode} (tv {tvname}) | {offsets} | {ours:.1f} | {tv:.1f} | "
-              f"{tv / ours:.1f}x | {floor:.1f} | {ours / floor:.1f} |")
+        print(f"| {n},{c},{h},{w} -> {cout} | {mode} (tv {tvname}) | {offsets} | {ours:.1f} | {others or '-'} | "
+              f"{tv:.1f} | {tv / ours:.1f}x | {floor:.1f} | {ours / floor:.1f} |")
 
 
 if __name__ == "__main__":

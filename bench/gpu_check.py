@@ -119,6 +119,10 @@ def main() -> int:
     ap.add_argument("--lib", default=None)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--quick", action="store_true", help="a few small cases (for compute-sanitizer)")
+    ap.add_argument("--variants", default="0,1",
+                    help="kernel variants checked on the tensor-core paths (dcnv2SetKernelVariant; 0 = default, "
+                         "1 = shared-memory tile kernel, 2 = register kernel with 64-channel blocks); the first with "
+                         "the split-K heuristic and a forced split, the others with the heuristic")
     args = ap.parse_args()
     cases = CASES[8:11] + CASES[15:16] if args.quick else CASES
     lib = dcn_ctypes.load(args.lib)
@@ -127,21 +131,30 @@ def main() -> int:
     failures = 0
     rows = []
     modes = [("fp16", torch.float16, True), ("tf32", torch.float32, True), ("fp32", torch.float32, False)]
+    variants = [int(v) for v in args.variants.split(",")]
+    if not hasattr(lib, "centernet_dcnv2_set_variant"):
+        variants = variants[:1]
+    set_variant = getattr(lib, "centernet_dcnv2_set_variant", lambda v: None)
     for case in cases:
         for mode, dtype, tf32 in modes:
-            for splits in (0, 3):  # heuristic split-K and a forced split: both paths of the kernel
+            # heuristic split-K and a forced split (both paths of the kernel) for the default variant; the
+            # heuristic for the others (strict fp32 has one kernel)
+            runs = [(variants[0], 0), (variants[0], 3)] + [(v, 0) for v in variants[1:] if mode != "fp32"]
+            for variant, splits in runs:
+                set_variant(variant)
                 inputs, cfg = make_inputs(case, dtype, gen)  # fresh data for every run
                 ref = tv_forward(*[None if t is None else t.double() for t in inputs], cfg)
                 lib.centernet_dcnv2_set_splits(splits)
                 out = run_ours(lib, case, inputs, cfg, dtype, tf32)
                 lib.centernet_dcnv2_set_splits(0)
+                set_variant(variants[0])
                 finite = bool(torch.isfinite(out).all())
                 err = rel(out, ref) if finite else float("nan")
                 err_tv = rel(out, tv_forward(*inputs, cfg))
                 ok = finite and err <= TOL[mode]
                 failures += not ok
                 rows.append((case, mode, splits, err, err_tv, ok))
-                print(f"{'ok  ' if ok else 'FAIL'} {mode} splits={'auto' if splits == 0 else splits} "
+                print(f"{'ok  ' if ok else 'FAIL'} {mode} variant={variant} splits={'auto' if splits == 0 else splits} "
                       f"{case} rel_vs_f64={err:.2e} rel_vs_torchvision_same_dtype={err_tv:.2e} tol={TOL[mode]:.0e}",
                       flush=True)
     # tiny cases against the direct loop reference (independent of torchvision)

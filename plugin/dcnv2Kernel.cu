@@ -2,16 +2,23 @@
 //
 //   M = output pixels, N = output channels, K = taps * input channels (per conv group).
 //   1. prep kernel (one launch): input NCHW -> NHWC in workspace (so each bilinear corner is one 16-byte
-//      channel vector), weight -> [Cout][tap][Cin_g padded to BK] in workspace, zero the split-K accumulator.
+//      channel vector), weight packed for the main kernel, split-K accumulator zeroed.
 //   2. main kernel: a block owns an 8 x 8 output-pixel patch x 64 (or 128) output channels and a range of K
-//      chunks (split-K when the tile grid alone cannot fill the GPU). It first builds a shared table of the
-//      4 corner offsets and 4 weights (bilinear x mask) per (pixel, deformable group, tap); then for each
-//      chunk (one tap x BK channels; channel chunk outer, tap inner so the sampled window stays in L1) it
-//      gathers + blends BM x BK values into a shared A tile (fp16: half2 FMAs), loads the packed B tile, and
-//      multiplies on tensor cores (fp16 HMMA or TF32 through WMMA, fp32 accumulate) or with FFMA (strict fp32).
-//      Register prefetch of the next chunk + double-buffered shared tiles: one barrier per chunk.
+//      steps (split-K when the tile grid alone cannot fill the GPU). It first builds a shared table of the
+//      4 corner offsets and 4 weights (bilinear x mask) per (pixel, deformable group, tap) for the taps of its
+//      range; then walks K channel-step outer, tap inner (the sampled window stays in L1).
+//      - dcnRegKernel (fp16 and TF32 with 16-byte vectors, sm_80+, the default): no shared-memory A tile. Each
+//        warp gathers + blends its own 16 pixels straight into mma.sync A fragments (K permuted inside a step so
+//        a lane's fragment elements are one corner vector), B fragments come from a weight pre-packed in the same
+//        order (one coalesced 16-byte load per n-tile, L1-resident); two K groups of warps split the steps and
+//        are summed through shared memory at the end. One step is gathered ahead while the MMAs run.
+//      - dcnMainKernel (strict fp32 FFMA, scalar gathers for channel counts not a multiple of the vector, and
+//        pre-Ampere): gathers + blends into a shared A tile, B tile copied from the packed weight, WMMA or FFMA;
+//        register prefetch of the next chunk + double-buffered tiles, one barrier per chunk.
 //      Epilogue: bias added, output written NCHW (or atomically added to the fp32 accumulator under split-K).
 //   3. finalize (split-K only): accumulator + bias -> output type.
+//   On sm_90 the main and finalize kernels use programmatic dependent launch: the sampling table (which reads
+//   only offset and mask) is built while the prep kernel drains.
 // docs/kernel.md has the design notes, the floor arithmetic and the measured times.
 #include "dcnv2Kernel.h"
 
@@ -90,10 +97,13 @@ template <typename T, int V> struct alignas(sizeof(T) * V) Pack { T v[V]; };
 struct Geometry {
   int N, C, H, W, Cout, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, groups, dg;
   int Cin_g, Cout_g, Cdg, KK, M, HoWo, chunksPerTap, Kpad, nChunks, splits, chunksPerSplit, tilesN, tilesX, tilesY;
+  int nSteps, ntPad;  // register-fragment kernel: K steps per tap, packed n-tiles per group
 };
 
 // Sampling record of one (tap, deformable group, pixel): 4 NHWC base offsets (channel 0) and 4 weights that
-// already include the mask; invalid corners point at element 0 with weight 0 (branch-free gather).
+// already include the mask; invalid corners point at element 0 with weight 0 (branch-free gather). Shared memory
+// holds them as two arrays (all idx, then all w) so that 8 consecutive pixels' records are one bank-conflict-free
+// 128-byte wavefront.
 struct SampleInfo {
   int4 idx;
   float4 w;
@@ -173,6 +183,77 @@ __device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> cons
   return o;
 }
 
+// Sampling records: record j = d*KK + t (deformable group d, tap t) of pixel mi lives at info[j*kBM + mi].
+// Each thread keeps one pixel and walks j in steps of kThreads / kBM; offset/mask loads of a pass come first.
+// Only the taps of the block's K range are built (K steps run tap-inner from tap cb % KK): a split-K block of a few
+// steps needs a few taps, and the offset/mask reads are the slow part here.
+template <typename T, bool kTapFilter>
+__device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInfo* info, int img, int ho0, int wo0,
+    int tid, int cb, int ce) {
+  using Tr = Traits<T>;
+  Geometry const& g = a.g;
+  constexpr int kJStep = kThreads / kBM;
+  int const mi = tid % kBM;
+  int const ho = ho0 + mi / kTW;
+  int const wo = wo0 + mi % kTW;
+  bool const inside = ho < g.Ho && wo < g.Wo;
+  int const p = inside ? ho * g.Wo + wo : 0;
+  int const nj = g.dg * g.KK;
+  T const* offPix = a.offset + size_t(img) * 2 * nj * g.HoWo + p;  // channel 2j: dy, 2j+1: dx
+  T const* maskPix = a.mask + size_t(img) * nj * g.HoWo + p;       // channel j
+  float const yBase = float(ho * g.sh - g.ph);
+  float const xBase = float(wo * g.sw - g.pw);
+  int const rowBase = img * g.H;
+  int const tapFirst = cb % g.KK;
+  int const tapCount = ce - cb;  // >= KK: all taps
+  auto needed = [&](int j) { return !kTapFilter || (j % g.KK - tapFirst + g.KK) % g.KK < tapCount; };
+  for (int j0 = tid / kBM; j0 < nj; j0 += 4 * kJStep) {
+    float oy[4], ox[4], mk[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      int const j = j0 + k * kJStep;
+      oy[k] = ox[k] = mk[k] = 0.f;
+      if (inside && j < nj && needed(j)) {
+        oy[k] = Tr::toF(offPix[size_t(2 * j) * g.HoWo]);
+        ox[k] = Tr::toF(offPix[size_t(2 * j + 1) * g.HoWo]);
+        mk[k] = Tr::toF(maskPix[size_t(j) * g.HoWo]);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      int const j = j0 + k * kJStep;
+      if (j >= nj) break;
+      if (!needed(j)) continue;
+      int const t = j % g.KK;
+      int const ki = t / g.kw;
+      int const kj = t - ki * g.kw;
+      SampleInfo s;
+      s.idx = make_int4(0, 0, 0, 0);
+      s.w = make_float4(0.f, 0.f, 0.f, 0.f);
+      float const y = yBase + float(ki * g.dh) + oy[k];
+      float const x = xBase + float(kj * g.dw) + ox[k];
+      // torchvision's rule: outside (-1, H) x (-1, W) is zero; inside, missing corners are zero.
+      if (inside && y > -1.f && y < float(g.H) && x > -1.f && x < float(g.W)) {
+        int const y0 = int(floorf(y));
+        int const x0 = int(floorf(x));
+        float const ly = y - float(y0);
+        float const lx = x - float(x0);
+        float const hy = 1.f - ly;
+        float const hx = 1.f - lx;
+        float const mkk = mk[k];
+        bool const vy0 = y0 >= 0, vy1 = y0 + 1 <= g.H - 1, vx0 = x0 >= 0, vx1 = x0 + 1 <= g.W - 1;
+        int const at00 = ((rowBase + y0) * g.W + x0) * g.C;
+        if (vy0 && vx0) { s.idx.x = at00; s.w.x = hy * hx * mkk; }
+        if (vy0 && vx1) { s.idx.y = at00 + g.C; s.w.y = hy * lx * mkk; }
+        if (vy1 && vx0) { s.idx.z = at00 + g.W * g.C; s.w.z = ly * hx * mkk; }
+        if (vy1 && vx1) { s.idx.w = at00 + (g.W + 1) * g.C; s.w.w = ly * lx * mkk; }
+      }
+      reinterpret_cast<int4*>(info)[j * kBM + mi] = s.idx;  // two arrays: conflict-free 16-byte rows
+      reinterpret_cast<float4*>(info)[(nj + j) * kBM + mi] = s.w;
+    }
+  }
+}
+
 template <typename T, int MODE, int VEC, int kBN>
 __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
   using Tr = Traits<T>;
@@ -215,65 +296,7 @@ __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
   }
   // K runs channel chunk outer, tap inner: consecutive chunks re-read the same L1-resident input window.
 
-  // --- sampling records: record j = d*KK + t (deformable group d, tap t) of pixel mi lives at info[j*kBM + mi].
-  // Each thread keeps one pixel and walks j in steps of kThreads / kBM; offset/mask loads of a pass come first.
-  {
-    constexpr int kJStep = kThreads / kBM;
-    int const mi = tid % kBM;
-    int const ho = ho0 + mi / kTW;
-    int const wo = wo0 + mi % kTW;
-    bool const inside = ho < g.Ho && wo < g.Wo;
-    int const p = inside ? ho * g.Wo + wo : 0;
-    int const nj = g.dg * g.KK;
-    T const* offPix = a.offset + size_t(img) * 2 * nj * g.HoWo + p;  // channel 2j: dy, 2j+1: dx
-    T const* maskPix = a.mask + size_t(img) * nj * g.HoWo + p;       // channel j
-    float const yBase = float(ho * g.sh - g.ph);
-    float const xBase = float(wo * g.sw - g.pw);
-    int const rowBase = img * g.H;
-    for (int j0 = tid / kBM; j0 < nj; j0 += 4 * kJStep) {
-      float oy[4], ox[4], mk[4];
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        int const j = j0 + k * kJStep;
-        oy[k] = ox[k] = mk[k] = 0.f;
-        if (inside && j < nj) {
-          oy[k] = Tr::toF(offPix[size_t(2 * j) * g.HoWo]);
-          ox[k] = Tr::toF(offPix[size_t(2 * j + 1) * g.HoWo]);
-          mk[k] = Tr::toF(maskPix[size_t(j) * g.HoWo]);
-        }
-      }
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        int const j = j0 + k * kJStep;
-        if (j >= nj) break;
-        int const t = j % g.KK;
-        int const ki = t / g.kw;
-        int const kj = t - ki * g.kw;
-        SampleInfo s;
-        s.idx = make_int4(0, 0, 0, 0);
-        s.w = make_float4(0.f, 0.f, 0.f, 0.f);
-        float const y = yBase + float(ki * g.dh) + oy[k];
-        float const x = xBase + float(kj * g.dw) + ox[k];
-        // torchvision's rule: outside (-1, H) x (-1, W) is zero; inside, missing corners are zero.
-        if (inside && y > -1.f && y < float(g.H) && x > -1.f && x < float(g.W)) {
-          int const y0 = int(floorf(y));
-          int const x0 = int(floorf(x));
-          float const ly = y - float(y0);
-          float const lx = x - float(x0);
-          float const hy = 1.f - ly;
-          float const hx = 1.f - lx;
-          float const mkk = mk[k];
-          bool const vy0 = y0 >= 0, vy1 = y0 + 1 <= g.H - 1, vx0 = x0 >= 0, vx1 = x0 + 1 <= g.W - 1;
-          int const at00 = ((rowBase + y0) * g.W + x0) * g.C;
-          if (vy0 && vx0) { s.idx.x = at00; s.w.x = hy * hx * mkk; }
-          if (vy0 && vx1) { s.idx.y = at00 + g.C; s.w.y = hy * lx * mkk; }
-          if (vy1 && vx0) { s.idx.z = at00 + g.W * g.C; s.w.z = ly * hx * mkk; }
-          if (vy1 && vx1) { s.idx.w = at00 + (g.W + 1) * g.C; s.w.w = ly * lx * mkk; }
-        }
-        info[j * kBM + mi] = s;
-      }
-    }
-  }
+  buildSampleTable<T, false>(a, info, img, ho0, wo0, tid, cb, ce);
   // The sampling table reads only offset and mask (inputs); from here on we read what the prep kernel wrote.
   gridDependencyWait();
   __syncthreads();
@@ -303,11 +326,11 @@ __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
     if (c < g.Cin_g) {
       int const cg = cinBase + c;
       int const d = g.dg == 1 ? 0 : cg / g.Cdg;
-      SampleInfo const* inf = info + (d * g.KK + t) * kBM + amBase;
+      int4 const* infIdx = reinterpret_cast<int4 const*>(info) + (d * g.KK + t) * kBM + amBase;
       T const* base = a.inNHWC + cg;
 #pragma unroll
       for (int it = 0; it < kAItems; ++it) {
-        int4 const idx = inf[it * kARowStep].idx;
+        int4 const idx = infIdx[it * kARowStep];
         sg.ra[it][0] = ldgPack<T, VEC>(base + idx.x);
         sg.ra[it][1] = ldgPack<T, VEC>(base + idx.y);
         sg.ra[it][2] = ldgPack<T, VEC>(base + idx.z);
@@ -332,10 +355,10 @@ __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
     T* B = Bs + buf * kBN * LD;
     int const c = min(c0 + av * VEC, g.Cin_g - 1);
     int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
-    SampleInfo const* inf = info + (d * g.KK + t) * kBM + amBase;
+    float4 const* infW = reinterpret_cast<float4 const*>(info) + (g.dg * g.KK + d * g.KK + t) * kBM + amBase;
 #pragma unroll
     for (int it = 0; it < kAItems; ++it) {
-      float4 const w = inf[it * kARowStep].w;
+      float4 const w = infW[it * kARowStep];
       *reinterpret_cast<Pack<T, VEC>*>(A + (amBase + it * kARowStep) * LD + av * VEC) = blend<T, VEC>(w, sg.ra[it]);
     }
 #pragma unroll
@@ -478,6 +501,230 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) dcnMainKernel(MainArgs<T
   }
 }
 
+// ---- register-fragment kernel (fp16 and TF32 tensor-core paths, sm_80+) ------------------------------------
+// No shared-memory round trip for A and no barrier in the K loop. Block: 8 warps = 4 (16 output pixels each of
+// the 8 x 8 patch) x 2 K groups (even / odd K steps of the block's range, summed through shared memory at the
+// end), each warp owning all BN = 8 * NT output channels of the block. mma.sync m16n8k16 (fp16) / m16n8k8 (TF32)
+// with K permuted inside each step so that every lane's A elements are one 16-byte corner vector per row: lane
+// (g = lane / 4, q = lane % 4) gathers channels [q*VEC, q*VEC + VEC) of the step for pixels g and g + 8, blends
+// the 4 corners in registers and feeds them straight to the MMAs (two k-steps per gathered vector). The weight
+// is pre-packed in the same permuted fragment order ([group][tap][step][n-tile][lane][VEC]), so each B fragment
+// pair is one coalesced 16-byte load that stays in L1. One step (STEPC = 4 * VEC channels of one tap) is
+// gathered ahead while the MMAs of the previous step run.
+constexpr int kRegWarpsM = 4;
+constexpr int kRegKG = 2;
+constexpr int kRegThreads = 32 * kRegWarpsM * kRegKG;
+static_assert(kRegThreads == kThreads, "the sampling-table builder assumes kThreads threads");
+constexpr int kFragNTPad = 16;       // packed n-tiles per group padded to a multiple of the largest NT
+constexpr int kRegMinBlocks8 = 2;    // resident blocks per SM the register caps are set for: NT = 8 needs ~130
+constexpr int kRegMinBlocks16 = 1;   // registers (capped at 128), NT = 16 ~200
+
+template <int NT> __host__ __device__ constexpr size_t regCsBytes() { return size_t(NT) * 8 * (kBM + 4) * sizeof(float); }
+
+// One tensor-core step, fp32 accumulate: fp16 m16n8k16 or TF32 m16n8k8 (operands already rounded to TF32).
+template <int MODE>
+__device__ __forceinline__ void mmaStep(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+    unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (MODE == kModeHalf) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+#endif
+}
+
+__device__ __forceinline__ unsigned tf32Bits(float x) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  unsigned r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+#else
+  return __float_as_uint(x);
+#endif
+}
+
+// 4 A registers of one row from its 4 raw corner vectors: fp16 -> 4 half2 (channels 2e, 2e+1), fp32 -> 4 tf32.
+template <typename T>
+__device__ __forceinline__ void blendFrag(float4 const& w, uint4 const (&r)[4], unsigned (&o)[4]) {
+  if constexpr (std::is_same<T, __half>::value) {
+    __half2 const w0 = __float2half2_rn(w.x), w1 = __float2half2_rn(w.y);
+    __half2 const w2 = __float2half2_rn(w.z), w3 = __float2half2_rn(w.w);
+    unsigned const* r0 = reinterpret_cast<unsigned const*>(&r[0]);
+    unsigned const* r1 = reinterpret_cast<unsigned const*>(&r[1]);
+    unsigned const* r2 = reinterpret_cast<unsigned const*>(&r[2]);
+    unsigned const* r3 = reinterpret_cast<unsigned const*>(&r[3]);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      __half2 s = __hmul2(w0, *reinterpret_cast<__half2 const*>(&r0[e]));
+      s = __hfma2(w1, *reinterpret_cast<__half2 const*>(&r1[e]), s);
+      s = __hfma2(w2, *reinterpret_cast<__half2 const*>(&r2[e]), s);
+      s = __hfma2(w3, *reinterpret_cast<__half2 const*>(&r3[e]), s);
+      o[e] = *reinterpret_cast<unsigned*>(&s);
+    }
+  } else {
+    float const* r0 = reinterpret_cast<float const*>(&r[0]);
+    float const* r1 = reinterpret_cast<float const*>(&r[1]);
+    float const* r2 = reinterpret_cast<float const*>(&r[2]);
+    float const* r3 = reinterpret_cast<float const*>(&r[3]);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float s = w.x * r0[e];
+      s = fmaf(w.y, r1[e], s);
+      s = fmaf(w.z, r2[e], s);
+      s = fmaf(w.w, r3[e], s);
+      o[e] = tf32Bits(s);
+    }
+  }
+}
+
+template <typename T, int MODE, int NT, int MINB>
+__global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
+  constexpr int VEC = 16 / int(sizeof(T));  // channels per 16-byte vector
+  constexpr int STEPC = 4 * VEC;            // channels per K step (4 lanes per row)
+  constexpr int BN = NT * 8;
+  constexpr int LDC = kBM + 4;
+  using Tr = Traits<T>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  float* Cs = reinterpret_cast<float*>(smem);
+  SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + regCsBytes<NT>());
+
+  Geometry const& g = a.g;
+  int const tid = threadIdx.x;
+  int const img = blockIdx.x / (g.tilesY * g.tilesX);
+  int const tileRem = blockIdx.x - img * (g.tilesY * g.tilesX);
+  int const ho0 = (tileRem / g.tilesX) * kTH;
+  int const wo0 = (tileRem % g.tilesX) * kTW;
+  int const grp = blockIdx.y / g.tilesN;
+  int const nb = blockIdx.y % g.tilesN;
+  int const n0 = nb * BN;  // within the group
+  int const cb = blockIdx.z * g.chunksPerSplit;
+  int const ce = min(cb + g.chunksPerSplit, g.nChunks);
+  if (cb >= ce) {
+    gridDependencyWait();
+    return;
+  }
+  buildSampleTable<T, true>(a, info, img, ho0, wo0, tid, cb, ce);
+  gridDependencyWait();  // from here on we read what the prep kernel wrote
+  __syncthreads();
+
+  int const warp = tid >> 5;
+  int const lane = tid & 31;
+  int const q = lane & 3;
+  int const wm = warp % kRegWarpsM;
+  int const kg = warp / kRegWarpsM;
+  int const mi0 = wm * 16 + (lane >> 2);  // rows mi0 and mi0 + 8
+  int const cinBase = grp * g.Cin_g;
+  size_t const tileStride = size_t(32) * VEC;              // elements per packed n-tile of one step
+  size_t const stepStride = size_t(g.ntPad) * tileStride;  // per (tap, step)
+  T const* wg = a.wpack + size_t(grp) * g.KK * g.nSteps * stepStride + size_t(nb) * NT * tileStride + lane * VEC;
+
+  float acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+
+  uint4 raw[2][4];  // [row][corner] of the gathered step
+  float4 wts[2];
+  // Gather of step s = cs * KK + t (channel step outer, tap inner: consecutive steps read one L1-resident window).
+  // A lane whose channel vector lies past Cin_g (last step of a group) reads channel 0 instead, with zero weights:
+  // its B rows are zero-padded too, so nothing of it reaches the sums (and the loop stays branch-free).
+  auto issue = [&](int t, int cs) {
+    int c = cs * STEPC + q * VEC;
+    bool const valid = c < g.Cin_g;
+    c = valid ? c : 0;
+    int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
+    int const rec = (d * g.KK + t) * kBM + mi0;
+    T const* base = a.inNHWC + cinBase + c;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      int4 const idx = reinterpret_cast<int4 const*>(info)[rec + r * 8];
+      float4 const w = reinterpret_cast<float4 const*>(info)[g.dg * g.KK * kBM + rec + r * 8];
+      wts[r] = valid ? w : make_float4(0.f, 0.f, 0.f, 0.f);
+      raw[r][0] = __ldg(reinterpret_cast<uint4 const*>(base + idx.x));
+      raw[r][1] = __ldg(reinterpret_cast<uint4 const*>(base + idx.y));
+      raw[r][2] = __ldg(reinterpret_cast<uint4 const*>(base + idx.z));
+      raw[r][3] = __ldg(reinterpret_cast<uint4 const*>(base + idx.w));
+    }
+  };
+
+  int s = cb + kg;
+  int cs = s / g.KK;
+  int t = s - cs * g.KK;
+  if (s < ce) issue(t, cs);
+  for (; s < ce; s += kRegKG) {
+    T const* wp = wg + (size_t(t) * g.nSteps + cs) * stepStride;
+    unsigned af[2][4];
+    blendFrag<T>(wts[0], raw[0], af[0]);
+    blendFrag<T>(wts[1], raw[1], af[1]);
+    // next step of this K group, gathered while the MMAs below run
+    int tn = t + kRegKG, csn = cs;
+    while (tn >= g.KK) {
+      tn -= g.KK;
+      ++csn;
+    }
+    if (s + kRegKG < ce) issue(tn, csn);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      uint4 const b = __ldg(reinterpret_cast<uint4 const*>(wp + j * tileStride));
+      mmaStep<MODE>(acc[j], af[0][0], af[1][0], af[0][1], af[1][1], b.x, b.y);
+      mmaStep<MODE>(acc[j], af[0][2], af[1][2], af[0][3], af[1][3], b.z, b.w);
+    }
+    t = tn;
+    cs = csn;
+  }
+
+  // --- epilogue: K group 1 parks its sums in C_s[n][m], group 0 adds its own; then stores along pixels ---------
+  int const g8 = lane >> 2;
+  if (kg == 1) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) Cs[(j * 8 + 2 * q + e) * LDC + wm * 16 + g8 + 8 * h] = acc[j][2 * h + e];
+  }
+  __syncthreads();
+  if (kg == 0) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) Cs[(j * 8 + 2 * q + e) * LDC + wm * 16 + g8 + 8 * h] += acc[j][2 * h + e];
+  }
+  __syncthreads();
+  int const mi = tid % kBM;
+  int const ho = ho0 + mi / kTW;
+  int const wo = wo0 + mi % kTW;
+  if (ho >= g.Ho || wo >= g.Wo) return;
+  int const nFirst = tid / kBM;
+  constexpr int kNStep = kRegThreads / kBM;
+  int const nEnd = min(BN, g.Cout_g - n0);
+  int const coFirst = grp * g.Cout_g + n0 + nFirst;
+  size_t const oFirst = (size_t(img) * g.Cout + coFirst) * g.HoWo + ho * g.Wo + wo;
+  size_t const oStep = size_t(kNStep) * g.HoWo;
+  float const* csp = Cs + nFirst * LDC + mi;
+  if (g.splits == 1) {
+    T* o = a.out + oFirst;
+    T const* b = a.bias ? a.bias + coFirst : nullptr;
+    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, csp += kNStep * LDC) {
+      *o = Tr::fromF(*csp + (b ? Tr::toF(*b) : 0.f));
+      if (b) b += kNStep;
+    }
+  } else {
+    float* o = a.acc + oFirst;
+    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, csp += kNStep * LDC) atomicAdd(o, *csp);
+  }
+#endif
+}
+
 // One launch for all preparation: NCHW -> NHWC transpose, weight packing, accumulator zeroing.
 template <typename T> struct PrepArgs {
   T const* __restrict__ in;
@@ -488,16 +735,64 @@ template <typename T> struct PrepArgs {
   int N, C, HW, Cout, Cin_g, KK, Kpad;
   int transBlocksC, transBlocksHW, transBlocks, packBlocks, zeroBlocks;
   size_t accElems;
+  // fragment packing for dcnRegKernel (0 = [Cout][tap][Kpad] rows for dcnMainKernel)
+  int frag, fragTF32, groups, Cout_g, nSteps, ntPad;
+  size_t packElems;
+  int vecTrans;  // 16-byte transpose path (see dcnPrepKernel)
 };
 
 constexpr int kPrepThreads = 256;
 
 template <typename T>
 __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
-  __shared__ T tile[32][33];
+  constexpr int kTS = 64;                     // vector transpose tile: 64 positions x kTC channels (8 KB)
+  constexpr int kVE = 16 / int(sizeof(T));    // elements per 16-byte vector
+  constexpr int kTC = 128 / int(sizeof(T));
+  __shared__ __align__(16) unsigned char tileRaw[kTC * (kTS + 2) * sizeof(T)];
   gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
   int b = blockIdx.x;
+  if (b < a.transBlocks && a.vecTrans) {
+    // 16-byte loads along positions and 16-byte stores along channels (H*W and C multiples of the vector)
+    T (*tile)[kTS + 2] = reinterpret_cast<T (*)[kTS + 2]>(tileRaw);
+    int const img = b / (a.transBlocksC * a.transBlocksHW);
+    int const r = b % (a.transBlocksC * a.transBlocksHW);
+    int const c0 = (r / a.transBlocksHW) * kTC;
+    int const s0 = (r % a.transBlocksHW) * kTS;
+    T const* src = a.in + size_t(img) * a.C * a.HW;
+    T* dst = a.inNHWC + size_t(img) * a.C * a.HW;
+    static_assert(kTC * kTS / kVE == 2 * kPrepThreads, "two vectors per thread each way");
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      int const v = threadIdx.x + kPrepThreads * k;
+      int const row = v / (kTS / kVE);
+      int const col = (v % (kTS / kVE)) * kVE;
+      int const c = c0 + row;
+      int const s = s0 + col;
+      if (c < a.C && s < a.HW) {
+        Pack<T, kVE> const pk = ldgPack<T, kVE>(src + size_t(c) * a.HW + s);
+#pragma unroll
+        for (int e = 0; e < kVE; ++e) tile[row][col + e] = pk.v[e];
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      int const v = threadIdx.x + kPrepThreads * k;
+      int const sp = v / (kTC / kVE);
+      int const cv = (v % (kTC / kVE)) * kVE;
+      int const s = s0 + sp;
+      int const c = c0 + cv;
+      if (c < a.C && s < a.HW) {
+        Pack<T, kVE> pk;
+#pragma unroll
+        for (int e = 0; e < kVE; ++e) pk.v[e] = tile[cv + e][sp];
+        *reinterpret_cast<Pack<T, kVE>*>(dst + size_t(s) * a.C + c) = pk;
+      }
+    }
+    return;
+  }
   if (b < a.transBlocks) {
+    T (*tile)[33] = reinterpret_cast<T (*)[33]>(tileRaw);
     int const img = b / (a.transBlocksC * a.transBlocksHW);
     int const r = b % (a.transBlocksC * a.transBlocksHW);
     int const c0 = (r / a.transBlocksHW) * 32;
@@ -523,14 +818,52 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
   }
   b -= a.transBlocks;
   if (b < a.packBlocks) {
+    // 32-bit index math (dcnv2CheckSupported bounds the packed sizes below 2^31): 64-bit divisions made this
+    // part several microseconds for the 512-channel layers.
+    unsigned const i = unsigned(b) * kPrepThreads + threadIdx.x;
+    if (a.frag) {
+      // wpack[grp][t][step][n-tile][lane][e] = weight[grp*Cout_g + 8*tile + lane/4][step*4V + (lane%4)*V + e][t]
+      // (dcnRegKernel's permuted fragment order), zero outside Cout_g / Cin_g; TF32 pre-rounded. One thread
+      // writes one lane's 16-byte vector for every tap: its V x KK source weights are contiguous, so the taps after
+      // the first hit L1, and each warp's stores are 512 contiguous bytes.
+      constexpr int V = 16 / int(sizeof(T));
+      if (i < unsigned(a.packElems / (size_t(V) * a.KK))) {
+        unsigned const lane = i % 32u;
+        unsigned r = i / 32u;
+        unsigned const nt = r % unsigned(a.ntPad);
+        r /= unsigned(a.ntPad);
+        unsigned const cs = r % unsigned(a.nSteps);
+        unsigned const grp = r / unsigned(a.nSteps);
+        int const co = int(nt * 8 + lane / 4);
+        int const c0 = int(cs * 4 * V + (lane % 4) * V);
+        T const* src = a.weight + ((size_t(grp) * a.Cout_g + co) * a.Cin_g + c0) * a.KK;
+        Pack<T, V>* dst = reinterpret_cast<Pack<T, V>*>(a.wpack) +
+                          ((size_t(grp) * a.KK * a.nSteps + cs) * a.ntPad + nt) * 32 + lane;
+        size_t const tapStride = size_t(a.nSteps) * a.ntPad * 32;  // vectors between consecutive taps
+        for (int t = 0; t < a.KK; ++t) {
+          Pack<T, V> v;
+#pragma unroll
+          for (int e = 0; e < V; ++e) {
+            T w = T(0.f);
+            if (co < a.Cout_g && c0 + e < a.Cin_g) w = src[e * a.KK + t];
+            if constexpr (std::is_same<T, float>::value) {
+              if (a.fragTF32) w = __uint_as_float(tf32Bits(w));
+            }
+            v.v[e] = w;
+          }
+          dst[t * tapStride] = v;
+        }
+      }
+      return;
+    }
     // wpack[co][t][c] (c padded to Kpad with zeros) from weight[co][c][t]
-    size_t const i = size_t(b) * kPrepThreads + threadIdx.x;
-    size_t const total = size_t(a.Cout) * a.KK * a.Kpad;
+    unsigned const total = unsigned(a.Cout) * a.KK * a.Kpad;
     if (i < total) {
-      int const c = int(i % a.Kpad);
-      int const t = int((i / a.Kpad) % a.KK);
-      size_t const co = i / (size_t(a.Kpad) * a.KK);
-      a.wpack[i] = c < a.Cin_g ? a.weight[(co * a.Cin_g + c) * a.KK + t] : T(0.f);
+      unsigned const c = i % unsigned(a.Kpad);
+      unsigned const r = i / unsigned(a.Kpad);
+      unsigned const t = r % unsigned(a.KK);
+      unsigned const co = r / unsigned(a.KK);
+      a.wpack[i] = c < unsigned(a.Cin_g) ? a.weight[(size_t(co) * a.Cin_g + c) * a.KK + t] : T(0.f);
     }
     return;
   }
@@ -554,6 +887,18 @@ size_t alignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 template <typename T> int bkOf() { return Traits<T>::kBK; }
 
+// Elements of the fragment-ordered weight of dcnRegKernel (n-tiles padded for the largest NT, so the size does
+// not depend on the variant the GPU later picks).
+template <typename T> int fragSteps(DCNv2Params const& p) {
+  return (p.inChannels / p.groups + 4 * (16 / int(sizeof(T))) - 1) / (4 * (16 / int(sizeof(T))));
+}
+inline int fragNTPad(DCNv2Params const& p) {
+  return (p.outChannels / p.groups + 8 * kFragNTPad - 1) / (8 * kFragNTPad) * kFragNTPad;
+}
+template <typename T> size_t fragPackElems(DCNv2Params const& p) {
+  return size_t(p.groups) * p.kernelH * p.kernelW * fragSteps<T>(p) * fragNTPad(p) * 32 * (16 / sizeof(T));
+}
+
 struct Layout {
   size_t inBytes, wBytes, accBytes, total;
 };
@@ -564,14 +909,16 @@ template <typename T> Layout layoutOf(DCNv2Params const& p) {
   int const Kpad = (Cin_g + BK - 1) / BK * BK;
   Layout l;
   l.inBytes = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
-  l.wBytes = alignUp(size_t(p.outChannels) * p.kernelH * p.kernelW * Kpad * sizeof(T), kAlign);
+  size_t const rowBytes = size_t(p.outChannels) * p.kernelH * p.kernelW * Kpad * sizeof(T);
+  l.wBytes = alignUp(std::max(rowBytes, fragPackElems<T>(p) * sizeof(T)), kAlign);
   l.accBytes = alignUp(size_t(p.batch) * p.outChannels * p.outHeight * p.outWidth * sizeof(float), kAlign);
   l.total = l.inBytes + l.wBytes + l.accBytes;
   return l;
 }
 
 int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
-bool gDisablePDL = true;   // benchmark switch: plain stream-ordered launches
+int gVariant = 0;  // benchmark switch: 0 = default, 1 = shared-memory tile kernel (dcnMainKernel), 2 = NT 8 only
+bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 
 size_t infoBytes(DCNv2Params const& p) {
   return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * sizeof(SampleInfo);
@@ -627,6 +974,17 @@ cudaError_t launchMain(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cud
   return launchPDL(kern, grid, dim3(kThreads), smemBytes, stream, args);
 }
 
+template <typename T, int MODE, int NT, int MINB>
+cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
+  auto kern = dcnRegKernel<T, MODE, NT, MINB>;
+  smemBytes += regCsBytes<NT>();
+  if (smemBytes > 48 * 1024) {
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
+    if (e != cudaSuccess) return e;
+  }
+  return launchPDL(kern, grid, dim3(kRegThreads), smemBytes, stream, args);
+}
+
 template <typename T>
 cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T const* mask, T const* weight,
     T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
@@ -659,7 +1017,14 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   bool const mma = std::is_same<T, __half>::value || tf32;
   // 128-channel tiles need more shared memory than pre-Ampere cards give a block.
   bool const fitsLarge = kMaxTileBytes + infoBytes(p) <= maxSmemOptin();
-  int const bn = (vec && mma && g.Cout_g > 64 && fitsLarge) ? kBNLarge : kBNSmall;
+  // Register-fragment kernel for the tensor-core paths with 16-byte vectors (sm_80+); 128 output channels per
+  // block when the group has more than 64.
+  bool const useReg = vec && mma && ccMajor() >= 8 && gVariant != 1;
+  int const regNT = (g.Cout_g > 64 && gVariant != 2) ? 16 : 8;  // variant 2 (benchmark): 64-channel blocks
+  int const bn = useReg ? regNT * 8 : (vec && mma && g.Cout_g > 64 && fitsLarge) ? kBNLarge : kBNSmall;
+  g.nSteps = fragSteps<T>(p);
+  g.ntPad = fragNTPad(p);
+  if (useReg) g.nChunks = g.KK * g.nSteps;
   g.tilesN = (g.Cout_g + bn - 1) / bn;
   g.tilesX = (g.Wo + kTW - 1) / kTW;
   g.tilesY = (g.Ho + kTH - 1) / kTH;
@@ -676,8 +1041,9 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
     }
     long const blocks = long(grid.x) * grid.y;
     // about two resident blocks per SM (measured on H200: more splits cost atomics, fewer leave SMs idle)
-    splits = int((2L * smCount + blocks / 2) / blocks);
-    splits = std::min(splits, std::max(1, g.nChunks / 3));
+    int const perSM = useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16) : 2;
+    splits = int((long(perSM) * smCount + blocks / 2) / blocks);
+    splits = std::min(splits, std::max(1, g.nChunks / (useReg ? 4 : 3)));
   }
   splits = std::max(1, std::min(splits, g.nChunks));
   g.chunksPerSplit = (g.nChunks + splits - 1) / splits;
@@ -687,10 +1053,19 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   PrepArgs<T> pa;
   pa.in = input; pa.weight = weight; pa.inNHWC = inNHWC; pa.wpack = wpack; pa.acc = acc;
   pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
-  pa.transBlocksC = (g.C + 31) / 32;
-  pa.transBlocksHW = (pa.HW + 31) / 32;
+  constexpr int kVE = 16 / int(sizeof(T));
+  pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
+  int const tileC = pa.vecTrans ? 128 / int(sizeof(T)) : 32;
+  int const tileHW = pa.vecTrans ? 64 : 32;
+  pa.transBlocksC = (g.C + tileC - 1) / tileC;
+  pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
   pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
-  pa.packBlocks = int((size_t(g.Cout) * g.KK * g.Kpad + kPrepThreads - 1) / kPrepThreads);
+  pa.frag = useReg;
+  pa.fragTF32 = useReg && !std::is_same<T, __half>::value;
+  pa.groups = g.groups; pa.Cout_g = g.Cout_g; pa.nSteps = g.nSteps; pa.ntPad = g.ntPad;
+  pa.packElems = fragPackElems<T>(p);
+  size_t const packTotal = useReg ? pa.packElems / ((16 / sizeof(T)) * g.KK) : size_t(g.Cout) * g.KK * g.Kpad;
+  pa.packBlocks = int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.accElems = g.splits > 1 ? size_t(g.N) * g.Cout * g.HoWo : 0;
   pa.zeroBlocks = pa.accElems ? int(std::min<size_t>((pa.accElems + kPrepThreads - 1) / kPrepThreads, 1024)) : 0;
   dcnPrepKernel<T><<<pa.transBlocks + pa.packBlocks + pa.zeroBlocks, kPrepThreads, 0, stream>>>(pa);
@@ -702,7 +1077,11 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   ma.acc = acc; ma.g = g;
   size_t const smem = infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = bn == kBNLarge;
-  if constexpr (std::is_same<T, __half>::value) {
+  if (useReg) {
+    constexpr int kMode = std::is_same<T, __half>::value ? kModeHalf : kModeTF32;
+    e = regNT == 8 ? launchReg<T, kMode, 8, kRegMinBlocks8>(ma, grid, smem, stream)
+                   : launchReg<T, kMode, 16, kRegMinBlocks16>(ma, grid, smem, stream);
+  } else if constexpr (std::is_same<T, __half>::value) {
     e = !vec  ? launchMain<T, kModeHalf, 1, kBNSmall>(ma, grid, smem, stream)
         : large ? launchMain<T, kModeHalf, VEC, kBNLarge>(ma, grid, smem, stream)
                 : launchMain<T, kModeHalf, VEC, kBNSmall>(ma, grid, smem, stream);
@@ -750,7 +1129,10 @@ char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type) {
   double const inElems = double(p.batch) * p.inChannels * p.inHeight * p.inWidth;
   double const outElems = double(p.batch) * p.outChannels * p.outHeight * p.outWidth;
   double const offElems = double(p.batch) * 2 * p.deformableGroups * p.kernelH * p.kernelW * p.outHeight * p.outWidth;
-  if (inElems >= 2147483647.0 || outElems >= 2147483647.0 || offElems >= 2147483647.0)
+  // packed weights (either layout, padded) are indexed with 32-bit math
+  double const packElems = 2.0 * std::max(double(p.outChannels) + 8 * kFragNTPad * p.groups, 128.0) *
+                           p.kernelH * p.kernelW * (double(p.inChannels) / p.groups + 64);
+  if (inElems >= 2147483647.0 || outElems >= 2147483647.0 || offElems >= 2147483647.0 || packElems >= 2147483647.0)
     return "DCNv2: tensors with 2^31 or more elements are not supported";
   return nullptr;
 }
@@ -775,6 +1157,7 @@ cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* i
 
 void dcnv2SetForcedSplits(int splits) { gForcedSplits = splits; }
 void dcnv2SetDisablePDL(bool disable) { gDisablePDL = disable; }
+void dcnv2SetKernelVariant(int variant) { gVariant = variant; }
 
 }  // namespace centernet_trt
 
@@ -818,4 +1201,5 @@ char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHei
 
 void centernet_dcnv2_set_splits(int splits) { centernet_trt::dcnv2SetForcedSplits(splits); }
 void centernet_dcnv2_set_pdl(int enable) { centernet_trt::dcnv2SetDisablePDL(enable == 0); }
+void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVariant(variant); }
 }

@@ -32,8 +32,11 @@ char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type);
 
 // Benchmark/tuning hook: force the split-K factor of later forwards in this process (0 = heuristic).
 void dcnv2SetForcedSplits(int splits);
-// Benchmark hook: programmatic dependent launch between the kernels on sm_90+ (default: off, true = off).
+// Benchmark hook: programmatic dependent launch between the kernels on sm_90+ (true = off; default: on since v6).
 void dcnv2SetDisablePDL(bool disable);
+// Benchmark hook (process-wide, like the two above): 0 = the default kernels; 1 = the shared-memory tile kernel of the
+// first version on every path; 2 = the register-fragment kernel with 64-channel blocks only.
+void dcnv2SetKernelVariant(int variant);
 
 // Output spatial size of a convolution (same rule as torch): (in + 2*pad - dil*(k-1) - 1) / stride + 1.
 inline int dcnv2OutSize(int in, int k, int stride, int pad, int dil) {
@@ -60,4 +63,5 @@ char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHei
 // Tuning hook (see dcnv2SetForcedSplits).
 void centernet_dcnv2_set_splits(int splits);
 void centernet_dcnv2_set_pdl(int enable);
+void centernet_dcnv2_set_variant(int variant);
 }

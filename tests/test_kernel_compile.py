@@ -42,8 +42,10 @@ def ptxas_report(tmp_path_factory) -> str:
 
 def test_kernel_compiles_for_hopper(ptxas_report):
     kernels = re.findall(r"Compiling entry function '(\w+)'", ptxas_report)
-    # fp16 / TF32 / FFMA main-kernel variants, the prep and finalize kernels of both types
+    # fp16 / TF32 / FFMA main-kernel variants, the register-fragment kernels (fp16 and TF32, 64- and 128-channel
+    # blocks), the prep and finalize kernels of both types
     assert sum("dcnMainKernel" in k for k in kernels) >= 6, kernels
+    assert sum("dcnRegKernel" in k for k in kernels) >= 4, kernels
     assert any("dcnPrepKernel" in k for k in kernels) and any("dcnFinalizeKernel" in k for k in kernels)
 
 
