@@ -2,7 +2,7 @@
 //
 //   M = output pixels, N = output channels, K = taps * input channels (per conv group).
 //   1. prep kernel (one launch): input NCHW -> NHWC in workspace (so each bilinear corner is one 16-byte
-//      channel vector), weight packed for the main kernel, split-K accumulator zeroed.
+//      channel vector), weight packed for the main kernel.
 //   2. main kernel: a block owns an 8 x 8 output-pixel patch x 64 (or 128) output channels and a range of K
 //      steps (split-K when the tile grid alone cannot fill the GPU). It first builds a shared table of the
 //      4 corner offsets and 4 weights (bilinear x mask) per (pixel, deformable group, tap) for the taps of its
@@ -15,8 +15,9 @@
 //      - dcnMainKernel (strict fp32 FFMA, scalar gathers for channel counts not a multiple of the vector, and
 //        pre-Ampere): gathers + blends into a shared A tile, B tile copied from the packed weight, WMMA or FFMA;
 //        register prefetch of the next chunk + double-buffered tiles, one barrier per chunk.
-//      Epilogue: bias added, output written NCHW (or atomically added to the fp32 accumulator under split-K).
-//   3. finalize (split-K only): accumulator + bias -> output type.
+//      Epilogue: bias added, output written NCHW (under split-K: the fp32 partial stored in this split's own
+//      workspace slice; no atomics, so every run gives the same bits).
+//   3. finalize (split-K only): the partials summed in split order + bias -> output type.
 //   On sm_90 the main and finalize kernels use programmatic dependent launch: the sampling table (which reads
 //   only offset and mask) is built while the prep kernel drains.
 // docs/kernel.md has the design notes, the floor arithmetic and the measured times.
@@ -484,8 +485,8 @@ __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
       if (b) b += kNStep;
     }
   } else {
-    float* o = a.acc + oFirst;
-    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) atomicAdd(o, *cs);
+    float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;  // this split's own partial slice
+    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) *o = *cs;
   }
 }
 
@@ -719,8 +720,8 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
       if (b) b += kNStep;
     }
   } else {
-    float* o = a.acc + oFirst;
-    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, csp += kNStep * LDC) atomicAdd(o, *csp);
+    float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;  // this split's own partial slice
+    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, csp += kNStep * LDC) *o = *csp;
   }
 #endif
 }
@@ -731,10 +732,8 @@ template <typename T> struct PrepArgs {
   T const* __restrict__ weight;
   T* __restrict__ inNHWC;
   T* __restrict__ wpack;
-  float* __restrict__ acc;
   int N, C, HW, Cout, Cin_g, KK, Kpad;
-  int transBlocksC, transBlocksHW, transBlocks, packBlocks, zeroBlocks;
-  size_t accElems;
+  int transBlocksC, transBlocksHW, transBlocks, packBlocks;
   // fragment packing for dcnRegKernel (0 = [Cout][tap][Kpad] rows for dcnMainKernel)
   int frag, fragTF32, groups, Cout_g, nSteps, ntPad;
   size_t packElems;
@@ -867,19 +866,18 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
     }
     return;
   }
-  b -= a.packBlocks;
-  for (size_t i = size_t(b) * kPrepThreads + threadIdx.x; i < a.accElems; i += size_t(a.zeroBlocks) * kPrepThreads)
-    a.acc[i] = 0.f;
 }
 
 template <typename T>
 __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __restrict__ bias, T* __restrict__ out,
-    size_t total, int Cout, int HoWo) {
+    size_t total, int Cout, int HoWo, int splits) {
   using Tr = Traits<T>;
   gridDependencyWait();
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
     int const co = int((i / HoWo) % Cout);
-    out[i] = Tr::fromF(acc[i] + (bias ? Tr::toF(bias[co]) : 0.f));
+    float sum = 0.f;
+    for (int k = 0; k < splits; ++k) sum += acc[size_t(k) * total + i];  // fixed order: same bits every run
+    out[i] = Tr::fromF(sum + (bias ? Tr::toF(bias[co]) : 0.f));
   }
 }
 
@@ -903,7 +901,7 @@ struct Layout {
   size_t inBytes, wBytes, accBytes, total;
 };
 
-template <typename T> Layout layoutOf(DCNv2Params const& p) {
+template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
   int const Cin_g = p.inChannels / p.groups;
   int const BK = bkOf<T>();
   int const Kpad = (Cin_g + BK - 1) / BK * BK;
@@ -911,7 +909,8 @@ template <typename T> Layout layoutOf(DCNv2Params const& p) {
   l.inBytes = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
   size_t const rowBytes = size_t(p.outChannels) * p.kernelH * p.kernelW * Kpad * sizeof(T);
   l.wBytes = alignUp(std::max(rowBytes, fragPackElems<T>(p) * sizeof(T)), kAlign);
-  l.accBytes = alignUp(size_t(p.batch) * p.outChannels * p.outHeight * p.outWidth * sizeof(float), kAlign);
+  // split-K: one fp32 partial output per split, summed in a fixed order by the finalize pass
+  l.accBytes = splits > 1 ? alignUp(size_t(splits) * p.batch * p.outChannels * p.outHeight * p.outWidth * sizeof(float), kAlign) : 0;
   l.total = l.inBytes + l.wBytes + l.accBytes;
   return l;
 }
@@ -924,26 +923,19 @@ size_t infoBytes(DCNv2Params const& p) {
   return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * sizeof(SampleInfo);
 }
 
+// Device properties are asked on each call (host-side, cheap) so a process driving several GPUs gets each right.
 int ccMajor() {
-  static int cc = -1;
-  if (cc < 0) {
-    int dev = 0, major = 0;
-    cudaGetDevice(&dev);
-    cc = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess ? major : 0;
-  }
-  return cc;
+  int dev = 0, major = 0;
+  cudaGetDevice(&dev);
+  return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess ? major : 0;
 }
 
 bool pdlSupported() { return ccMajor() >= 9 && !gDisablePDL; }
 
 size_t maxSmemOptin() {
-  static long long bytes = -1;
-  if (bytes < 0) {
-    int dev = 0, v = 0;
-    cudaGetDevice(&dev);
-    bytes = cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess ? v : 48 * 1024;
-  }
-  return size_t(bytes);
+  int dev = 0, v = 0;
+  cudaGetDevice(&dev);
+  return cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess ? size_t(v) : 48 * 1024;
 }
 
 template <typename... KArgs, typename... Args>
@@ -985,18 +977,26 @@ cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cuda
   return launchPDL(kern, grid, dim3(kRegThreads), smemBytes, stream, args);
 }
 
-template <typename T>
-cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T const* mask, T const* weight,
-    T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
-  Layout const l = layoutOf<T>(p);
-  if (workspaceSize < l.total || workspace == nullptr) return cudaErrorInvalidValue;
-  if (!input || !offset || !mask || !weight || !output) return cudaErrorInvalidValue;
-  char* ws = static_cast<char*>(workspace);
-  T* inNHWC = reinterpret_cast<T*>(ws);
-  T* wpack = reinterpret_cast<T*>(ws + l.inBytes);
-  float* acc = reinterpret_cast<float*>(ws + l.inBytes + l.wBytes);
-
+// Everything the launch decides from the parameters and the device: geometry, kernel variant, grid, K splits.
+// The workspace size comes from the same plan, so a split-K layer always has room for its per-split partials.
+struct Plan {
   Geometry g;
+  dim3 grid;
+  bool vec, tf32, useReg, large;
+  int regNT, bn;
+};
+
+void setSplits(Plan& pl, int splits) {
+  Geometry& g = pl.g;
+  splits = std::max(1, std::min(splits, g.nChunks));
+  g.chunksPerSplit = (g.nChunks + splits - 1) / splits;
+  g.splits = (g.nChunks + g.chunksPerSplit - 1) / g.chunksPerSplit;
+  pl.grid.z = g.splits;
+}
+
+template <typename T> Plan planOf(DCNv2Params const& p) {
+  Plan pl;
+  Geometry& g = pl.g;
   g.N = p.batch; g.C = p.inChannels; g.H = p.inHeight; g.W = p.inWidth; g.Cout = p.outChannels;
   g.Ho = p.outHeight; g.Wo = p.outWidth; g.kh = p.kernelH; g.kw = p.kernelW; g.sh = p.strideH; g.sw = p.strideW;
   g.ph = p.padH; g.pw = p.padW; g.dh = p.dilationH; g.dw = p.dilationW; g.groups = p.groups;
@@ -1012,46 +1012,65 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   g.Kpad = g.chunksPerTap * BK;
   g.nChunks = g.KK * g.chunksPerTap;
   constexpr int VEC = Traits<T>::kVec;
-  bool const vec = (g.Cin_g % VEC == 0) && (g.Cdg % VEC == 0);
-  bool const tf32 = p.allowTF32 && ccMajor() >= 8;  // TF32 tensor cores exist from sm_80 on
+  bool const vec = pl.vec = (g.Cin_g % VEC == 0) && (g.Cdg % VEC == 0);
+  bool const tf32 = pl.tf32 = p.allowTF32 && ccMajor() >= 8;  // TF32 tensor cores exist from sm_80 on
   bool const mma = std::is_same<T, __half>::value || tf32;
   // 128-channel tiles need more shared memory than pre-Ampere cards give a block.
   bool const fitsLarge = kMaxTileBytes + infoBytes(p) <= maxSmemOptin();
   // Register-fragment kernel for the tensor-core paths with 16-byte vectors (sm_80+); 128 output channels per
   // block when the group has more than 64.
-  bool const useReg = vec && mma && ccMajor() >= 8 && gVariant != 1;
-  int const regNT = (g.Cout_g > 64 && gVariant != 2) ? 16 : 8;  // variant 2 (benchmark): 64-channel blocks
-  int const bn = useReg ? regNT * 8 : (vec && mma && g.Cout_g > 64 && fitsLarge) ? kBNLarge : kBNSmall;
+  bool const useReg = pl.useReg = vec && mma && ccMajor() >= 8 && gVariant != 1;
+  int const regNT = pl.regNT = (g.Cout_g > 64 && gVariant != 2) ? 16 : 8;  // variant 2 (benchmark): 64-channel blocks
+  int const bn = pl.bn = useReg ? regNT * 8 : (vec && mma && g.Cout_g > 64 && fitsLarge) ? kBNLarge : kBNSmall;
   g.nSteps = fragSteps<T>(p);
   g.ntPad = fragNTPad(p);
   if (useReg) g.nChunks = g.KK * g.nSteps;
   g.tilesN = (g.Cout_g + bn - 1) / bn;
   g.tilesX = (g.Wo + kTW - 1) / kTW;
   g.tilesY = (g.Ho + kTH - 1) / kTH;
-  dim3 grid(g.N * g.tilesY * g.tilesX, g.groups * g.tilesN, 1);
+  pl.grid = dim3(g.N * g.tilesY * g.tilesX, g.groups * g.tilesN, 1);
+  pl.large = bn == kBNLarge;
+  dim3 const& grid = pl.grid;
 
   // Split K over blocks when the tile grid alone cannot fill the GPU (small images, many channels).
   int splits = gForcedSplits;
   if (splits <= 0) {
-    static int smCount = 0;
-    if (smCount == 0) {
-      int dev = 0;
-      cudaGetDevice(&dev);
-      if (cudaDeviceGetAttribute(&smCount, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) smCount = 132;
-    }
+    int dev = 0, smCount = 0;  // asked each call (cheap, host-side): a process may drive several GPUs
+    cudaGetDevice(&dev);
+    if (cudaDeviceGetAttribute(&smCount, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) smCount = 132;
     long const blocks = long(grid.x) * grid.y;
-    // about two resident blocks per SM (measured on H200: more splits cost atomics, fewer leave SMs idle)
+    // about two resident blocks per SM (measured on H200: more splits cost partial-sum traffic, fewer leave SMs idle)
     int const perSM = useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16) : 2;
     splits = int((long(perSM) * smCount + blocks / 2) / blocks);
     splits = std::min(splits, std::max(1, g.nChunks / (useReg ? 4 : 3)));
   }
   splits = std::max(1, std::min(splits, g.nChunks));
-  g.chunksPerSplit = (g.nChunks + splits - 1) / splits;
-  g.splits = (g.nChunks + g.chunksPerSplit - 1) / g.chunksPerSplit;
-  grid.z = g.splits;
+  setSplits(pl, splits);
+  return pl;
+}
+
+template <typename T>
+cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T const* mask, T const* weight,
+    T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
+  if (workspace == nullptr || !input || !offset || !mask || !weight || !output) return cudaErrorInvalidValue;
+  Plan pl = planOf<T>(p);
+  // A workspace sized on another GPU (other SM count) may hold fewer partials: split less, never fail.
+  while (pl.g.splits > 1 && layoutOf<T>(p, pl.g.splits).total > workspaceSize) setSplits(pl, pl.g.splits - 1);
+  Layout const l = layoutOf<T>(p, pl.g.splits);
+  if (workspaceSize < l.total) return cudaErrorInvalidValue;
+  Geometry const& g = pl.g;
+  dim3 const grid = pl.grid;
+  bool const vec = pl.vec, tf32 = pl.tf32, useReg = pl.useReg;
+  int const regNT = pl.regNT;
+  constexpr int VEC = Traits<T>::kVec;
+  char* ws = static_cast<char*>(workspace);
+  T* inNHWC = reinterpret_cast<T*>(ws);
+  T* wpack = reinterpret_cast<T*>(ws + l.inBytes);
+  float* acc = reinterpret_cast<float*>(ws + l.inBytes + l.wBytes);
+
 
   PrepArgs<T> pa;
-  pa.in = input; pa.weight = weight; pa.inNHWC = inNHWC; pa.wpack = wpack; pa.acc = acc;
+  pa.in = input; pa.weight = weight; pa.inNHWC = inNHWC; pa.wpack = wpack;
   pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
   constexpr int kVE = 16 / int(sizeof(T));
   pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
@@ -1066,9 +1085,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   pa.packElems = fragPackElems<T>(p);
   size_t const packTotal = useReg ? pa.packElems / ((16 / sizeof(T)) * g.KK) : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = int((packTotal + kPrepThreads - 1) / kPrepThreads);
-  pa.accElems = g.splits > 1 ? size_t(g.N) * g.Cout * g.HoWo : 0;
-  pa.zeroBlocks = pa.accElems ? int(std::min<size_t>((pa.accElems + kPrepThreads - 1) / kPrepThreads, 1024)) : 0;
-  dcnPrepKernel<T><<<pa.transBlocks + pa.packBlocks + pa.zeroBlocks, kPrepThreads, 0, stream>>>(pa);
+  dcnPrepKernel<T><<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
 
@@ -1076,7 +1093,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   ma.inNHWC = inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = wpack; ma.bias = bias; ma.out = output;
   ma.acc = acc; ma.g = g;
   size_t const smem = infoBytes(p);  // launchMain adds the variant's tile bytes
-  bool const large = bn == kBNLarge;
+  bool const large = pl.large;
   if (useReg) {
     constexpr int kMode = std::is_same<T, __half>::value ? kModeHalf : kModeTF32;
     e = regNT == 8 ? launchReg<T, kMode, 8, kRegMinBlocks8>(ma, grid, smem, stream)
@@ -1099,7 +1116,8 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   if (g.splits > 1) {
     size_t const total = size_t(g.N) * g.Cout * g.HoWo;
     int const blocks = int(std::min<size_t>((total + 255) / 256, 4096));
-    e = launchPDL(dcnFinalizeKernel<T>, dim3(blocks), dim3(256), 0, stream, acc, bias, output, total, g.Cout, g.HoWo);
+    e = launchPDL(dcnFinalizeKernel<T>, dim3(blocks), dim3(256), 0, stream, acc, bias, output, total, g.Cout, g.HoWo,
+        g.splits);
   }
   return e;
 }
@@ -1139,7 +1157,8 @@ char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type) {
 
 size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type) {
   if (dcnv2CheckSupported(p, type) != nullptr) return 0;
-  return type == DCNv2DataType::kHALF ? layoutOf<__half>(p).total : layoutOf<float>(p).total;
+  return type == DCNv2DataType::kHALF ? layoutOf<__half>(p, planOf<__half>(p).g.splits).total
+                                      : layoutOf<float>(p, planOf<float>(p).g.splits).total;
 }
 
 cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* input, void const* offset,
