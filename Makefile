@@ -1,6 +1,7 @@
 # Thin front over the Python entry points; every target prints nothing you could not run by hand.
 # BATCH: 1 | N | dynamic | min:opt:max (the last exports a dynamic batch and builds that profile).
-# Variables: ARCH TASK MODEL INPUT BATCH DCN_OP OPSET PRECISION ONNX ENGINE IMG BACKEND THRESH TENSORRT_ROOT
+# Variables: ARCH TASK MODEL INPUT BATCH DCN_OP OPSET NUM_CLASSES DCN_DOMAIN SLIM UNSAFE_LOAD PRECISION ONNX ENGINE
+#            PLUGIN IMG BACKEND THRESH TENSORRT_ROOT
 SHELL := /bin/bash
 VENV      ?= .venv
 PY        ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
@@ -15,6 +16,7 @@ OPSET     ?=
 NUM_CLASSES ?=
 DCN_DOMAIN ?=
 SLIM      ?=
+UNSAFE_LOAD ?=
 PRECISION ?= fp16
 NAME      ?= $(TASK)_$(ARCH)
 ONNX      ?= $(BUILD)/$(NAME).onnx
@@ -48,7 +50,7 @@ check-patch:   ## report the tree's state without changing it
 
 EXPORT_ARGS = --arch $(ARCH) --task $(TASK) --model $(MODEL) --batch $(if $(findstring :,$(BATCH)),dynamic,$(BATCH)) \
   --dcn-op $(DCN_OP) $(call opt,--input,$(INPUT)) $(call opt,--opset,$(OPSET)) $(call opt,--num-classes,$(NUM_CLASSES)) \
-  $(if $(DCN_DOMAIN),--dcn-domain "$(DCN_DOMAIN:none=)") $(if $(SLIM),--slim)
+  $(if $(DCN_DOMAIN),--dcn-domain "$(DCN_DOMAIN:none=)") $(if $(SLIM),--slim) $(if $(UNSAFE_LOAD),--unsafe-load)
 onnx:   ## export build/$(TASK)_$(ARCH).onnx
 	$(PY) -m centernet_trt.export $(strip $(EXPORT_ARGS)) --output $(ONNX)
 
@@ -62,7 +64,7 @@ plugin:   ## build $(PLUGIN) (TensorRT 10.x/11.x headers; TENSORRT_ROOT=... if n
 
 engine:   ## build $(ENGINE) from $(ONNX) with the plugin
 	$(PY) -m centernet_trt.engine --onnx $(ONNX) --plugin $(PLUGIN) --precision $(PRECISION) \
-	  $(strip $(call opt,--batch,$(filter %:%,$(BATCH))) --output $(ENGINE))
+	  $(strip $(call opt,--batch,$(if $(findstring :,$(BATCH)),$(BATCH))) --output $(ENGINE))
 
 infer:   ## detect on IMG (file or folder); BACKEND=tensorrt|onnxruntime
 	$(PY) -m centernet_trt.infer --img $(IMG) --backend $(BACKEND) --thresh $(THRESH) \

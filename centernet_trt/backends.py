@@ -30,6 +30,7 @@ class Backend:
     input_name: str = "input"
     output_names: list[str]
     fixed_batch: int | None = None   # a static batch dimension
+    min_batch: int = 1               # the profile's minimum for dynamic batch (smaller chunks are padded)
     max_batch: int | None = None     # the profile's maximum for dynamic batch
     input_hw: tuple[int | None, int | None] = (None, None)
 
@@ -41,8 +42,9 @@ class Backend:
         for i in range(0, len(batch), step):
             chunk = batch[i:i + step]
             n = len(chunk)
-            if self.fixed_batch and n < self.fixed_batch:  # pad the last chunk of a fixed-batch model
-                chunk = np.concatenate([chunk, np.zeros((self.fixed_batch - n, *chunk.shape[1:]), np.float32)])
+            least = self.fixed_batch or self.min_batch
+            if n < least:  # pad the last chunk up to the batch the model accepts
+                chunk = np.concatenate([chunk, np.zeros((least - n, *chunk.shape[1:]), np.float32)])
             parts.append({k: v[:n] for k, v in self._run(chunk).items()})
         return {k: np.concatenate([p[k] for p in parts]) for k in self.output_names}
 
@@ -139,11 +141,16 @@ def init_builtin_plugins(trt, logger) -> None:
     trt.init_libnvinfer_plugins(logger, "")
 
 
+_LOADED_PLUGINS: set[Path] = set()
+
+
 def load_plugin(trt, plugin: str | Path, logger=None) -> None:
     """Load the DCNv2 plugin library into TensorRT's registry and check it registered its creator."""
     plugin = Path(plugin)
     if not plugin.is_file():
         raise UserError(f"plugin library {plugin} not found: build it with `make plugin`")
+    if plugin.resolve() in _LOADED_PLUGINS:  # build then run in one process: register its creators once
+        return
     registry = trt.get_plugin_registry()
     try:
         handle = registry.load_library(str(plugin))
@@ -158,6 +165,7 @@ def load_plugin(trt, plugin: str | Path, logger=None) -> None:
         creator = None
     if creator is None:
         raise UserError(f"{plugin} loaded but registers no DCNv2 (version 1) plugin creator; rebuild it with `make plugin`")
+    _LOADED_PLUGINS.add(plugin.resolve())
 
 
 def read_sidecar(engine: Path) -> dict:
@@ -226,10 +234,11 @@ class TensorRTBackend(Backend):
         import torch
 
         check_engine_device(side, engine_path, trt.__version__, gpu_info())
+        self.side = side
         self.meta = ModelMeta.from_json(json.dumps(side["model"]))
         self.logger = trt.Logger(trt.Logger.WARNING)
         init_builtin_plugins(trt, self.logger)
-        if plugin is not None:
+        if side.get("plugin"):  # an engine without DCNv2 nodes needs none, whatever --plugin says
             load_plugin(trt, plugin, self.logger)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(engine_path.read_bytes())

@@ -86,7 +86,7 @@ def load_strict(model: nn.Module, state: dict, where: str = "checkpoint") -> Non
             parts.append(f"mis-shaped {len(shaped)}: {_listing(shaped, 4)}")
         raise UserError(f"{where} does not fit this arch/task ({'; '.join(parts)}); "
                         "pass the ARCH/TASK (and NUM_CLASSES) it was trained with, or the right MODEL")
-    model.load_state_dict({k: v for k, v in state.items()}, strict=False)
+    model.load_state_dict(state, strict=False)  # only OPTIONAL_SUFFIXES buffers may be missing here
 
 
 def state_digest(model: nn.Module) -> str:

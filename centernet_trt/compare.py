@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import decode, preprocess
-from .backends import OnnxRuntimeBackend, TensorRTBackend, check_engine_files, import_tensorrt
+from .backends import OnnxRuntimeBackend, TensorRTBackend
 from .errors import UserError, cli
 
 FP32_TOL = (1e-3, 1e-3)  # (atol, rtol) on raw head outputs
@@ -51,9 +51,12 @@ def compare_to_budget(ref: dict, got: dict, fp16_ref: dict, slack: float = FP16_
     """fp16: pass when max and mean |got - ref| are within ``slack`` × those of ``fp16_ref`` (+1e-3 floor)."""
     rows = []
     for name, r in ref.items():
+        if got[name].shape != r.shape:
+            rows.append({"name": name, "ok": False, "line": f"{name}: shape {got[name].shape} vs {r.shape}  FAIL"})
+            continue
         d = np.abs(got[name].astype(np.float64) - r)
         b = np.abs(fp16_ref[name].astype(np.float64) - r)
-        ok = (got[name].shape == r.shape and np.isfinite(got[name]).all()
+        ok = (np.isfinite(got[name]).all()
               and d.max() <= slack * b.max() + 1e-3 and d.mean() <= slack * b.mean() + 1e-3)
         rows.append({"name": name, "ok": bool(ok), "line":
                      f"{name:>9} {str(tuple(r.shape)):>18}: max|d| {d.max():.3e}  mean|d| {d.mean():.3e}  "
@@ -124,9 +127,8 @@ def main(argv=None):
     ap.add_argument("--atol", type=float, help=f"fixed tolerance instead of the default (fp32 {FP32_TOL[0]:g}; fp16: measured budget)")
     ap.add_argument("--rtol", type=float, help=f"(fp32 default {FP32_TOL[1]:g})")
     args = ap.parse_args(argv)
-    side = check_engine_files(args.engine, args.plugin)
-    import_tensorrt()
-    trt_backend = TensorRTBackend(args.engine, args.plugin)
+    trt_backend = TensorRTBackend(args.engine, args.plugin)  # checks engine/sidecar/plugin before importing TensorRT
+    side = trt_backend.side
     ort_backend = OnnxRuntimeBackend(args.onnx)
     if ort_backend.meta.head_names != trt_backend.meta.head_names:
         raise UserError(f"{args.onnx} and {args.engine} are different models (heads differ); pass the ONNX the engine was built from")

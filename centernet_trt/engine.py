@@ -132,7 +132,7 @@ def input_shape(model) -> tuple[str, list]:
     return inp.name, dims
 
 
-def batch_profile(dims, meta, batch) -> tuple[int, int, int]:
+def batch_profile(dims, batch) -> tuple[int, int, int]:
     if dims[0] is not None:
         if batch and batch != (dims[0],) * 3:
             raise UserError(f"the ONNX has a fixed batch of {dims[0]}; re-export with BATCH=dynamic "
@@ -141,7 +141,8 @@ def batch_profile(dims, meta, batch) -> tuple[int, int, int]:
     return batch or DEFAULT_DYNAMIC_BATCH
 
 
-def trtexec_command(onnx_path, engine, plugin, precision, fp16_mode, name, hw, profile, workspace_mib) -> str:
+def trtexec_command(onnx_path, engine, plugin, precision, fp16_mode, name, hw, profile, workspace_mib,
+                    dynamic: bool = True) -> str:
     shape = lambda n: f"{name}:{n}x3x{hw[0]}x{hw[1]}"  # noqa: E731
     cmd = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine}"]
     if plugin:
@@ -150,8 +151,12 @@ def trtexec_command(onnx_path, engine, plugin, precision, fp16_mode, name, hw, p
         cmd.append("--fp16")
     elif fp16_mode == "graph":
         cmd.append("--stronglyTyped")
-    cmd += [f"--minShapes={shape(profile[0])}", f"--optShapes={shape(profile[1])}",
-            f"--maxShapes={shape(profile[2])}", f"--memPoolSize=workspace:{workspace_mib}M"]
+    elif precision == "fp32":
+        cmd.append("--noTF32")  # as build() clears TF32
+    if dynamic:  # trtexec takes shapes only for dynamic inputs
+        cmd += [f"--minShapes={shape(profile[0])}", f"--optShapes={shape(profile[1])}",
+                f"--maxShapes={shape(profile[2])}"]
+    cmd.append(f"--memPoolSize=workspace:{workspace_mib}M")
     return " ".join(shlex.quote(c) for c in cmd)
 
 
@@ -177,11 +182,15 @@ def build(onnx_path, plugin, precision: str, batch, output, workspace_mib: int =
     needs_plugin = any(n.op_type == "DCNv2" for n in model.graph.node)
     if needs_plugin and plugin is None:
         raise UserError(f"{onnx_path} has DCNv2 nodes: pass --plugin build/libdcnv2_plugin.so (`make plugin`)")
+    if not needs_plugin and plugin is not None:
+        # `make engine` always passes PLUGIN; a DeformConv export runs on TensorRT's built-in plugin.
+        print(f"note: {onnx_path.name} has no DCNv2 nodes; not loading {plugin}")
+        plugin = None
     if plugin is not None and not Path(plugin).is_file():
         raise UserError(f"plugin library {plugin} not found: build it with `make plugin`")
     name, dims = input_shape(model)
     hw = (dims[2] or meta.input_h, dims[3] or meta.input_w)
-    profile = batch_profile(dims, meta, parse_batch(batch))
+    profile = batch_profile(dims, parse_batch(batch))
 
     trt = import_tensorrt()
     if fp16_mode == "auto":
@@ -200,7 +209,8 @@ def build(onnx_path, plugin, precision: str, batch, output, workspace_mib: int =
         with atomic_path(source) as tmp:
             onnx.save(to_fp16(onnx.load(str(onnx_path))), str(tmp))
     device = gpu_info()
-    trtexec = trtexec_command(source, output, plugin, precision, fp16_mode, name, hw, profile, workspace_mib)
+    dynamic = dims[0] is None
+    trtexec = trtexec_command(source, output, plugin, precision, fp16_mode, name, hw, profile, workspace_mib, dynamic)
     print(f"equivalent: {trtexec}")
 
     builder = trt.Builder(logger)
@@ -217,7 +227,7 @@ def build(onnx_path, plugin, precision: str, batch, output, workspace_mib: int =
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32: comparable to ONNX Runtime at 1e-3
-    if profile[0] != profile[2] or dims[0] is None:
+    if dynamic:
         prof = builder.create_optimization_profile()
         prof.set_shape(name, *[(n, 3, *hw) for n in profile])
         config.add_optimization_profile(prof)

@@ -57,12 +57,8 @@ def _upstream_opt(arch: str, task: str):
     """Run upstream's ``opts().init`` for (task, arch) quietly (it prints training chatter)."""
     from opts import opts  # the patched tree's src/lib, put on sys.path by upstream.import_tree
 
-    o = opts()
-    # The patch may turn the positional ``task`` into ``--task``; accept either form.
-    has_flag = any("--task" in a.option_strings for a in o.parser._actions)
-    args = (["--task", task] if has_flag else [task]) + ["--arch", arch]
     with contextlib.redirect_stdout(io.StringIO()):
-        return o.init(args)
+        return opts().init(["--task", task, "--arch", arch])  # --task: patches/0002
 
 
 def config(arch: str, task: str, num_classes: int | None = None,

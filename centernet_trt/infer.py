@@ -143,7 +143,8 @@ def run(img, backend: Backend, out: str | Path, thresh: float = 0.3, batch_size:
         (stage / "detections.json").write_text("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
         out.mkdir(parents=True, exist_ok=True)
         for f in sorted(stage.iterdir()):
-            f.replace(out / f.name)
+            # move, not rename: --out may be another filesystem (a Docker bind mount, docker/README.md)
+            shutil.move(str(f), str(out / f.name))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     print(f"wrote {out / 'detections.json'} ({len(records)} detections)"

@@ -6,19 +6,13 @@ import json
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 
 from centernet_trt import backends, compare, engine, metadata
 from centernet_trt.fsutil import sha256_file
 from centernet_trt.metadata import ModelMeta
 
-from test_engine import small_graph  # noqa: E402  (tests/ is on sys.path under pytest's rootdir import mode)
-
-
-def run(model, x):
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": x})))
+from test_engine import run, small_graph  # noqa: E402  (tests/ is on sys.path under pytest's rootdir import mode)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +71,12 @@ def test_without_tensorrt_one_line(tmp_path, capsys):
         compare.main(["--onnx", str(tmp_path / "m.onnx"), "--engine", str(eng)])
     err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
     assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("error: TensorRT is not installed")
+
+
+def test_shape_mismatch_is_a_failure_not_a_crash(outputs):
+    ref, fp16 = outputs
+    # an engine that returned one image of two
+    for rows in (compare.compare_to_budget(ref, dict(fp16, hm=fp16["hm"][:1]), fp16),
+                 compare.compare_outputs(ref, dict(ref, hm=ref["hm"][:1]), 1e-3, 1e-3)):
+        by = {r["name"]: r for r in rows}
+        assert not by["hm"]["ok"] and "shape" in by["hm"]["line"] and by["dc"]["ok"]

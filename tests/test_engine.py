@@ -187,3 +187,18 @@ def test_build_real_engine(tmp_path, precision):
     tol = 1e-3 if precision == "fp32" else 2e-2
     for name in ref:
         np.testing.assert_allclose(got[name], ref[name], atol=tol * np.abs(ref[name]).max(), rtol=tol)
+
+
+def test_trtexec_command_fixed_batch_and_fp32():
+    cmd = engine.trtexec_command("m.onnx", "m.engine", None, "fp32", "none", "input", (512, 512), (1, 1, 1), 1024,
+                                 dynamic=False)
+    assert cmd.split() == ["trtexec", "--onnx=m.onnx", "--saveEngine=m.engine", "--noTF32",
+                           "--memPoolSize=workspace:1024M"]
+
+
+@pytest.mark.skipif(have_tensorrt(), reason="checks the refusal on machines without TensorRT")
+def test_deformconv_onnx_ignores_the_plugin(tmp_path, capsys):
+    """`make engine` always passes PLUGIN; a DeformConv export must not need it built."""
+    onnx.save(small_graph(), str(tmp_path / "m.onnx"))
+    code, lines = cli(capsys, ["--onnx", str(tmp_path / "m.onnx"), "--plugin", str(tmp_path / "none.so")])
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: TensorRT is not installed"), lines

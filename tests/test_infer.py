@@ -294,3 +294,24 @@ def test_corrupt_onnx(tmp_path, image_dir, capsys):
 def test_out_dir_may_not_be_the_image_dir(image_dir, toy_onnx, capsys):
     code, _, err = run_cli(capsys, ["--img", str(image_dir), "--onnx", str(toy_onnx["ctdet"]), "--out", str(image_dir)])
     assert_one_line_error(code, err, "image folder")
+
+
+def test_out_on_another_filesystem(tmp_path, toy_onnx, capsys, monkeypatch):
+    """--out on another filesystem (a Docker bind mount): renames fail with EXDEV, files are copied."""
+    import errno
+    import os
+
+    def no_cross_device(real):
+        def rename(src, dst, *a, **k):
+            if Path(dst).parent == tmp_path / "out":
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            return real(src, dst, *a, **k)
+        return rename
+
+    monkeypatch.setattr(os, "rename", no_cross_device(os.rename))
+    monkeypatch.setattr(os, "replace", no_cross_device(os.replace))
+    img = block_image(tmp_path / "a.png", 96, 160)
+    code, _, err = run_cli(capsys, ["--img", str(img), "--onnx", str(toy_onnx["ctdet"]), "--out", str(tmp_path / "out")])
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "detections.json"]
+    assert len(json.loads((tmp_path / "out/detections.json").read_text())) == 1
