@@ -32,7 +32,14 @@ class Backend:
     fixed_batch: int | None = None   # a static batch dimension
     min_batch: int = 1               # the profile's minimum for dynamic batch (smaller chunks are padded)
     max_batch: int | None = None     # the profile's maximum for dynamic batch
-    input_hw: tuple[int | None, int | None] = (None, None)
+    input_hw: tuple[int | None, int | None] = (None, None)   # None: a dynamic side
+    hw_range: tuple[tuple[int, int], tuple[int, int]] | None = None  # an engine profile's (min, max) HxW
+    stride: int = 1                  # dynamic sides must be multiples of this (the arch's: meta.stride)
+
+    @property
+    def dynamic_hw(self) -> bool:
+        """Takes any input size (a multiple of the stride): needed by --keep-res."""
+        return self.input_hw == (None, None)
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -52,7 +59,15 @@ class Backend:
         for want, got, side in zip(self.input_hw, hw, ("height", "width")):
             if want is not None and want != got:
                 raise UserError(f"the model takes input {side} {want}, the pre-processed image has {got}; "
-                                "drop --keep-res (it needs a model exported with a dynamic input size)")
+                                "drop --keep-res, or re-export with `make onnx INPUT=dynamic` for any size")
+        if any(want is None and got % self.stride for want, got in zip(self.input_hw, hw)):
+            raise UserError(f"input {hw[0]}x{hw[1]} is not a multiple of {self.meta.arch}'s stride {self.stride}; "
+                            "pad it (--keep-res pre-processing does) or resize it to a multiple")
+        if self.hw_range:
+            (lo_h, lo_w), (hi_h, hi_w) = self.hw_range
+            if not (lo_h <= hw[0] <= hi_h and lo_w <= hw[1] <= hi_w):
+                raise UserError(f"input {hw[0]}x{hw[1]} is outside the engine's profile {lo_h}x{lo_w} to "
+                                f"{hi_h}x{hi_w}; rebuild it with a wider `make engine HW=min:opt:max`")
 
     def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -82,6 +97,7 @@ class OnnxRuntimeBackend(Backend):
 
         onnx_path = Path(onnx_path)
         self.meta = metadata.read(onnx_path)
+        self.stride = self.meta.stride
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
@@ -236,6 +252,7 @@ class TensorRTBackend(Backend):
         check_engine_device(side, engine_path, trt.__version__, gpu_info())
         self.side = side
         self.meta = ModelMeta.from_json(json.dumps(side["model"]))
+        self.stride = self.meta.stride
         self.logger = trt.Logger(trt.Logger.WARNING)
         init_builtin_plugins(trt, self.logger)
         if side.get("plugin"):  # an engine without DCNv2 nodes needs none, whatever --plugin says
@@ -259,6 +276,9 @@ class TensorRTBackend(Backend):
         else:
             self.fixed_batch = shape[0]
         self.input_hw = (_static(shape[2]), _static(shape[3]))
+        if self.dynamic_hw:
+            lo, _, hi = self.engine.get_tensor_profile_shape(self.input_name, 0)
+            self.hw_range = ((int(lo[2]), int(lo[3])), (int(hi[2]), int(hi[3])))
         self.stream = torch.cuda.Stream()
 
     def _run(self, batch):
@@ -267,7 +287,7 @@ class TensorRTBackend(Backend):
         x = torch.from_numpy(batch).to("cuda", self.dtypes[self.input_name]).contiguous()
         if not self.context.set_input_shape(self.input_name, tuple(x.shape)):
             raise UserError(f"batch shape {tuple(x.shape)} is outside the engine's optimization profile; "
-                            "rebuild with a wider BATCH=min:opt:max")
+                            "rebuild with a wider BATCH=min:opt:max (or HW=min:opt:max)")
         self.context.set_tensor_address(self.input_name, x.data_ptr())
         outs = {}
         for name in self.output_names:

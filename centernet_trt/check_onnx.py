@@ -6,6 +6,7 @@ The PyTorch model is rebuilt from the ONNX's metadata with the same weights: the
 match) or, for MODEL=random, the recorded seed (the weights digest must match). ONNX Runtime has no DCNv2
 kernel, so DCNv2 nodes are rewritten in memory to the standard ONNX DeformConv (opset 19) - the same
 computation with inputs reordered. Pass: max |Δ| <= 1e-4 and ‖Δ‖/‖ref‖ <= 1e-5 per output (fp32).
+A dynamic-H/W export (INPUT=dynamic) is checked at two sizes: its recorded default and ``second_size``.
 """
 from __future__ import annotations
 
@@ -155,6 +156,18 @@ def compare(model, net, x: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -
     return diffs
 
 
+def second_size(meta: metadata.ModelMeta) -> tuple[int, int]:
+    """Another valid size for a dynamic-H/W check: about half the height, one stride wider (non-square,
+    unlike the traced size, so a swapped or baked-in H/W shows)."""
+    st = meta.stride
+    return max(st, meta.input_h // 2 // st * st), meta.input_w + st
+
+
+def check_sizes(meta: metadata.ModelMeta) -> list[tuple[int, int]]:
+    sizes = [(meta.input_h, meta.input_w)]
+    return sizes + [second_size(meta)] if meta.dynamic_hw else sizes
+
+
 def rebuild(meta: metadata.ModelMeta, model_path: str | None = None, tree: Path | None = None):
     """The patched PyTorch model the ONNX was exported from, with the very same weights."""
     from . import checkpoint as ckpt
@@ -230,21 +243,29 @@ def main(argv=None):
     prep, source = rebuild(meta, args.model, tree)
     model = onnx.load(args.onnx)
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-    x = np.random.default_rng(seed).standard_normal((n, 3, meta.input_h, meta.input_w)).astype(np.float32)
+    rng = np.random.default_rng(seed)
     dcn = {"dcnv2": "DCNv2 nodes run as DeformConv", "deformconv": "DeformConv", "none": "no DCN"}[meta.dcn_op]
-    print(f"check-onnx {args.onnx}: {meta.arch} {meta.task}, input {n}x3x{meta.input_h}x{meta.input_w} "
-          f"(batch {meta.batch}), {dcn}; ONNX Runtime {onnxruntime.__version__} CPU vs PyTorch; "
-          f"weights {source}, digest matches; input seed {seed}")
-    stats = offset_stats(prep.model, x)
-    if stats:
-        print(f"DCN sampling: {stats['layers']} layers, mean |offset| {stats['mean_abs_offset']:.2f} px "
-              f"(max {stats['max_abs_offset']:.1f}), mean mask {stats['mean_mask']:.2f}")
-        if stats["max_abs_offset"] == 0:
-            print("warning: every DCN offset is 0 (untrained offset convs): sampling is not deformable here",
-                  file=sys.stderr)
-    diffs = compare(model, prep.net, x, args.atol, args.rtol)
-    print(report(diffs, args.atol, args.rtol))
-    return 0 if all(d.ok for d in diffs) else 1
+    sizes = check_sizes(meta)
+    shapes = " and ".join(f"{n}x3x{h}x{w}" for h, w in sizes)
+    print(f"check-onnx {args.onnx}: {meta.arch} {meta.task}, input {shapes} (batch {meta.batch}"
+          f"{', dynamic HxW' if meta.dynamic_hw else ''}), {dcn}; ONNX Runtime {onnxruntime.__version__} CPU "
+          f"vs PyTorch; weights {source}, digest matches; input seed {seed}")
+    ok = True
+    for h, w in sizes:
+        x = rng.standard_normal((n, 3, h, w)).astype(np.float32)
+        if len(sizes) > 1:
+            print(f"-- input {h}x{w}")
+        stats = offset_stats(prep.model, x)
+        if stats:
+            print(f"DCN sampling: {stats['layers']} layers, mean |offset| {stats['mean_abs_offset']:.2f} px "
+                  f"(max {stats['max_abs_offset']:.1f}), mean mask {stats['mean_mask']:.2f}")
+            if stats["max_abs_offset"] == 0:
+                print("warning: every DCN offset is 0 (untrained offset convs): sampling is not deformable here",
+                      file=sys.stderr)
+        diffs = compare(model, prep.net, x, args.atol, args.rtol)
+        print(report(diffs, args.atol, args.rtol))
+        ok = ok and all(d.ok for d in diffs)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

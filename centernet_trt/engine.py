@@ -1,7 +1,11 @@
 """Build a TensorRT engine from an exported ONNX, with the DCNv2 plugin loaded.
 
     python -m centernet_trt.engine --onnx build/ctdet_resdcn_18.onnx --plugin build/libdcnv2_plugin.so \
-        --precision fp16 [--batch 1:4:8] --output build/ctdet_resdcn_18_fp16.engine
+        --precision fp16 [--batch 1:4:8] [--hw 256x256:512x512:1024x1024] --output build/ctdet_resdcn_18_fp16.engine
+
+A dynamic-H/W ONNX (``make onnx INPUT=dynamic``) gets an optimization profile over H and W too:
+``--hw min:opt:max`` (each HxW, multiples of the arch's stride), default 128x128 : the exported default
+size : 1024x1024.
 
 fp16, per TensorRT version:
 * TensorRT 10 (weakly typed): the FP16 builder flag; TensorRT picks fp16 kernels where it likes.
@@ -36,6 +40,8 @@ from .errors import UserError, cli
 from .fsutil import atomic_path, sha256_file
 
 DEFAULT_DYNAMIC_BATCH = (1, 1, 8)
+DEFAULT_HW_MIN = (128, 128)     # dynamic H/W profile bounds unless --hw says otherwise; opt = metadata size
+DEFAULT_HW_MAX = (1024, 1024)
 FP16_MAX = float(np.finfo(np.float16).max)
 # (op_type → input positions) that ONNX types as float32 only, or that carry sizes rather than data.
 KEEP_FP32_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
@@ -126,6 +132,49 @@ def parse_batch(text: str | None) -> tuple[int, int, int] | None:
     return tuple(vals)
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    h, _, w = text.strip().lower().partition("x")
+    return int(h), int(w or h)
+
+
+def parse_hw(text: str | None) -> tuple[tuple[int, int], ...] | None:
+    """``"512x512"`` → that size 3 times; ``"256x256:512x512:1024x1024"`` → (min, opt, max)."""
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        sizes = [_parse_size(part) for part in str(text).split(":")]
+    except ValueError:
+        sizes = []
+    if len(sizes) == 1:
+        sizes *= 3
+    if len(sizes) != 3 or any(v <= 0 for s in sizes for v in s) or \
+            not all(sizes[0][i] <= sizes[1][i] <= sizes[2][i] for i in range(2)):
+        raise UserError(f"--hw {text!r} is not HxW or min:opt:max sizes with min <= opt <= max per side "
+                        "(e.g. 256x256:512x512:1024x1024)")
+    return tuple(sizes)
+
+
+def hw_profile(dims, meta, hw) -> tuple[tuple[int, int], ...]:
+    """(min, opt, max) input sizes: the ONNX's own for a fixed size, else ``hw`` or the defaults."""
+    if dims[2] is not None and dims[3] is not None:
+        fixed = (dims[2], dims[3])
+        if hw and hw != (fixed,) * 3:
+            raise UserError(f"the ONNX has a fixed input size {fixed[0]}x{fixed[1]}; re-export with "
+                            "`make onnx INPUT=dynamic` to build for a range of sizes (HW=min:opt:max)")
+        return (fixed,) * 3
+    stride = meta.stride
+    if hw is None:
+        opt = (meta.input_h, meta.input_w)
+        low = tuple(min(-(-v // stride) * stride, o) for v, o in zip(DEFAULT_HW_MIN, opt))
+        high = tuple(max(v // stride * stride, o) for v, o in zip(DEFAULT_HW_MAX, opt))
+        return low, opt, high
+    bad = [f"{h}x{w}" for h, w in hw if h % stride or w % stride]
+    if bad:
+        raise UserError(f"--hw sizes {', '.join(bad)} are not multiples of {meta.arch}'s stride {stride}; "
+                        f"use e.g. {stride * 4}x{stride * 4}:{meta.input_h}x{meta.input_w}:1024x1024")
+    return hw
+
+
 def input_shape(model) -> tuple[str, list]:
     inp = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}][0]
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
@@ -143,7 +192,9 @@ def batch_profile(dims, batch) -> tuple[int, int, int]:
 
 def trtexec_command(onnx_path, engine, plugin, precision, fp16_mode, name, hw, profile, workspace_mib,
                     dynamic: bool = True) -> str:
-    shape = lambda n: f"{name}:{n}x3x{hw[0]}x{hw[1]}"  # noqa: E731
+    """``hw``: the input (h, w), or a (min, opt, max) triple of them for a dynamic-H/W ONNX."""
+    hws = hw if isinstance(hw[0], (tuple, list)) else (hw,) * 3
+    shape = lambda i: f"{name}:{profile[i]}x3x{hws[i][0]}x{hws[i][1]}"  # noqa: E731
     cmd = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine}"]
     if plugin:
         cmd.append(f"--dynamicPlugins={plugin}")
@@ -154,8 +205,7 @@ def trtexec_command(onnx_path, engine, plugin, precision, fp16_mode, name, hw, p
     elif precision == "fp32":
         cmd.append("--noTF32")  # as build() clears TF32
     if dynamic:  # trtexec takes shapes only for dynamic inputs
-        cmd += [f"--minShapes={shape(profile[0])}", f"--optShapes={shape(profile[1])}",
-                f"--maxShapes={shape(profile[2])}"]
+        cmd += [f"--minShapes={shape(0)}", f"--optShapes={shape(1)}", f"--maxShapes={shape(2)}"]
     cmd.append(f"--memPoolSize=workspace:{workspace_mib}M")
     return " ".join(shlex.quote(c) for c in cmd)
 
@@ -173,7 +223,7 @@ def parse_errors(parser) -> str:
 
 
 def build(onnx_path, plugin, precision: str, batch, output, workspace_mib: int = 4096,
-          fp16_mode: str = "auto") -> dict:
+          fp16_mode: str = "auto", hw: str | None = None) -> dict:
     import onnx
 
     onnx_path, output = Path(onnx_path), Path(output)
@@ -189,8 +239,9 @@ def build(onnx_path, plugin, precision: str, batch, output, workspace_mib: int =
     if plugin is not None and not Path(plugin).is_file():
         raise UserError(f"plugin library {plugin} not found: build it with `make plugin`")
     name, dims = input_shape(model)
-    hw = (dims[2] or meta.input_h, dims[3] or meta.input_w)
     profile = batch_profile(dims, parse_batch(batch))
+    hws = hw_profile(dims, meta, parse_hw(hw))
+    hw = hws[1]
 
     trt = import_tensorrt()
     if fp16_mode == "auto":
@@ -209,8 +260,9 @@ def build(onnx_path, plugin, precision: str, batch, output, workspace_mib: int =
         with atomic_path(source) as tmp:
             onnx.save(to_fp16(onnx.load(str(onnx_path))), str(tmp))
     device = gpu_info()
-    dynamic = dims[0] is None
-    trtexec = trtexec_command(source, output, plugin, precision, fp16_mode, name, hw, profile, workspace_mib, dynamic)
+    dynamic_hw = dims[2] is None or dims[3] is None
+    dynamic = dims[0] is None or dynamic_hw
+    trtexec = trtexec_command(source, output, plugin, precision, fp16_mode, name, hws, profile, workspace_mib, dynamic)
     print(f"equivalent: {trtexec}")
 
     builder = trt.Builder(logger)
@@ -229,7 +281,7 @@ def build(onnx_path, plugin, precision: str, batch, output, workspace_mib: int =
         config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32: comparable to ONNX Runtime at 1e-3
     if dynamic:
         prof = builder.create_optimization_profile()
-        prof.set_shape(name, *[(n, 3, *hw) for n in profile])
+        prof.set_shape(name, *[(n, 3, *s) for n, s in zip(profile, hws)])
         config.add_optimization_profile(prof)
     start = time.time()
     serialized = builder.build_serialized_network(network, config)
@@ -239,6 +291,7 @@ def build(onnx_path, plugin, precision: str, batch, output, workspace_mib: int =
     side = {
         "tensorrt": trt.__version__, **device, "precision": precision, "fp16_mode": fp16_mode,
         "batch": {"min": profile[0], "opt": profile[1], "max": profile[2]}, "input": [name, 3, *hw],
+        "hw": {"min": list(hws[0]), "opt": list(hws[1]), "max": list(hws[2])} if dynamic_hw else None,
         "workspace_mib": workspace_mib, "engine_sha256": hashlib.sha256(blob).hexdigest(),
         "onnx": {"path": onnx_path.name, "sha256": sha256_file(onnx_path), "built_from": source.name},
         "plugin": {"path": Path(plugin).name, "sha256": sha256_file(plugin), "creator": "DCNv2", "version": "1"}
@@ -248,7 +301,8 @@ def build(onnx_path, plugin, precision: str, batch, output, workspace_mib: int =
     with atomic_path(output) as tmp_engine, atomic_path(sidecar_path(output)) as tmp_side:
         tmp_engine.write_bytes(blob)
         tmp_side.write_text(json.dumps(side, indent=2) + "\n")
-    print(f"wrote {output} ({len(blob) / 2**20:.1f} MiB, {precision}, batch {':'.join(map(str, profile))}, "
+    sizes = f", HxW {':'.join(f'{h}x{w}' for h, w in hws)}" if dynamic_hw else ""
+    print(f"wrote {output} ({len(blob) / 2**20:.1f} MiB, {precision}, batch {':'.join(map(str, profile))}{sizes}, "
           f"{device['gpu']}) and {sidecar_path(output).name}")
     return side
 
@@ -260,13 +314,15 @@ def main(argv=None):
     ap.add_argument("--plugin", help="libdcnv2_plugin.so (make plugin); needed when the ONNX has DCNv2 nodes")
     ap.add_argument("--precision", choices=("fp32", "fp16"), default="fp16")
     ap.add_argument("--batch", help=f"N or min:opt:max for a dynamic-batch ONNX (default {':'.join(map(str, DEFAULT_DYNAMIC_BATCH))})")
+    ap.add_argument("--hw", help="HxW or min:opt:max sizes for a dynamic-H/W ONNX (make onnx INPUT=dynamic); "
+                    f"default {'x'.join(map(str, DEFAULT_HW_MIN))}:<exported size>:{'x'.join(map(str, DEFAULT_HW_MAX))}")
     ap.add_argument("--output", help="engine path (default: <onnx stem>_<precision>.engine)")
     ap.add_argument("--workspace", type=int, default=4096, help="builder workspace in MiB")
     ap.add_argument("--fp16-mode", choices=("auto", "flag", "graph"), default="auto",
                     help="auto: builder flag on TensorRT 10, fp16 ONNX graph on TensorRT 11")
     args = ap.parse_args(argv)
     output = args.output or str(Path(args.onnx).with_name(f"{Path(args.onnx).stem}_{args.precision}.engine"))
-    build(args.onnx, args.plugin, args.precision, args.batch, output, args.workspace, args.fp16_mode)
+    build(args.onnx, args.plugin, args.precision, args.batch, output, args.workspace, args.fp16_mode, args.hw)
     return 0
 
 

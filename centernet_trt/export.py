@@ -111,8 +111,11 @@ def prepare(arch: str, task: str, model: str = "random", num_classes: int | None
 
 
 def to_onnx(prep: Prepared, batch: str = "1", dcn_op: str = "dcnv2", dcn_domain: str = DEFAULT_DOMAIN,
-            opset: int = DEFAULT_OPSET, slim: bool = False):
-    """Trace ``prep`` into an ``onnx.ModelProto`` carrying our metadata; checked with ``onnx.checker``."""
+            opset: int = DEFAULT_OPSET, slim: bool = False, dynamic_hw: bool = False):
+    """Trace ``prep`` into an ``onnx.ModelProto`` carrying our metadata; checked with ``onnx.checker``.
+
+    ``dynamic_hw``: H and W become dynamic axes (outputs H/4, W/4); the traced size (``prep.cfg``) stays
+    recorded as input_h/input_w, the default size for checks and the engine's opt shape."""
     import onnx
     import torch
     from models.networks.dcn import onnx_export_mode  # overlay: selects the symbolic's output form
@@ -125,7 +128,8 @@ def to_onnx(prep: Prepared, batch: str = "1", dcn_op: str = "dcnv2", dcn_domain:
     names = [n for n, _ in cfg.heads]
     n = DYNAMIC_TRACE_BATCH if batch == "dynamic" else int(batch)
     dummy = torch.zeros(n, 3, cfg.input_h, cfg.input_w)
-    dynamic_axes = {k: {0: "batch"} for k in ["input", *names]} if batch == "dynamic" else None
+    dynamic_axes = {k: dict(_dynamic_dims(batch, dynamic_hw, k != "input")) for k in ["input", *names]}
+    dynamic_axes = {k: v for k, v in dynamic_axes.items() if v} or None
     domain = dcn_domain if dcn_op == "dcnv2" else ""
     buf = io.BytesIO()
     with onnx_export_mode(op=dcn_op, domain=domain), warnings.catch_warnings(), torch.no_grad(), \
@@ -138,7 +142,7 @@ def to_onnx(prep: Prepared, batch: str = "1", dcn_op: str = "dcnv2", dcn_domain:
                           do_constant_folding=True, custom_opsets={domain: 1} if domain and prep.n_dcn else None)
     model = onnx.load_from_string(buf.getvalue())
     _check_dcn_nodes(model, prep.n_dcn, dcn_op)
-    _set_output_shapes(model, cfg, batch)
+    _set_output_shapes(model, cfg, batch, dynamic_hw)
     if slim:
         import onnxslim
 
@@ -154,6 +158,7 @@ def to_onnx(prep: Prepared, batch: str = "1", dcn_op: str = "dcnv2", dcn_domain:
         extra={"head_conv": cfg.head_conv, "stride": cfg.stride, "exporter": "torchscript",
                "torch": torch.__version__, "slim": bool(slim), "weights_sha256": prep.weights_sha256,
                "checkpoint_path": prep.checkpoint_path, "dcn_layers": prep.n_dcn,
+               **({"dynamic_hw": True} if dynamic_hw else {}),
                **({"random_seed": prep.seed, "random_recipe": _recipe()} if prep.checkpoint == "random" else {})})
     metadata.attach(model, meta)
     check_model(model)
@@ -173,13 +178,24 @@ def _check_dcn_nodes(model, expected: int, dcn_op: str) -> None:
                            "is the overlay DCN installed (`make patch`)?")
 
 
-def _set_output_shapes(model, cfg, batch: str) -> None:
+def _dynamic_dims(batch: str, dynamic_hw: bool, output: bool):
+    """(axis, name) of the dynamic axes of the input (or, ``output``=True, of a head)."""
+    if batch == "dynamic":
+        yield 0, "batch"
+    if dynamic_hw:
+        yield 2, "height/4" if output else "height"
+        yield 3, "width/4" if output else "width"
+
+
+def _set_output_shapes(model, cfg, batch: str, dynamic_hw: bool = False) -> None:
     """Declare every output's full shape (shape inference stops at a custom op)."""
     oh, ow = cfg.input_h // cfg.down_ratio, cfg.input_w // cfg.down_ratio
     channels = dict(cfg.heads)
+    named = dict(_dynamic_dims(batch, dynamic_hw, output=True))
     for out in model.graph.output:
         dims = out.type.tensor_type.shape.dim
-        want = ["batch" if batch == "dynamic" else int(batch), channels[out.name], oh, ow]
+        want = [int(batch) if batch != "dynamic" else 0, channels[out.name], oh, ow]
+        want = [named.get(axis, v) for axis, v in enumerate(want)]
         del dims[:]
         for v in want:
             d = dims.add()
@@ -221,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True, help=f"one of {', '.join(heads_mod.ARCHS)}")
     p.add_argument("--task", default="ctdet", help=f"one of {', '.join(heads_mod.TASKS)} (default ctdet)")
     p.add_argument("--model", default="random", help="checkpoint .pth, or 'random' (default)")
-    p.add_argument("--input", default=None, help="HxW or one side (default: upstream's, 512x512)")
+    p.add_argument("--input", default=None,
+                   help="HxW or one side (default: upstream's, 512x512), or 'dynamic': any H and W that are "
+                        "multiples of the arch's stride (32; hourglass 128), traced and checked at 512x512")
     p.add_argument("--batch", default="1", help="1, a fixed N, or 'dynamic' (default 1)")
     p.add_argument("--dcn-op", default="dcnv2", help="dcnv2 (default) or deformconv (standard ONNX, opset 19)")
     p.add_argument("--dcn-domain", default=DEFAULT_DOMAIN,
@@ -238,11 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _input_text(meta) -> str:
+    if meta.dynamic_hw:
+        return f"dynamic HxW (multiples of {meta.stride}; traced at {meta.input_h}x{meta.input_w})"
+    return f"{meta.input_h}x{meta.input_w}"
+
+
 @cli
 def main(argv=None):
     args = build_parser().parse_args(argv)
     heads_mod.validate(args.arch, args.task)
-    input_hw = heads_mod.parse_input_size(args.input)
+    dynamic_hw = str(args.input).strip().lower() == "dynamic"
+    input_hw = None if dynamic_hw else heads_mod.parse_input_size(args.input)
     batch = parse_batch(args.batch)
     if args.dcn_op not in DCN_OPS:
         raise UserError(f"unknown DCN_OP {args.dcn_op!r}; choose one of: {', '.join(DCN_OPS)}")
@@ -254,13 +279,13 @@ def main(argv=None):
     prep = prepare(args.arch, args.task, args.model, num_classes=args.num_classes, input_hw=input_hw,
                    unsafe_load=args.unsafe_load, seed=args.seed, tree=Path(args.tree) if args.tree else None)
     model = to_onnx(prep, batch=batch, dcn_op=args.dcn_op, dcn_domain=args.dcn_domain, opset=args.opset,
-                    slim=args.slim)
+                    slim=args.slim, dynamic_hw=dynamic_hw)
     save(model, output)
     meta = metadata.read(model)
     heads_txt = ", ".join(f"{n} {c}" for n, c in meta.heads)
     dcn = f"{prep.n_dcn} x {'DCNv2' if meta.dcn_op == 'dcnv2' else 'DeformConv'}" if prep.n_dcn else "no DCN"
     print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB): {meta.arch} {meta.task}, "
-          f"input {meta.input_h}x{meta.input_w}, batch {meta.batch}, opset {meta.opset}, {dcn}; "
+          f"input {_input_text(meta)}, batch {meta.batch}, opset {meta.opset}, {dcn}; "
           f"outputs {heads_txt}; weights {meta.checkpoint}")
     return 0
 

@@ -48,7 +48,7 @@ def parse_input_size(text: str | None) -> tuple[int, int] | None:
         return None
     m = re.fullmatch(r"\s*(\d+)\s*(?:[xX,]\s*(\d+))?\s*", str(text))
     if not m or int(m.group(1)) <= 0 or (m.group(2) and int(m.group(2)) <= 0):
-        raise UserError(f"input size {text!r} is not HxW; write it as e.g. INPUT=512x512 or INPUT=512")
+        raise UserError(f"input size {text!r} is not HxW; write it as e.g. INPUT=512x512, INPUT=512 or INPUT=dynamic")
     h = int(m.group(1))
     return h, int(m.group(2) or h)
 

@@ -122,6 +122,11 @@ def run(img, backend: Backend, out: str | Path, thresh: float = 0.3, batch_size:
         keep_res: bool = False, draw_images: bool = True) -> list[dict]:
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    if keep_res and not backend.dynamic_hw:
+        h, w = backend.input_hw
+        raise UserError(f"--keep-res runs each image at its own padded size, but this model takes only "
+                        f"{h or '?'}x{w or '?'} input: re-export it with `make onnx INPUT=dynamic`"
+                        + (" and rebuild the engine (`make engine`)" if hasattr(backend, "engine") else ""))
     paths = list_images(img)
     out = Path(out)
     if any(p.parent.resolve() == out.resolve() for p in paths):
@@ -152,8 +157,7 @@ def run(img, backend: Backend, out: str | Path, thresh: float = 0.3, batch_size:
     return records
 
 
-@cli
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m centernet_trt.infer", description=__doc__.split("\n")[0])
     ap.add_argument("--img", required=True, help="image file or folder")
     ap.add_argument("--backend", choices=("tensorrt", "onnxruntime"),
@@ -165,10 +169,15 @@ def main(argv=None):
     ap.add_argument("--out", default="build/infer", help="output folder")
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--keep-res", action="store_true",
-                    help="upstream's keep_res: pad to a multiple of 32 instead of resizing (needs a model "
-                         "exported with dynamic input size)")
+                    help="upstream's keep_res: pad each image to a multiple of 32 (hourglass 128) instead of "
+                         "resizing; needs a model exported with `make onnx INPUT=dynamic`")
     ap.add_argument("--no-draw", action="store_true", help="write only detections.json")
-    args = ap.parse_args(argv)
+    return ap
+
+
+@cli
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     kind = args.backend or ("tensorrt" if args.engine else "onnxruntime")
     list_images(args.img)  # cheap input checks before loading a model
     backend = open_backend(kind, onnx=args.onnx, engine=args.engine, plugin=args.plugin)

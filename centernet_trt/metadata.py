@@ -21,7 +21,7 @@ class ModelMeta:
     arch: str                      # e.g. "resdcn_18"
     task: str                      # "ctdet" | "multi_pose"
     heads: list[tuple[str, int]]   # output order: [(name, channels), ...]; ONNX outputs carry these names
-    input_h: int
+    input_h: int                   # the input size; with extra["dynamic_hw"], the default (traced) size
     input_w: int
     mean: list[float]              # per channel, BGR order as upstream applies it
     std: list[float]
@@ -42,6 +42,16 @@ class ModelMeta:
     @property
     def head_names(self) -> list[str]:
         return [name for name, _ in self.heads]
+
+    @property
+    def dynamic_hw(self) -> bool:
+        """Exported with dynamic H and W (INPUT=dynamic): any multiple of ``extra["stride"]`` runs."""
+        return bool((self.extra or {}).get("dynamic_hw"))
+
+    @property
+    def stride(self) -> int:
+        """What input sides must be multiples of (32; hourglass 128)."""
+        return int((self.extra or {}).get("stride") or (128 if "hourglass" in self.arch else 32))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from centernet_trt.backends import Backend
+from centernet_trt.errors import UserError
 
 
 class Recorder(Backend):
@@ -36,3 +37,20 @@ def test_run_chunks_pads_and_cuts_back(kw, n, calls):
     out = backend.run(x)
     assert backend.calls == calls
     np.testing.assert_array_equal(out["s"], x.sum(axis=(2, 3)))
+
+
+def test_dynamic_size_checks_stride_and_engine_profile():
+    """A dynamic-H/W backend takes multiples of the stride inside its (engine) profile, and says why not."""
+    backend = Recorder()
+    backend.stride, backend.hw_range = 32, ((64, 64), (128, 256))
+    backend.meta = type("Meta", (), {"arch": "resdcn_18"})()
+    assert backend.dynamic_hw
+    assert backend.run(np.zeros((1, 3, 64, 256), np.float32))["s"].shape == (1, 3)
+    with pytest.raises(UserError, match="input 64x80 is not a multiple of resdcn_18's stride 32"):
+        backend.run(np.zeros((1, 3, 64, 80), np.float32))
+    with pytest.raises(UserError, match="outside the engine's profile 64x64 to 128x256.*HW=min:opt:max"):
+        backend.run(np.zeros((1, 3, 160, 64), np.float32))
+    backend.input_hw = (64, 64)   # a fixed-size model: only its own size
+    assert not backend.dynamic_hw
+    with pytest.raises(UserError, match="takes input width 64.*make onnx INPUT=dynamic"):
+        backend.run(np.zeros((1, 3, 64, 96), np.float32))

@@ -202,3 +202,80 @@ def test_deformconv_onnx_ignores_the_plugin(tmp_path, capsys):
     onnx.save(small_graph(), str(tmp_path / "m.onnx"))
     code, lines = cli(capsys, ["--onnx", str(tmp_path / "m.onnx"), "--plugin", str(tmp_path / "none.so")])
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: TensorRT is not installed"), lines
+
+
+# --- dynamic H/W (make onnx INPUT=dynamic): the profile covers the input size too -----------------
+
+def dynamic_hw_graph():
+    model = small_graph()
+    for v in [*model.graph.input, *model.graph.output]:
+        dims = v.type.tensor_type.shape.dim
+        dims[2].dim_param, dims[3].dim_param = ("height", "width") if v.name == "input" else ("height/4", "width/4")
+    meta = metadata.read(model)
+    meta.input_h, meta.input_w = 256, 192
+    meta.extra.update(dynamic_hw=True, stride=32)
+    metadata.attach(model, meta)
+    return model
+
+
+@pytest.mark.parametrize("text,expected", [("512x512", ((512, 512),) * 3), ("256", ((256, 256),) * 3),
+                                           ("128x256:512x512:1024x768", ((128, 256), (512, 512), (1024, 768))),
+                                           (None, None)])
+def test_parse_hw(text, expected):
+    assert engine.parse_hw(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0x5", "512x512:256x256:1024x1024", "1x2:3x4", "big", "128x1024:256x512:512x512"])
+def test_parse_hw_rejects(text):
+    with pytest.raises(engine.UserError, match="min:opt:max"):
+        engine.parse_hw(text)
+
+
+def test_hw_profile_defaults_and_checks():
+    meta = metadata.read(dynamic_hw_graph())
+    dyn = [None, 3, None, None]
+    assert engine.hw_profile(dyn, meta, None) == ((128, 128), (256, 192), (1024, 1024))
+    meta.input_h = 96   # a default size below 128 stays inside its own profile
+    assert engine.hw_profile(dyn, meta, None) == ((96, 128), (96, 192), (1024, 1024))
+    hw = engine.parse_hw("256x256:512x512:1024x1024")
+    assert engine.hw_profile(dyn, meta, hw) == hw
+    with pytest.raises(engine.UserError, match="100x100.*multiples of .*stride 32"):
+        engine.hw_profile(dyn, meta, engine.parse_hw("100x100:512x512:1024x1024"))
+    assert engine.hw_profile([1, 3, 512, 512], meta, None) == ((512, 512),) * 3
+    with pytest.raises(engine.UserError, match="fixed input size 512x512.*INPUT=dynamic"):
+        engine.hw_profile([1, 3, 512, 512], meta, hw)
+
+
+def test_trtexec_command_with_hw_profile():
+    hws = ((128, 128), (512, 384), (1024, 1024))
+    cmd = engine.trtexec_command("m.onnx", "m.engine", "lib.so", "fp32", "none", "input", hws, (1, 1, 1), 4096)
+    assert cmd.split()[4:] == ["--noTF32", "--minShapes=input:1x3x128x128", "--optShapes=input:1x3x512x384",
+                               "--maxShapes=input:1x3x1024x1024", "--memPoolSize=workspace:4096M"]
+
+
+def test_hw_errors_before_tensorrt(tmp_path, capsys):
+    onnx.save(dynamic_hw_graph(), str(tmp_path / "dyn.onnx"))
+    code, lines = cli(capsys, ["--onnx", str(tmp_path / "dyn.onnx"), "--hw", "64x64:250x250:512x512"])
+    assert code == 2 and len(lines) == 1 and "stride 32" in lines[0], lines
+    onnx.save(small_graph(), str(tmp_path / "fixed.onnx"))
+    code, lines = cli(capsys, ["--onnx", str(tmp_path / "fixed.onnx"), "--hw", "256x256:512x512:1024x1024"])
+    assert code == 2 and len(lines) == 1 and "make onnx INPUT=dynamic" in lines[0], lines
+    assert not list(tmp_path.glob("*.engine"))
+
+
+@needs_trt
+def test_build_real_dynamic_hw_engine(tmp_path):
+    onnx.save(dynamic_hw_graph(), str(tmp_path / "m.onnx"))
+    out = tmp_path / "m_fp32.engine"
+    engine.main(["--onnx", str(tmp_path / "m.onnx"), "--precision", "fp32", "--batch", "1:1:2",
+                 "--hw", "32x32:64x96:128x128", "--output", str(out)])
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["hw"] == {"min": [32, 32], "opt": [64, 96], "max": [128, 128]}
+    from centernet_trt.backends import OnnxRuntimeBackend, TensorRTBackend
+
+    trt_backend = TensorRTBackend(out)
+    for hw in ((32, 64), (128, 96)):
+        x = np.random.default_rng(0).standard_normal((1, 3, *hw)).astype(np.float32)
+        ref, got = OnnxRuntimeBackend(tmp_path / "m.onnx").run(x), trt_backend.run(x)
+        for name in ref:
+            np.testing.assert_allclose(got[name], ref[name], atol=1e-3 * np.abs(ref[name]).max(), rtol=1e-3)

@@ -258,3 +258,39 @@ def test_cli_bad_input_one_line_nothing_written(patched_tree, upstream_ckpt, tmp
         assert r.returncode == 2, (name, r.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (name, r.stderr)
         assert list(outdir.iterdir()) == [], name
+
+
+# ------------------------------------------------------------------ INPUT=dynamic (any H and W, keep_res)
+def test_dynamic_hw_export_runs_at_other_sizes(resdcn, tmp_path, patched_tree, capsys):
+    """Traced at 128x128; runs (against PyTorch) at sizes it never saw, non-square both ways."""
+    model = export.to_onnx(resdcn, batch="dynamic", dcn_op="dcnv2", dynamic_hw=True)   # onnx.checker full check inside
+    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in [*model.graph.input, *model.graph.output]}
+    assert dims == {"input": ["batch", 3, "height", "width"],
+                    **{n: ["batch", c, "height/4", "width/4"] for n, c in EXPECTED_HEADS["ctdet"]}}
+    meta = metadata.read(model)
+    assert meta.dynamic_hw and (meta.input_h, meta.input_w) == HW and meta.stride == 32
+    assert not metadata.read(export.to_onnx(resdcn)).dynamic_hw
+    for n, hw in ((1, (128, 192)), (2, (256, 128))):
+        x = np.random.default_rng(hw[0]).standard_normal((n, 3, *hw)).astype(np.float32)
+        diffs = check_onnx.compare(model, resdcn.net, x)
+        assert [d.shape[2:] for d in diffs] == [(hw[0] // 4, hw[1] // 4)] * 3
+        assert all(d.ok for d in diffs), check_onnx.report(diffs)
+    # check_onnx checks a dynamic-H/W model at its default size and at a second, non-square one.
+    path = tmp_path / "dyn.onnx"
+    export.save(model, path)
+    assert check_onnx.check_sizes(meta) == [(128, 128), (64, 160)]
+    assert check_onnx.main(["--onnx", str(path), "--tree", str(patched_tree), "--seed", "1", "--batch", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "input 1x3x128x128 and 1x3x64x160" in out and out.count("PASS") == 2, out
+    assert "(1, 80, 16, 40)" in out
+
+
+def test_dynamic_hw_wrong_weight_fails_check(resdcn):
+    model = export.to_onnx(resdcn, dcn_op="deformconv", dynamic_hw=True)
+    init = next(i for i in model.graph.initializer if "conv_offset_mask.weight" in i.name)
+    arr = onnx.numpy_helper.to_array(init).copy()
+    arr.flat[0] += 1e-2
+    init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
+    x = np.random.default_rng(6).standard_normal((1, 3, 64, 160)).astype(np.float32)
+    assert not all(d.ok for d in check_onnx.compare(model, resdcn.net, x))

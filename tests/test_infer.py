@@ -128,8 +128,17 @@ def test_keep_res_pads_instead_of_resizing(tmp_path, toy_onnx, capsys):
     # The fixed-size toy cannot take a keep_res input: one line, nothing written.
     code, _, err = run_cli(capsys, ["--img", str(img), "--onnx", str(toy_onnx["ctdet"]), "--keep-res",
                                     "--out", str(tmp_path / "out2")])
-    assert_one_line_error(code, err, "--keep-res")
+    assert_one_line_error(code, err, "--keep-res", "128x128", "make onnx INPUT=dynamic")
     assert not (tmp_path / "out2").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no staging left
+
+
+def test_dynamic_model_refuses_a_size_off_the_stride(tmp_path):
+    backend = backends.OnnxRuntimeBackend(export_toy(tmp_path / "dyn.onnx", "ctdet", dynamic_hw=True))
+    assert backend.dynamic_hw
+    assert backend.run(np.zeros((1, 3, 64, 96), np.float32))["hm"].shape == (1, 80, 16, 24)
+    with pytest.raises(backends.UserError, match=r"input 64x100 is not a multiple of toy's stride 32"):
+        backend.run(np.zeros((1, 3, 64, 100), np.float32))
 
 
 def test_multi_pose_writes_keypoints(tmp_path, toy_onnx, capsys):
@@ -165,6 +174,51 @@ def test_real_export_runs_on_cpu(tmp_path, patched_tree, capsys):
     assert len(recs) == 100   # thresh 0: all top-K (random weights still score > 0)
     assert all(len(r["bbox"]) == 4 and r["category_name"] in coco.CLASS_NAMES for r in recs)
     assert cv2.imread(str(tmp_path / "out/x.jpg")).shape == (240, 320, 3)
+
+
+class TorchBackend(backends.Backend):
+    """The PyTorch network itself behind the backend interface: the reference for an exported ONNX."""
+
+    def __init__(self, prep, meta):
+        self.net, self.meta, self.output_names = prep.net, meta, meta.head_names
+
+    def _run(self, batch):
+        with torch.no_grad():
+            return {k: v.numpy() for k, v in zip(self.output_names, self.net(torch.from_numpy(batch)))}
+
+
+def test_keep_res_real_dynamic_export(tmp_path, patched_tree, capsys):
+    """resdcn_18 exported with INPUT=dynamic (traced at 128x128): `infer --keep-res` runs two images at
+    their own padded sizes (190x100 → 192x128, 150x260 → 160x288), batched together or not; the
+    detections are PyTorch's on the same inputs, and differ from fix_res (so the sizes really changed)."""
+    from centernet_trt import export
+
+    prep = export.prepare("resdcn_18", "ctdet", "random", input_hw=(128, 128), tree=patched_tree, quiet=True)
+    onnx_path = export.save(export.to_onnx(prep, batch="dynamic", dynamic_hw=True), tmp_path / "dyn.onnx")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (w, h) in {"a.png": (190, 100), "b.png": (150, 260)}.items():
+        cv2.imwrite(str(imgs / name), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    meta = metadata.read(onnx_path)
+    images = [cv2.imread(str(imgs / n)) for n in ("a.png", "b.png")]
+    want = [infer.to_records(i, n, r, meta, 0.0) for i, (n, r) in
+            enumerate(zip(("a.png", "b.png"), infer.detect(TorchBackend(prep, meta), images, keep_res=True)))]
+    assert [infer.preprocess.preprocess(im, meta, keep_res=True)[0].shape for im in images] == [(3, 128, 192), (3, 288, 160)]
+    for batch_size in ("1", "2"):
+        out = tmp_path / f"out{batch_size}"
+        code, _, err = run_cli(capsys, ["--img", str(imgs), "--onnx", str(onnx_path), "--keep-res", "--thresh", "0",
+                                        "--batch-size", batch_size, "--out", str(out), "--no-draw"])
+        assert code == 0, err
+        recs = json.loads((out / "detections.json").read_text())
+        for name, ref in zip(("a.png", "b.png"), want):
+            got = [r for r in recs if r["file_name"] == name][:20]
+            assert len(got) == 20
+            np.testing.assert_allclose([r["bbox"] for r in got], [r["bbox"] for r in ref[:20]], atol=0.02)
+            np.testing.assert_allclose([r["score"] for r in got], [r["score"] for r in ref[:20]], atol=2e-4)
+            assert [r["category_id"] for r in got] == [r["category_id"] for r in ref[:20]]
+    fix = infer.to_records(0, "a.png", infer.detect(TorchBackend(prep, meta), images[:1])[0], meta, 0.0)
+    assert [r["bbox"] for r in fix[:20]] != [r["bbox"] for r in want[0][:20]]
 
 
 # --- bad input: one line, exit 2, nothing written ---------------------------------------------------

@@ -54,3 +54,20 @@ def test_engine_infer_compare_use_the_same_files():
     assert flag(infer, "--engine") == built and flag(infer, "--plugin") == flag(engine, "--plugin")
     assert flag(dry_run("infer", "BACKEND=onnxruntime", "ARCH=dla_34"), "--onnx") == "build/ctdet_dla_34.onnx"
     assert flag(dry_run("compare", "PRECISION=fp32", "ARCH=dla_34"), "--engine") == built
+
+
+def test_dynamic_input_and_hw_profile():
+    """INPUT=dynamic exports any size; HW reaches the engine's --hw (and nothing else does)."""
+    argv = dry_run("onnx", "INPUT=dynamic", "BATCH=1:2:4")
+    assert flag(argv, "--input") == "dynamic" and flag(argv, "--batch") == "dynamic"
+    engine = dry_run("engine", "HW=256x256:512x512:1024x1024", "BATCH=1:2:4")
+    assert flag(engine, "--hw") == "256x256:512x512:1024x1024" and flag(engine, "--batch") == "1:2:4"
+    assert "--hw" not in dry_run("engine")
+
+
+def test_keep_res_reaches_infer():
+    from centernet_trt import infer
+
+    argv = dry_run("infer", "KEEP_RES=1", "BACKEND=onnxruntime")
+    assert "--keep-res" in argv and infer.build_parser().parse_args(argv[3:]).keep_res
+    assert "--keep-res" not in dry_run("infer")
