@@ -20,7 +20,7 @@ build="${BUILD_DIR:-$root/build/plugin-harness-$version}"
 archs="${CUDA_ARCHITECTURES:-}"
 if [[ -z "$archs" ]] && command -v nvidia-smi >/dev/null 2>&1; then
   cc="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')" || cc=""
-  # Hopper's wgmma path needs the arch-specific target (sm_90a).
+  # Hopper: build sm_90a, the target the kernel is measured with (bench/gpu_run.sh).
   case "$cc" in
     90) archs="90a-real" ;;
     [0-9]*) archs="${cc}-real" ;;
