@@ -255,6 +255,39 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
   }
 }
 
+// Epilogue shared by both main kernels: the block's C tile, staged in shared memory as [n][m] (row stride LDC),
+// goes out along pixels (coalesced NCHW stores): + bias into the output, or under split-K as this split's fp32
+// partial into its own workspace slice (no atomics: the finalize pass sums the slices in a fixed order).
+template <typename T, int THREADS, int BN, int LDC>
+__device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs, int img, int ho0, int wo0, int grp,
+    int n0) {
+  using Tr = Traits<T>;
+  Geometry const& g = a.g;
+  int const tid = threadIdx.x;
+  int const mi = tid % kBM;
+  int const ho = ho0 + mi / kTW;
+  int const wo = wo0 + mi % kTW;
+  if (ho >= g.Ho || wo >= g.Wo) return;
+  int const nFirst = tid / kBM;
+  constexpr int kNStep = THREADS / kBM;
+  int const nEnd = min(BN, g.Cout_g - n0);
+  int const coFirst = grp * g.Cout_g + n0 + nFirst;
+  size_t const oFirst = (size_t(img) * g.Cout + coFirst) * g.HoWo + ho * g.Wo + wo;
+  size_t const oStep = size_t(kNStep) * g.HoWo;
+  float const* cs = Cs + nFirst * LDC + mi;
+  if (g.splits == 1) {
+    T* o = a.out + oFirst;
+    T const* b = a.bias ? a.bias + coFirst : nullptr;
+    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) {
+      *o = Tr::fromF(*cs + (b ? Tr::toF(*b) : 0.f));
+      if (b) b += kNStep;
+    }
+  } else {
+    float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;
+    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) *o = *cs;
+  }
+}
+
 template <typename T, int MODE, int VEC, int kBN>
 __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
   using Tr = Traits<T>;
@@ -466,28 +499,7 @@ __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
       for (int j = 0; j < 4; ++j) Cs[(fn + 16 * j) * LDC + fm * 4 + i] = facc[i][j];
   }
   __syncthreads();
-  int const mi = tid % kBM;
-  int const ho = ho0 + mi / kTW;
-  int const wo = wo0 + mi % kTW;
-  if (ho >= g.Ho || wo >= g.Wo) return;
-  int const nFirst = tid / kBM;
-  constexpr int kNStep = kThreads / kBM;
-  int const nEnd = min(kBN, g.Cout_g - n0);
-  int const coFirst = grp * g.Cout_g + n0 + nFirst;
-  size_t const oFirst = (size_t(img) * g.Cout + coFirst) * g.HoWo + ho * g.Wo + wo;
-  size_t const oStep = size_t(kNStep) * g.HoWo;
-  float const* cs = Cs + nFirst * LDC + mi;
-  if (g.splits == 1) {
-    T* o = a.out + oFirst;
-    T const* b = a.bias ? a.bias + coFirst : nullptr;
-    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) {
-      *o = Tr::fromF(*cs + (b ? Tr::toF(*b) : 0.f));
-      if (b) b += kNStep;
-    }
-  } else {
-    float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;  // this split's own partial slice
-    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) *o = *cs;
-  }
+  storeTile<T, kThreads, kBN, LDC>(a, Cs, img, ho0, wo0, grp, n0);
 }
 
 template <typename T, int MODE, int VEC, int kBN>
@@ -701,28 +713,7 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
         for (int e = 0; e < 2; ++e) Cs[(j * 8 + 2 * q + e) * LDC + wm * 16 + g8 + 8 * h] += acc[j][2 * h + e];
   }
   __syncthreads();
-  int const mi = tid % kBM;
-  int const ho = ho0 + mi / kTW;
-  int const wo = wo0 + mi % kTW;
-  if (ho >= g.Ho || wo >= g.Wo) return;
-  int const nFirst = tid / kBM;
-  constexpr int kNStep = kRegThreads / kBM;
-  int const nEnd = min(BN, g.Cout_g - n0);
-  int const coFirst = grp * g.Cout_g + n0 + nFirst;
-  size_t const oFirst = (size_t(img) * g.Cout + coFirst) * g.HoWo + ho * g.Wo + wo;
-  size_t const oStep = size_t(kNStep) * g.HoWo;
-  float const* csp = Cs + nFirst * LDC + mi;
-  if (g.splits == 1) {
-    T* o = a.out + oFirst;
-    T const* b = a.bias ? a.bias + coFirst : nullptr;
-    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, csp += kNStep * LDC) {
-      *o = Tr::fromF(*csp + (b ? Tr::toF(*b) : 0.f));
-      if (b) b += kNStep;
-    }
-  } else {
-    float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;  // this split's own partial slice
-    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, csp += kNStep * LDC) *o = *csp;
-  }
+  storeTile<T, kRegThreads, BN, LDC>(a, Cs, img, ho0, wo0, grp, n0);
 #endif
 }
 
