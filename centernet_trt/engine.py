@@ -38,6 +38,7 @@ from .backends import (gpu_info, import_tensorrt, init_builtin_plugins, load_plu
                        sidecar_path, trt_major)
 from .errors import UserError, cli
 from .fsutil import atomic_path, sha256_file
+from .heads import parse_input_size
 
 DEFAULT_DYNAMIC_BATCH = (1, 1, 8)
 DEFAULT_HW_MIN = (128, 128)     # dynamic H/W profile bounds unless --hw says otherwise; opt = metadata size
@@ -132,18 +133,15 @@ def parse_batch(text: str | None) -> tuple[int, int, int] | None:
     return tuple(vals)
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    h, _, w = text.strip().lower().partition("x")
-    return int(h), int(w or h)
-
-
 def parse_hw(text: str | None) -> tuple[tuple[int, int], ...] | None:
     """``"512x512"`` → that size 3 times; ``"256x256:512x512:1024x1024"`` → (min, opt, max)."""
     if text is None or str(text).strip() == "":
         return None
     try:
-        sizes = [_parse_size(part) for part in str(text).split(":")]
-    except ValueError:
+        sizes = [parse_input_size(part) for part in str(text).split(":")]
+    except UserError:
+        sizes = []
+    if None in sizes:  # an empty part, e.g. "256x256::1024x1024"
         sizes = []
     if len(sizes) == 1:
         sizes *= 3

@@ -255,6 +255,25 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
   }
 }
 
+// What a block of either main kernel owns. Grid: x = image x 8x8 output-pixel patch, y = conv group x n-tile,
+// z = K split. cb >= ce means the split has no K steps (the last split of an uneven division).
+struct BlockTile {
+  int img, ho0, wo0, grp, nb, cb, ce;
+};
+
+__device__ __forceinline__ BlockTile blockTile(Geometry const& g) {
+  BlockTile b;
+  b.img = blockIdx.x / (g.tilesY * g.tilesX);
+  int const tileRem = blockIdx.x - b.img * (g.tilesY * g.tilesX);
+  b.ho0 = (tileRem / g.tilesX) * kTH;
+  b.wo0 = (tileRem % g.tilesX) * kTW;
+  b.grp = blockIdx.y / g.tilesN;
+  b.nb = blockIdx.y % g.tilesN;
+  b.cb = blockIdx.z * g.chunksPerSplit;
+  b.ce = min(b.cb + g.chunksPerSplit, g.nChunks);
+  return b;
+}
+
 // Epilogue shared by both main kernels: the block's C tile, staged in shared memory as [n][m] (row stride LDC),
 // goes out along pixels (coalesced NCHW stores): + bias into the output, or under split-K as this split's fp32
 // partial into its own workspace slice (no atomics: the finalize pass sums the slices in a fixed order).
@@ -316,14 +335,9 @@ __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
 
   Geometry const& g = a.g;
   int const tid = threadIdx.x;
-  int const img = blockIdx.x / (g.tilesY * g.tilesX);
-  int const tileRem = blockIdx.x - img * (g.tilesY * g.tilesX);
-  int const ho0 = (tileRem / g.tilesX) * kTH;
-  int const wo0 = (tileRem % g.tilesX) * kTW;
-  int const grp = blockIdx.y / g.tilesN;
-  int const n0 = (blockIdx.y % g.tilesN) * kBN;  // within the group
-  int const cb = blockIdx.z * g.chunksPerSplit;
-  int const ce = min(cb + g.chunksPerSplit, g.nChunks);
+  BlockTile const bt = blockTile(g);
+  int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, cb = bt.cb, ce = bt.ce;
+  int const n0 = bt.nb * kBN;  // within the group
   if (cb >= ce) {
     gridDependencyWait();
     return;
@@ -611,15 +625,9 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
 
   Geometry const& g = a.g;
   int const tid = threadIdx.x;
-  int const img = blockIdx.x / (g.tilesY * g.tilesX);
-  int const tileRem = blockIdx.x - img * (g.tilesY * g.tilesX);
-  int const ho0 = (tileRem / g.tilesX) * kTH;
-  int const wo0 = (tileRem % g.tilesX) * kTW;
-  int const grp = blockIdx.y / g.tilesN;
-  int const nb = blockIdx.y % g.tilesN;
+  BlockTile const bt = blockTile(g);
+  int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
   int const n0 = nb * BN;  // within the group
-  int const cb = blockIdx.z * g.chunksPerSplit;
-  int const ce = min(cb + g.chunksPerSplit, g.nChunks);
   if (cb >= ce) {
     gridDependencyWait();
     return;

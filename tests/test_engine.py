@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from centernet_trt import engine, metadata
 from centernet_trt.metadata import ModelMeta
+from cli_runner import call_main  # tests/ is on sys.path under pytest's default import mode
 
 
 def have_tensorrt() -> bool:
@@ -129,11 +130,8 @@ def test_trtexec_command_mirrors_the_build():
 
 
 def cli(capsys, argv):
-    try:
-        code = engine.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    _, err = capsys.readouterr()
+    """(exit code, non-empty stderr lines) of the engine CLI."""
+    code, _, err = call_main(engine.main, argv, capsys)
     return code, [line for line in err.splitlines() if line.strip()]
 
 

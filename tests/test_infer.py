@@ -19,6 +19,7 @@ from torch import nn
 from centernet_trt import backends, coco, infer, metadata
 from centernet_trt.fsutil import sha256_file
 from centernet_trt.metadata import ModelMeta
+from cli_runner import call_main  # tests/ is on sys.path under pytest's default import mode
 
 MEAN = [0.40789654, 0.44719302, 0.47026115]
 STD = [0.28863828, 0.27408164, 0.27809835]
@@ -84,12 +85,7 @@ def toy_onnx(tmp_path_factory):
 
 def run_cli(capsys, argv):
     """(exit code, stdout, stderr) of the infer CLI."""
-    try:
-        code = infer.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return call_main(infer.main, argv, capsys)
 
 
 def test_toy_detection_lands_on_the_block(tmp_path, toy_onnx, capsys):
