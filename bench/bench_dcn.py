@@ -97,10 +97,10 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="also time forced split-K factors (tuning, fp16)")
     ap.add_argument("--offsets", default="random,smooth", help="offset fields to time: random, smooth")
     ap.add_argument("--modes", default="fp16,tf32,fp32", help="precisions to time: fp16, tf32, fp32")
-    ap.add_argument("--variants", default="0,1",
+    ap.add_argument("--variants", default="0,3,1",
                     help="kernel variants timed on the tensor-core paths (dcnv2SetKernelVariant): 0 = default "
-                         "(register-fragment kernel), 1 = shared-memory tile kernel (v5), 2 = register kernel with "
-                         "64-channel blocks only; the first is the one in the ratios")
+                         "(warpgroup kernel on sm_90a, else register kernel), 1 = shared-memory tile kernel (v5), "
+                         "2 = register kernel with 64-channel blocks only, 3 = register kernel (v7); the first is the one in the ratios")
     args = ap.parse_args()
     lib = dcn_ctypes.load(args.lib)
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -142,9 +142,9 @@ def main() -> None:
                 lib.centernet_dcnv2_set_splits(s)
                 parts.append(f"{s}:{graph_us(run_ours, args.calls, 20):.1f}")
             lib.centernet_dcnv2_set_splits(0)
+            lib.centernet_dcnv2_set_pdl(0)  # PDL is on by default: time the heuristic without it, then restore
+            parts.append(f"noPDL:{graph_us(run_ours, args.calls, 20):.1f}")
             lib.centernet_dcnv2_set_pdl(1)
-            parts.append(f"PDL:{graph_us(run_ours, args.calls, 20):.1f}")
-            lib.centernet_dcnv2_set_pdl(0)
             sweep = " splits " + " ".join(parts)
         rows.append((shape, mode, offsets, ours, tv, floor, others))
         print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us ({others or '-'}), torchvision {tv:.1f} us, "

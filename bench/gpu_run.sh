@@ -9,7 +9,7 @@ mkdir -p "$LIB_DIR" "$OUT"
 export PYTHONUNBUFFERED=1
 nvidia-smi -L | tee "$OUT/card.txt"
 nvcc --version | tail -n 2
-nvcc -std=c++17 -O3 -Xptxas -v -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=sm_90 \
+nvcc -std=c++17 -O3 -Xptxas -v -DCENTERNET_DCN_SM90A -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=sm_90 \
   -shared -Xcompiler -fPIC -o "$LIB_DIR/libdcnv2_kernel.so" plugin/dcnv2Kernel.cu 2>"$OUT/ptxas.log" \
   || { cat "$OUT/ptxas.log"; exit 1; }
 grep -E "registers|spill" "$OUT/ptxas.log" | sort | uniq -c | head -n 20

@@ -1,6 +1,6 @@
 """Run the DCNv2 kernel on one shape a few times (a target for ncu / compute-sanitizer; no timing of its own).
 
-Usage: python3 bench/profile_one.py N C H W COUT [fp16|tf32|fp32] [splits]
+Usage: python3 bench/profile_one.py N C H W COUT [fp16|tf32|fp32] [splits] [kernel variant]
 """
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ def main() -> None:
     n, c, h, w, cout = map(int, sys.argv[1:6])
     mode = sys.argv[6] if len(sys.argv) > 6 else "fp16"
     splits = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+    variant = int(sys.argv[8]) if len(sys.argv) > 8 else 0
     dtype = torch.float16 if mode == "fp16" else torch.float32
     lib = dcn_ctypes.load()
     lib.centernet_dcnv2_set_splits(splits)
+    lib.centernet_dcnv2_set_variant(variant)
     x = torch.randn(n, c, h, w, device="cuda", dtype=dtype)
     off = (torch.randn(n, 18, h, w, device="cuda") * 2).to(dtype)
     mask = torch.rand(n, 9, h, w, device="cuda", dtype=dtype)

@@ -7,7 +7,10 @@
 //      steps (split-K when the tile grid alone cannot fill the GPU). It first builds a shared table of the
 //      4 corner offsets and 4 weights (bilinear x mask) per (pixel, deformable group, tap) for the taps of its
 //      range; then walks K channel-step outer, tap inner (the sampled window stays in L1).
-//      - dcnRegKernel (fp16 and TF32 with 16-byte vectors, sm_80+, the default): no shared-memory A tile. Each
+//      - dcnWgKernel (fp16 and TF32 with 16-byte vectors on compute capability 9.0, builds with sm_90a code): one
+//        warpgroup blends whole 128-byte channel lines into a swizzled shared A tile, the weight arrives by cp.async,
+//        and wgmma reads both from shared memory while the threads gather and blend the next steps.
+//      - dcnRegKernel (fp16 and TF32 with 16-byte vectors, sm_80+ otherwise): no shared-memory A tile. Each
 //        warp gathers + blends its own 16 pixels straight into mma.sync A fragments (K permuted inside a step so
 //        a lane's fragment elements are one corner vector), B fragments come from a weight pre-packed in the same
 //        order (one coalesced 16-byte load per n-tile, L1-resident); two K groups of warps split the steps and
@@ -185,15 +188,15 @@ __device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> cons
 }
 
 // Sampling records: record j = d*KK + t (deformable group d, tap t) of pixel mi lives at info[j*kBM + mi].
-// Each thread keeps one pixel and walks j in steps of kThreads / kBM; offset/mask loads of a pass come first.
+// Each thread keeps one pixel and walks j in steps of THREADS / kBM; offset/mask loads of a pass come first.
 // Only the taps of the block's K range are built (K steps run tap-inner from tap cb % KK): a split-K block of a few
 // steps needs a few taps, and the offset/mask reads are the slow part here.
-template <typename T, bool kTapFilter>
+template <typename T, bool kTapFilter, int THREADS = kThreads>
 __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInfo* info, int img, int ho0, int wo0,
     int tid, int cb, int ce) {
   using Tr = Traits<T>;
   Geometry const& g = a.g;
-  constexpr int kJStep = kThreads / kBM;
+  constexpr int kJStep = THREADS / kBM;
   int const mi = tid % kBM;
   int const ho = ho0 + mi / kTW;
   int const wo = wo0 + mi % kTW;
@@ -207,14 +210,26 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
   int const rowBase = img * g.H;
   int const tapFirst = cb % g.KK;
   int const tapCount = ce - cb;  // >= KK: all taps
-  auto needed = [&](int j) { return !kTapFilter || (j % g.KK - tapFirst + g.KK) % g.KK < tapCount; };
+  // tap t = j % KK of each record, tracked without divisions (integer division costs ~20 instructions here)
+  auto needed = [&](int t) {
+    int const d = t - tapFirst;
+    return !kTapFilter || (d < 0 ? d + g.KK : d) < tapCount;
+  };
+  int tNext = (tid / kBM) % g.KK;
   for (int j0 = tid / kBM; j0 < nj; j0 += 4 * kJStep) {
     float oy[4], ox[4], mk[4];
+    int tk[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      tk[k] = tNext;
+      tNext += kJStep;
+      while (tNext >= g.KK) tNext -= g.KK;
+    }
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       int const j = j0 + k * kJStep;
       oy[k] = ox[k] = mk[k] = 0.f;
-      if (inside && j < nj && needed(j)) {
+      if (inside && j < nj && needed(tk[k])) {
         oy[k] = Tr::toF(offPix[size_t(2 * j) * g.HoWo]);
         ox[k] = Tr::toF(offPix[size_t(2 * j + 1) * g.HoWo]);
         mk[k] = Tr::toF(maskPix[size_t(j) * g.HoWo]);
@@ -224,10 +239,13 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
     for (int k = 0; k < 4; ++k) {
       int const j = j0 + k * kJStep;
       if (j >= nj) break;
-      if (!needed(j)) continue;
-      int const t = j % g.KK;
-      int const ki = t / g.kw;
-      int const kj = t - ki * g.kw;
+      int const t = tk[k];
+      if (!needed(t)) continue;
+      int ki = 0, kj = t;
+      while (kj >= g.kw) {
+        kj -= g.kw;
+        ++ki;
+      }
       SampleInfo s;
       s.idx = make_int4(0, 0, 0, 0);
       s.w = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -725,6 +743,298 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
 #endif
 }
 
+// ---- warpgroup kernel (v8: fp16 and TF32 on sm_90a; wgmma with both operands in shared memory) --------------
+// One block = one warpgroup (4 warps) owns an 8 x 8 output-pixel patch x BN (64 or 128) output channels and a range
+// of K steps (one step = one tap x 128 bytes of channels: 64 fp16 / 32 fp32). Per step every thread gathers the 4
+// corner vectors of 4 pixels for one 16-byte channel slot (8 lanes per pixel: whole 128-byte lines, half the L1
+// wavefronts of the register kernel's 64-byte rows), blends them and stores the row into a 128-byte-swizzled A
+// stage; the packed weight of the step (already in the swizzled layout) is copied into a B stage with cp.async;
+// then 4 wgmma (k16 fp16 / k8 TF32) read both stages straight from shared memory while the warps blend the next
+// step. Pipelining: the gathers run two steps ahead (two register sets, loop unrolled by two), the weight copies
+// two steps ahead (three B stages), A is double-buffered; one barrier per step, before which every warp has waited
+// for its previous wgmma, so the stages that step s - 1 read are free afterwards.
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define CENTERNET_DCN_WGMMA 1
+#endif
+
+constexpr int kWgThreads = 128;
+constexpr int kWgStagesA = 2;
+constexpr int kWgStagesB = 3;
+constexpr int kWgRowBytes = 128;                 // one swizzle row: the K extent of a step
+constexpr int kWgStageA = kBM * kWgRowBytes;     // 8 KB
+template <int BN> __host__ __device__ constexpr int wgStageB() { return BN * kWgRowBytes; }
+template <int BN> __host__ __device__ constexpr size_t wgTileBytes() {
+  // 1 KB of slack to align the stages to the 1024-byte swizzle atom; C staging reuses the stages
+  return 1024 + size_t(kWgStagesA) * kWgStageA + size_t(kWgStagesB) * wgStageB<BN>();
+}
+
+#ifdef CENTERNET_DCN_WGMMA
+// Shared-memory matrix descriptor, K-major, 128-byte swizzle: 8-row groups 1024 bytes apart (stride byte offset);
+// the leading byte offset is unused for this layout (1 by convention).
+__device__ __forceinline__ uint64_t wgDesc(uint32_t saddr) {
+  return uint64_t((saddr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+__device__ __forceinline__ void wgFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void fenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void cpAsync16(uint32_t dst, void const* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void cpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving accumulator reads across the asynchronous wgmma (CUTLASS's fence_operand).
+template <int R> __device__ __forceinline__ void fenceAcc(float (&d)[R]) {
+#pragma unroll
+  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+__device__ __forceinline__ void wgmma_half_n64(float (&d)[32], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+      "{" 
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(da), "l"(db), "r"(1)
+      : "memory");
+}
+__device__ __forceinline__ void wgmma_tf32_n64(float (&d)[32], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+      "{" 
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(da), "l"(db), "r"(1)
+      : "memory");
+}
+__device__ __forceinline__ void wgmma_half_n128(float (&d)[64], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+      "{" 
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(da), "l"(db), "r"(1)
+      : "memory");
+}
+__device__ __forceinline__ void wgmma_tf32_n128(float (&d)[64], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+      "{" 
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(da), "l"(db), "r"(1)
+      : "memory");
+}
+
+// 4 wgmma of one step: K advances 32 bytes (16 fp16 / 8 fp32) inside the 128-byte swizzled rows.
+template <typename T, int BN>
+__device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint32_t bAddr) {
+  uint64_t const da = wgDesc(aAddr), db = wgDesc(bAddr);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    uint64_t const off = uint64_t(k * 32) >> 4;  // descriptor address field counts 16-byte units
+    if constexpr (std::is_same<T, __half>::value) {
+      if constexpr (BN == 64) wgmma_half_n64(d, da + off, db + off);
+      else wgmma_half_n128(d, da + off, db + off);
+    } else {
+      if constexpr (BN == 64) wgmma_tf32_n64(d, da + off, db + off);
+      else wgmma_tf32_n128(d, da + off, db + off);
+    }
+  }
+}
+#endif
+
+template <typename T, int BN, int MINB>
+__global__ void __launch_bounds__(kWgThreads, MINB) dcnWgKernel(MainArgs<T> a) {
+#ifndef CENTERNET_DCN_WGMMA
+  __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
+#else
+  constexpr int VEC = 16 / int(sizeof(T));  // channels per 16-byte vector
+  constexpr int STEPC = 8 * VEC;            // channels per K step: one 128-byte row per pixel
+  constexpr int LDC = kBM + 4;
+  constexpr int kStageB = wgStageB<BN>();
+  constexpr int kBChunks = kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step
+  static_assert(size_t(BN) * LDC * sizeof(float) <= kWgStagesA * kWgStageA + kWgStagesB * kStageB,
+      "C staging must fit in the stages");
+  extern __shared__ __align__(128) unsigned char smemRaw[];
+  uint32_t const rawAddr = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
+  uint32_t const sBase = (rawAddr + 1023u) & ~1023u;  // swizzle atoms are 1024-byte aligned
+  unsigned char* const smem = smemRaw + (sBase - rawAddr);
+  uint32_t const sA = sBase;
+  uint32_t const sB = sBase + kWgStagesA * kWgStageA;
+  float* Cs = reinterpret_cast<float*>(smem);
+  SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + kWgStagesA * kWgStageA + kWgStagesB * kStageB);
+
+  Geometry const& g = a.g;
+  int const tid = threadIdx.x;
+  BlockTile const bt = blockTile(g);
+  int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
+  if (cb >= ce) {
+    gridDependencyWait();
+    return;
+  }
+  buildSampleTable<T, true, kWgThreads>(a, info, img, ho0, wo0, tid, cb, ce);
+  gridDependencyWait();  // from here on we read what the prep kernel wrote
+  __syncthreads();
+
+  int const v = tid & 7;    // 16-byte channel slot of the step
+  int const p0 = tid >> 3;  // pixels p0 + 16 i
+  int const cinBase = grp * g.Cin_g;
+  // packed weight: [group][n-block][tap][step][BN rows][128 swizzled bytes]
+  char const* wg = reinterpret_cast<char const*>(a.wpack) +
+                   (size_t(grp) * g.tilesN + nb) * g.KK * g.nSteps * size_t(kStageB) + tid * 16;
+
+  float acc[BN / 2];
+#pragma unroll
+  for (int j = 0; j < BN / 2; ++j) acc[j] = 0.f;
+
+  // Gathered steps in flight: two register sets ([pixel][corner]) and their weight records (-1: channel slot past
+  // Cin_g, whose gather reads channel 0 and gets zero weights; its B rows are zero too).
+  uint4 raw0[4][4], raw1[4][4];
+  int rec0 = -1, rec1 = -1;
+  int gT = cb % g.KK, gCs = cb / g.KK;  // tap and channel step of the next step to gather
+  int bT = gT, bCs = gCs;                // ... and of the next weight step to copy
+  auto gather = [&](uint4 (&raw)[4][4], int& recW) {
+    int c = gCs * STEPC + v * VEC;
+    bool const valid = c < g.Cin_g;
+    c = valid ? c : 0;
+    int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
+    int const rec = (d * g.KK + gT) * kBM + p0;
+    recW = valid ? g.dg * g.KK * kBM + rec : -1;
+    T const* base = a.inNHWC + cinBase + c;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      int4 const idx = reinterpret_cast<int4 const*>(info)[rec + 16 * i];
+      raw[i][0] = __ldg(reinterpret_cast<uint4 const*>(base + idx.x));
+      raw[i][1] = __ldg(reinterpret_cast<uint4 const*>(base + idx.y));
+      raw[i][2] = __ldg(reinterpret_cast<uint4 const*>(base + idx.z));
+      raw[i][3] = __ldg(reinterpret_cast<uint4 const*>(base + idx.w));
+    }
+  };
+  // the weight of the step (gT, gCs) into B stage `stage`; always one commit group per step (possibly empty), so
+  // cp.async.wait_group 1 means "this step's weight has landed"
+  auto copyB = [&](bool issue, int stage) {
+    if (issue) {
+      char const* src = wg + (size_t(bT) * g.nSteps + bCs) * kStageB;
+      uint32_t const dst = sB + stage * kStageB + tid * 16;
+#pragma unroll
+      for (int j = 0; j < kBChunks; ++j) cpAsync16(dst + j * kWgThreads * 16, src + j * kWgThreads * 16);
+    }
+    cpAsyncCommit();
+    if (++bT == g.KK) {
+      bT = 0;
+      ++bCs;
+    }
+  };
+  auto advance = [&]() {
+    if (++gT == g.KK) {
+      gT = 0;
+      ++gCs;
+    }
+  };
+
+  // prologue: weights and gathers of steps cb and cb + 1 in flight
+  copyB(true, 0);
+  copyB(cb + 1 < ce, 1);
+  gather(raw0, rec0);
+  advance();
+  if (cb + 1 < ce) {
+    gather(raw1, rec1);
+    advance();
+  }
+
+  int bStage = 0;  // B stage of step s; A stage is (s - cb) & 1
+  auto body = [&](uint4 (&raw)[4][4], int& recW, int s) {
+    uint32_t const aStage = sA + ((s - cb) & 1) * kWgStageA;
+    // blend into A (row p, 16-byte chunk v at v ^ (p & 7): the 128-byte swizzle); wgmma(s - 2) read it last
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float4 w = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (recW >= 0) w = reinterpret_cast<float4 const*>(info)[recW + 16 * i];
+      unsigned o[4];
+      blendFrag<T>(w, raw[i], o);
+      int const p = p0 + 16 * i;
+      uint32_t const dst = aStage + p * kWgRowBytes + ((v ^ (p & 7)) << 4);
+      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(o[0]), "r"(o[1]), "r"(o[2]),
+          "r"(o[3]) : "memory");
+    }
+    wgWait<0>();        // wgmma(s - 1) done in this warp
+    cpAsyncWait<1>();   // this step's weight has landed (the next step's may still be in flight)
+    fenceProxyAsync();  // generic-proxy writes (st.shared, cp.async) -> visible to wgmma's async proxy
+    __syncthreads();    // A/B of step s complete; wgmma(s - 1) done in every warp: its stages are free
+    int const bNext = bStage == 0 ? 2 : bStage - 1;  // (s + 2) % 3 == (s - 1) % 3
+    copyB(s + 2 < ce, bNext);
+    if (s + 2 < ce) {
+      gather(raw, recW);
+      advance();
+    }
+    wgFence();
+    wgStep<T, BN>(acc, aStage, sB + bStage * kStageB);
+    wgCommit();
+    bStage = bStage == 2 ? 0 : bStage + 1;
+  };
+  for (int s = cb; s < ce; s += 2) {
+    body(raw0, rec0, s);
+    if (s + 1 < ce) body(raw1, rec1, s + 1);
+  }
+  wgWait<0>();
+  fenceAcc(acc);
+  cpAsyncWait<0>();
+  __syncthreads();  // every warp's wgmma finished reading the stages before C overwrites them
+
+  // accumulator (row 16 * warp + lane / 4 [+ 8], column 8 j + 2 (lane % 4) [+ 1]) -> C_s[n][m]
+  int const warp = tid >> 5, lane = tid & 31;
+  int const mRow = warp * 16 + (lane >> 2);
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      Cs[(8 * j + 2 * (lane & 3) + (e & 1)) * LDC + mRow + 8 * (e >> 1)] = acc[4 * j + e];
+  __syncthreads();
+  storeTile<T, kWgThreads, BN, LDC>(a, Cs, img, ho0, wo0, grp, nb * BN);
+#endif
+}
+
 // One launch for all preparation: NCHW -> NHWC transpose, weight packing, accumulator zeroing.
 template <typename T> struct PrepArgs {
   T const* __restrict__ in;
@@ -733,8 +1043,9 @@ template <typename T> struct PrepArgs {
   T* __restrict__ wpack;
   int N, C, HW, Cout, Cin_g, KK, Kpad;
   int transBlocksC, transBlocksHW, transBlocks, packBlocks;
-  // fragment packing for dcnRegKernel (0 = [Cout][tap][Kpad] rows for dcnMainKernel)
-  int frag, fragTF32, groups, Cout_g, nSteps, ntPad;
+  // weight layout: 0 = [Cout][tap][Kpad] rows (dcnMainKernel), 1 = mma fragments (dcnRegKernel), 2 = swizzled
+  // wgmma stages (dcnWgKernel)
+  int frag, fragTF32, groups, Cout_g, nSteps, ntPad, tilesN, bn;
   size_t packElems;
   int vecTrans;  // 16-byte transpose path (see dcnPrepKernel)
 };
@@ -819,6 +1130,41 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
     // 32-bit index math (dcnv2CheckSupported bounds the packed sizes below 2^31): 64-bit divisions made this
     // part several microseconds for the 512-channel layers.
     unsigned const i = unsigned(b) * kPrepThreads + threadIdx.x;
+    if (a.frag == 2) {
+      // wpack[grp][n-block][t][step][n][chunk pc] (16-byte chunks, 128-byte rows): chunk pc of row n holds channels
+      // step * 8V + (pc ^ (n & 7)) * V + [0, V) of output channel n-block * BN + n (the 128-byte swizzle wgmma
+      // reads), zero outside Cout_g / Cin_g; TF32 pre-rounded. One thread per chunk walks the taps.
+      constexpr int V = 16 / int(sizeof(T));
+      unsigned const total = unsigned(a.groups) * a.tilesN * a.bn * a.nSteps * 8u;
+      if (i < total) {
+        unsigned const pc = i % 8u;
+        unsigned r = i / 8u;
+        unsigned const n = r % unsigned(a.bn);
+        r /= unsigned(a.bn);
+        unsigned const cs = r % unsigned(a.nSteps);
+        r /= unsigned(a.nSteps);
+        unsigned const nb = r % unsigned(a.tilesN);
+        unsigned const grp = r / unsigned(a.tilesN);
+        int const co = int(nb * a.bn + n);
+        int const c0 = int(cs * 8 * V + ((pc ^ (n & 7u)) * V));
+        T const* src = a.weight + ((size_t(grp) * a.Cout_g + co) * a.Cin_g + c0) * a.KK;
+        Pack<T, V>* dst = reinterpret_cast<Pack<T, V>*>(a.wpack) +
+                          (((size_t(grp) * a.tilesN + nb) * a.KK * a.nSteps + cs) * a.bn + n) * 8 + pc;
+        size_t const tapStride = size_t(a.nSteps) * a.bn * 8;  // chunks between consecutive taps
+        for (int t = 0; t < a.KK; ++t) {
+          Pack<T, V> v;
+#pragma unroll
+          for (int e = 0; e < V; ++e) {
+            T w = T(0.f);
+            if (co < a.Cout_g && c0 + e < a.Cin_g) w = src[e * a.KK + t];
+            if constexpr (std::is_same<T, float>::value) w = __uint_as_float(tf32Bits(w));
+            v.v[e] = w;
+          }
+          dst[t * tapStride] = v;
+        }
+      }
+      return;
+    }
     if (a.frag) {
       // wpack[grp][t][step][n-tile][lane][e] = weight[grp*Cout_g + 8*tile + lane/4][step*4V + (lane%4)*V + e][t]
       // (dcnRegKernel's permuted fragment order), zero outside Cout_g / Cin_g; TF32 pre-rounded. One thread
@@ -896,6 +1242,16 @@ template <typename T> size_t fragPackElems(DCNv2Params const& p) {
   return size_t(p.groups) * p.kernelH * p.kernelW * fragSteps<T>(p) * fragNTPad(p) * 32 * (16 / sizeof(T));
 }
 
+// K steps per tap and elements of the swizzled weight of dcnWgKernel (n-blocks padded to 128 channels, so the size
+// does not depend on the variant or GPU the launch later picks).
+template <typename T> int wgSteps(DCNv2Params const& p) {
+  return (p.inChannels / p.groups + 8 * (16 / int(sizeof(T))) - 1) / (8 * (16 / int(sizeof(T))));
+}
+template <typename T> size_t wgPackElems(DCNv2Params const& p) {
+  size_t const coutPad = size_t((p.outChannels / p.groups + 127) / 128) * 128;
+  return size_t(p.groups) * coutPad * p.kernelH * p.kernelW * wgSteps<T>(p) * 8 * (16 / sizeof(T));
+}
+
 struct Layout {
   size_t inBytes, wBytes, accBytes, total;
 };
@@ -907,7 +1263,7 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
   Layout l;
   l.inBytes = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
   size_t const rowBytes = size_t(p.outChannels) * p.kernelH * p.kernelW * Kpad * sizeof(T);
-  l.wBytes = alignUp(std::max(rowBytes, fragPackElems<T>(p) * sizeof(T)), kAlign);
+  l.wBytes = alignUp(std::max({rowBytes, fragPackElems<T>(p) * sizeof(T), wgPackElems<T>(p) * sizeof(T)}), kAlign);
   // split-K: one fp32 partial output per split, summed in a fixed order by the finalize pass
   l.accBytes = splits > 1 ? alignUp(size_t(splits) * p.batch * p.outChannels * p.outHeight * p.outWidth * sizeof(float), kAlign) : 0;
   l.total = l.inBytes + l.wBytes + l.accBytes;
@@ -915,7 +1271,9 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
 }
 
 int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
-int gVariant = 0;  // benchmark switch: 0 = default, 1 = shared-memory tile kernel (dcnMainKernel), 2 = NT 8 only
+// benchmark switch: 0 = default, 1 = shared-memory tile kernel (dcnMainKernel), 2 = register kernel with 64-channel
+// blocks only, 3 = register kernel (the pre-v8 default; no warpgroup kernel)
+int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 
 size_t infoBytes(DCNv2Params const& p) {
@@ -927,6 +1285,20 @@ int ccMajor() {
   int dev = 0, major = 0;
   cudaGetDevice(&dev);
   return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess ? major : 0;
+}
+
+// The warpgroup kernel exists only in sm_90a code, which runs on compute capability 9.0 alone; the build says
+// whether it carries sm_90a code (CENTERNET_DCN_SM90A: CMake sets it when CMAKE_CUDA_ARCHITECTURES has 90a).
+bool wgmmaAvailable() {
+#ifdef CENTERNET_DCN_SM90A
+  int dev = 0, major = 0, minor = 0;
+  cudaGetDevice(&dev);
+  return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
+         minor == 0;
+#else
+  return false;
+#endif
 }
 
 bool pdlSupported() { return ccMajor() >= 9 && !gDisablePDL; }
@@ -976,12 +1348,34 @@ cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cuda
   return launchPDL(kern, grid, dim3(kRegThreads), smemBytes, stream, args);
 }
 
+#ifdef CENTERNET_DCN_SM90A
+template <typename T, int BN, int MINB>
+cudaError_t launchWg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
+  auto kern = dcnWgKernel<T, BN, MINB>;
+  smemBytes += wgTileBytes<BN>();
+  cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
+  if (e != cudaSuccess) return e;
+  // Shared memory only for the resident blocks (MINB, the register limit): the rest of the unified L1 stays cache
+  // for the gathers (by default the driver may carve out all of it).
+  int dev = 0, perSM = 0;
+  cudaGetDevice(&dev);
+  if (cudaDeviceGetAttribute(&perSM, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) == cudaSuccess && perSM > 0) {
+    int const pct = int(std::min<size_t>(100, (size_t(MINB) * (smemBytes + 1024) * 100 + perSM - 1) / perSM));
+    e = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
+    if (e != cudaSuccess) return e;
+  }
+  return launchPDL(kern, grid, dim3(kWgThreads), smemBytes, stream, args);
+}
+#endif
+constexpr int kWgMinBlocks64 = 2;   // resident blocks per SM the register caps are set for
+constexpr int kWgMinBlocks128 = 2;
+
 // Everything the launch decides from the parameters and the device: geometry, kernel variant, grid, K splits.
 // The workspace size comes from the same plan, so a split-K layer always has room for its per-split partials.
 struct Plan {
   Geometry g;
   dim3 grid;
-  bool vec, tf32, useReg, large;
+  bool vec, tf32, useReg, useWg, large;
   int regNT, bn;
 };
 
@@ -1020,8 +1414,12 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   // block when the group has more than 64.
   bool const useReg = pl.useReg = vec && mma && ccMajor() >= 8 && gVariant != 1;
   int const regNT = pl.regNT = (g.Cout_g > 64 && gVariant != 2) ? 16 : 8;  // variant 2 (benchmark): 64-channel blocks
-  int const bn = pl.bn = useReg ? regNT * 8 : (vec && mma && g.Cout_g > 64 && fitsLarge) ? kBNLarge : kBNSmall;
-  g.nSteps = fragSteps<T>(p);
+  // Warpgroup kernel (sm_90a) for the same paths, 128 output channels per block when the group has more than 64.
+  int const wgBN = g.Cout_g > 64 ? 128 : 64;
+  bool const useWg = pl.useWg = useReg && gVariant == 0 && wgmmaAvailable() &&
+                                (wgBN == 64 ? wgTileBytes<64>() : wgTileBytes<128>()) + infoBytes(p) <= maxSmemOptin();
+  int const bn = pl.bn = useWg ? wgBN : useReg ? regNT * 8 : (vec && mma && g.Cout_g > 64 && fitsLarge) ? kBNLarge : kBNSmall;
+  g.nSteps = useWg ? wgSteps<T>(p) : fragSteps<T>(p);
   g.ntPad = fragNTPad(p);
   if (useReg) g.nChunks = g.KK * g.nSteps;
   g.tilesN = (g.Cout_g + bn - 1) / bn;
@@ -1039,9 +1437,11 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
     if (cudaDeviceGetAttribute(&smCount, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) smCount = 132;
     long const blocks = long(grid.x) * grid.y;
     // about two resident blocks per SM (measured on H200: more splits cost partial-sum traffic, fewer leave SMs idle)
-    int const perSM = useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16) : 2;
+    int const perSM = useWg    ? (bn == 64 ? kWgMinBlocks64 : kWgMinBlocks128)
+                      : useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16)
+                               : 2;
     splits = int((long(perSM) * smCount + blocks / 2) / blocks);
-    splits = std::min(splits, std::max(1, g.nChunks / (useReg ? 4 : 3)));
+    splits = std::min(splits, std::max(1, g.nChunks / (useWg ? 2 : useReg ? 4 : 3)));
   }
   splits = std::max(1, std::min(splits, g.nChunks));
   setSplits(pl, splits);
@@ -1078,11 +1478,14 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   pa.transBlocksC = (g.C + tileC - 1) / tileC;
   pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
   pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
-  pa.frag = useReg;
+  pa.frag = pl.useWg ? 2 : useReg ? 1 : 0;
   pa.fragTF32 = useReg && !std::is_same<T, __half>::value;
   pa.groups = g.groups; pa.Cout_g = g.Cout_g; pa.nSteps = g.nSteps; pa.ntPad = g.ntPad;
+  pa.tilesN = g.tilesN; pa.bn = pl.bn;
   pa.packElems = fragPackElems<T>(p);
-  size_t const packTotal = useReg ? pa.packElems / ((16 / sizeof(T)) * g.KK) : size_t(g.Cout) * g.KK * g.Kpad;
+  size_t const packTotal = pl.useWg ? size_t(g.groups) * g.tilesN * pl.bn * g.nSteps * 8
+                           : useReg ? pa.packElems / ((16 / sizeof(T)) * g.KK)
+                                    : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = int((packTotal + kPrepThreads - 1) / kPrepThreads);
   dcnPrepKernel<T><<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
   cudaError_t e = cudaGetLastError();
@@ -1093,7 +1496,12 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   ma.acc = acc; ma.g = g;
   size_t const smem = infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = pl.large;
-  if (useReg) {
+  if (pl.useWg) {
+#ifdef CENTERNET_DCN_SM90A
+    e = pl.bn == 64 ? launchWg<T, 64, kWgMinBlocks64>(ma, grid, smem, stream)
+                    : launchWg<T, 128, kWgMinBlocks128>(ma, grid, smem, stream);
+#endif
+  } else if (useReg) {
     constexpr int kMode = std::is_same<T, __half>::value ? kModeHalf : kModeTF32;
     e = regNT == 8 ? launchReg<T, kMode, 8, kRegMinBlocks8>(ma, grid, smem, stream)
                    : launchReg<T, kMode, 16, kRegMinBlocks16>(ma, grid, smem, stream);

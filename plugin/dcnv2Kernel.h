@@ -34,8 +34,9 @@ char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type);
 void dcnv2SetForcedSplits(int splits);
 // Benchmark hook: programmatic dependent launch between the kernels on sm_90+ (true = off; default: on since v6).
 void dcnv2SetDisablePDL(bool disable);
-// Benchmark hook (process-wide, like the two above): 0 = the default kernels; 1 = the shared-memory tile kernel of the
-// first version on every path; 2 = the register-fragment kernel with 64-channel blocks only.
+// Benchmark hook (process-wide, like the two above): 0 = the default kernels (the sm_90a warpgroup kernel where the
+// build carries it); 1 = the shared-memory tile kernel of the first version on every path; 2 = the register-fragment
+// kernel with 64-channel blocks only; 3 = the register-fragment kernel (v7's default; no warpgroup kernel).
 void dcnv2SetKernelVariant(int variant);
 
 // Output spatial size of a convolution (same rule as torch): (in + 2*pad - dil*(k-1) - 1) / stride + 1.

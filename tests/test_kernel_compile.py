@@ -32,7 +32,7 @@ def ptxas_report(tmp_path_factory) -> str:
     if NVCC is None:
         pytest.skip("nvcc not on PATH: the CUDA kernel compile check needs the CUDA toolkit")
     out = tmp_path_factory.mktemp("nvcc") / "dcnv2Kernel.o"
-    cmd = [NVCC, "-std=c++17", "-O3", "-c", "-Xptxas", "-v", "-Xcompiler", "-fPIC",
+    cmd = [NVCC, "-std=c++17", "-O3", "-c", "-Xptxas", "-v", "-Xcompiler", "-fPIC", "-DCENTERNET_DCN_SM90A",
            "-gencode", "arch=compute_90a,code=sm_90a", "-o", str(out), str(KERNEL)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"nvcc failed:\n{proc.stderr[-4000:]}"
@@ -46,6 +46,8 @@ def test_kernel_compiles_for_hopper(ptxas_report):
     # blocks), the prep and finalize kernels of both types
     assert sum("dcnMainKernel" in k for k in kernels) >= 6, kernels
     assert sum("dcnRegKernel" in k for k in kernels) >= 4, kernels
+    # the sm_90a warpgroup (wgmma) kernels: fp16 and TF32, 64- and 128-channel blocks
+    assert sum("dcnWgKernel" in k for k in kernels) == 4, kernels
     assert any("dcnPrepKernel" in k for k in kernels) and any("dcnFinalizeKernel" in k for k in kernels)
 
 
@@ -69,8 +71,13 @@ def test_kernel_compiles_for_turing_and_ampere():
 def test_gpu_check(tmp_path):
     if NVCC is None or not _cuda_device_present():
         pytest.skip("needs a CUDA GPU and nvcc (run bench/gpu_run.sh on a GPU machine)")
+    import torch
+
     lib = tmp_path / "libdcnv2_kernel.so"
-    build = subprocess.run([NVCC, "-std=c++17", "-O3", "-shared", "-Xcompiler", "-fPIC", "-arch=native",
+    # Hopper builds sm_90a, as CMake and bench/gpu_run.sh do, so the check covers the warpgroup kernel too
+    arch = (["-DCENTERNET_DCN_SM90A", "-gencode", "arch=compute_90a,code=sm_90a"]
+            if torch.cuda.get_device_capability() == (9, 0) else ["-arch=native"])
+    build = subprocess.run([NVCC, "-std=c++17", "-O3", "-shared", "-Xcompiler", "-fPIC", *arch,
                             "-o", str(lib), str(KERNEL)], capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, build.stderr[-4000:]
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--lib", str(lib)],
