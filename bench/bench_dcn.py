@@ -39,8 +39,8 @@ def median_us(fn, reps: int, warmup: int = 30) -> float:
     return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends)) * 1e3
 
 
-def graph_us(fn, calls: int, reps: int) -> float:
-    """Median device time per call of fn, replaying a CUDA graph of `calls` back-to-back calls."""
+def capture_graph(fn, calls: int) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of `calls` back-to-back calls of fn (warmed up on a side stream first, as capture requires)."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -51,7 +51,12 @@ def graph_us(fn, calls: int, reps: int) -> float:
     with torch.cuda.graph(graph):
         for _ in range(calls):
             fn()
-    return median_us(graph.replay, reps, warmup=5) / calls
+    return graph
+
+
+def graph_us(fn, calls: int, reps: int) -> float:
+    """Median device time per call of fn, replaying a CUDA graph of `calls` back-to-back calls."""
+    return median_us(capture_graph(fn, calls).replay, reps, warmup=5) / calls
 
 
 def matmul_rate(dtype, tf32: bool) -> float:
@@ -97,10 +102,8 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="also time forced split-K factors (tuning, fp16)")
     ap.add_argument("--offsets", default="random,smooth", help="offset fields to time: random, smooth")
     ap.add_argument("--modes", default="fp16,tf32,fp32", help="precisions to time: fp16, tf32, fp32")
-    ap.add_argument("--variants", default="0,3,1",
-                    help="kernel variants timed on the tensor-core paths (dcnv2SetKernelVariant): 0 = default "
-                         "(warpgroup kernel on sm_90a, else register kernel), 1 = shared-memory tile kernel (v5), "
-                         "2 = register kernel with 64-channel blocks only, 3 = register kernel (v7); the first is the one in the ratios")
+    ap.add_argument("--variants", default=dcn_ctypes.DEFAULT_VARIANTS,
+                    help=dcn_ctypes.VARIANTS_HELP + "; the first is the one in the ratios")
     args = ap.parse_args()
     lib = dcn_ctypes.load(args.lib)
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -118,14 +121,16 @@ def main() -> None:
     for shape, (mode, dtype, tf32), offsets in itertools.product(SHAPES, modes, args.offsets.split(",")):
         n, c, h, w, cout = shape
         x, off, mask, weight, bias = inputs(shape, dtype, gen, offsets)
+        lib.centernet_dcnv2_set_variant(variants[0])
         dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
         out = torch.empty(dcn.out_shape, dtype=dtype, device="cuda")
         run_ours = lambda: dcn(x, off, mask, weight, bias, out)
         run_tv = lambda: deform_conv2d(x, off, weight, bias, padding=(1, 1), mask=mask)
         times = {}
         for v in (variants if mode != "fp32" else variants[:1]):  # strict fp32 has one kernel
-            lib.centernet_dcnv2_set_variant(v)
-            times[v] = graph_us(run_ours, args.calls, args.reps)
+            lib.centernet_dcnv2_set_variant(v)  # before sizing the workspace: each variant plans its own split-K
+            dv = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
+            times[v] = graph_us(lambda: dv(x, off, mask, weight, bias, out), args.calls, args.reps)
         lib.centernet_dcnv2_set_variant(variants[0])
         ours = times[variants[0]]
         tv = graph_us(run_tv, args.calls, args.reps)
@@ -138,9 +143,10 @@ def main() -> None:
         sweep = ""
         if args.sweep and mode == "fp16":
             parts = []
-            for s in (1, 2, 3, 4, 6, 9, 12):
-                lib.centernet_dcnv2_set_splits(s)
-                parts.append(f"{s}:{graph_us(run_ours, args.calls, 20):.1f}")
+            for s in (1, 2, 3, 4, 6, 9, 12, 16):
+                lib.centernet_dcnv2_set_splits(s)  # before sizing the workspace: it must hold s partials
+                forced = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
+                parts.append(f"{s}:{graph_us(lambda: forced(x, off, mask, weight, bias, out), args.calls, 20):.1f}")
             lib.centernet_dcnv2_set_splits(0)
             lib.centernet_dcnv2_set_pdl(0)  # PDL is on by default: time the heuristic without it, then restore
             parts.append(f"noPDL:{graph_us(run_ours, args.calls, 20):.1f}")

@@ -38,6 +38,15 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     return lib
 
 
+# Kernel variants (dcnv2SetKernelVariant, a benchmark switch) and the default list the check and benchmark run.
+VARIANTS_HELP = ("kernel variants on the tensor-core paths, comma-separated: 0 = default (warpgroup kernel on "
+                 "sm_90a builds on compute capability 9.0, else register kernel), 1 = shared-memory tile kernel (v5), "
+                 "2 = register kernel with 64-channel blocks only, 3 = register kernel (v7), 4 = one-warpgroup "
+                 "warpgroup kernel (v8), 5 / 6 = warpgroup kernel forced to its 2x1-look-ahead / 1x2-look-ahead "
+                 "configuration (v9)")
+DEFAULT_VARIANTS = "0,4,3,1"
+
+
 def out_size(n: int, k: int, s: int, p: int, d: int) -> int:
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 

@@ -119,10 +119,9 @@ def main() -> int:
     ap.add_argument("--lib", default=None)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--quick", action="store_true", help="a few small cases (for compute-sanitizer)")
-    ap.add_argument("--variants", default="0,3,1",
-                    help="kernel variants checked on the tensor-core paths (dcnv2SetKernelVariant; 0 = default, "
-                         "1 = shared-memory tile kernel, 2 = register kernel with 64-channel blocks, 3 = register kernel); the first with "
-                         "the split-K heuristic and a forced split, the others with the heuristic")
+    ap.add_argument("--variants", default=dcn_ctypes.DEFAULT_VARIANTS,
+                    help=dcn_ctypes.VARIANTS_HELP + "; the first with the split-K heuristic and a forced split, the "
+                         "others with the heuristic")
     args = ap.parse_args()
     cases = CASES[8:11] + CASES[15:16] if args.quick else CASES
     lib = dcn_ctypes.load(args.lib)

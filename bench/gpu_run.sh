@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One device run: build the DCNv2 kernel as a shared library, check it, benchmark it. Logs go to $OUT (or build/).
+# One device run: build the DCNv2 kernel as a shared library, check it, benchmark it, trace its kernels. Logs go to
+# $OUT (or build/).
 # Usage (repo root): bash bench/gpu_run.sh [--sweep]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +23,5 @@ if command -v compute-sanitizer >/dev/null; then
 fi
 python3 bench/gpu_check.py 2>&1 | tee "$OUT/check.log" || status=1
 python3 bench/bench_dcn.py "$@" 2>&1 | tee "$OUT/bench.log" || status=1
+python3 bench/trace_dcn.py 2>&1 | grep -v -i "warn" | tee "$OUT/trace.log" || status=1
 exit $status

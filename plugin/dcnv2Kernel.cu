@@ -7,8 +7,9 @@
 //      steps (split-K when the tile grid alone cannot fill the GPU). It first builds a shared table of the
 //      4 corner offsets and 4 weights (bilinear x mask) per (pixel, deformable group, tap) for the taps of its
 //      range; then walks K channel-step outer, tap inner (the sampled window stays in L1).
-//      - dcnWgKernel (fp16 and TF32 with 16-byte vectors on compute capability 9.0, builds with sm_90a code): one
-//        warpgroup blends whole 128-byte channel lines into a swizzled shared A tile, the weight arrives by cp.async,
+//      - dcnWgKernel (fp16 and TF32 with 16-byte vectors on compute capability 9.0, builds with sm_90a code): two
+//        warpgroups per block split the block's K steps (intra-block split-K, summed in shared memory at the end);
+//        each blends whole 128-byte channel lines into a swizzled shared A stage, its weight arrives by cp.async,
 //        and wgmma reads both from shared memory while the threads gather and blend the next steps.
 //      - dcnRegKernel (fp16 and TF32 with 16-byte vectors, sm_80+ otherwise): no shared-memory A tile. Each
 //        warp gathers + blends its own 16 pixels straight into mma.sync A fragments (K permuted inside a step so
@@ -20,7 +21,7 @@
 //        register prefetch of the next chunk + double-buffered tiles, one barrier per chunk.
 //      Epilogue: bias added, output written NCHW (under split-K: the fp32 partial stored in this split's own
 //      workspace slice; no atomics, so every run gives the same bits).
-//   3. finalize (split-K only): the partials summed in split order + bias -> output type.
+//   3. finalize (split-K only): the partials summed in split order + bias -> output type (16-byte partial loads).
 //   On sm_90 the main and finalize kernels use programmatic dependent launch: the sampling table (which reads
 //   only offset and mask) is built while the prep kernel drains.
 // docs/kernel.md has the design notes, the floor arithmetic and the measured times.
@@ -191,7 +192,9 @@ __device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> cons
 // Each thread keeps one pixel and walks j in steps of THREADS / kBM; offset/mask loads of a pass come first.
 // Only the taps of the block's K range are built (K steps run tap-inner from tap cb % KK): a split-K block of a few
 // steps needs a few taps, and the offset/mask reads are the slow part here.
-template <typename T, bool kTapFilter, int THREADS = kThreads>
+// kHalf2W: the weights stored as 4 half2 pairs (w, w) instead of a float4 (fp16 warpgroup kernel: the conversion is
+// made once per record instead of once per record and channel slot in the K loop).
+template <typename T, bool kTapFilter, int THREADS = kThreads, bool kHalf2W = false>
 __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInfo* info, int img, int ho0, int wo0,
     int tid, int cb, int ce) {
   using Tr = Traits<T>;
@@ -268,7 +271,13 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
         if (vy1 && vx1) { s.idx.w = at00 + (g.W + 1) * g.C; s.w.w = ly * lx * mkk; }
       }
       reinterpret_cast<int4*>(info)[j * kBM + mi] = s.idx;  // two arrays: conflict-free 16-byte rows
-      reinterpret_cast<float4*>(info)[(nj + j) * kBM + mi] = s.w;
+      if constexpr (kHalf2W) {
+        __half2 const h[4] = {__float2half2_rn(s.w.x), __float2half2_rn(s.w.y), __float2half2_rn(s.w.z),
+                              __float2half2_rn(s.w.w)};
+        reinterpret_cast<uint4*>(info)[(nj + j) * kBM + mi] = *reinterpret_cast<uint4 const*>(h);
+      } else {
+        reinterpret_cast<float4*>(info)[(nj + j) * kBM + mi] = s.w;
+      }
     }
   }
 }
@@ -292,13 +301,33 @@ __device__ __forceinline__ BlockTile blockTile(Geometry const& g) {
   return b;
 }
 
-// Epilogue shared by both main kernels: the block's C tile, staged in shared memory as [n][m] (row stride LDC),
-// goes out along pixels (coalesced NCHW stores): + bias into the output, or under split-K as this split's fp32
-// partial into its own workspace slice (no atomics: the finalize pass sums the slices in a fixed order).
-template <typename T, int THREADS, int BN, int LDC>
-__device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs, int img, int ho0, int wo0, int grp,
-    int n0) {
+// out[n] = value(n) + bias for the channels n = nFirst, nFirst + nStep, ... < nEnd of one pixel (o: channel nFirst);
+// bias loaded 4 at a time ahead of the stores (one at a time, each waited for its own global-load latency: ncu,
+// ~1/8 of the warpgroup kernel's stall samples on 1,64,128,128->64).
+template <typename T, typename F>
+__device__ __forceinline__ void storeChannels(T* o, T const* b, int nFirst, int nEnd, int nStep, int HoWo, F value) {
   using Tr = Traits<T>;
+  constexpr int kAhead = 4;
+  for (int n0 = nFirst; n0 < nEnd; n0 += kAhead * nStep) {
+    float bv[kAhead];
+#pragma unroll
+    for (int k = 0; k < kAhead; ++k) bv[k] = (b && n0 + k * nStep < nEnd) ? Tr::toF(b[n0 - nFirst + k * nStep]) : 0.f;
+#pragma unroll
+    for (int k = 0; k < kAhead; ++k) {
+      int const n = n0 + k * nStep;
+      if (n >= nEnd) break;
+      o[size_t(n - nFirst) * HoWo] = Tr::fromF(value(n) + bv[k]);
+    }
+  }
+}
+
+// Epilogue shared by the main kernels: the block's C tile, staged in shared memory as [n][m] (row stride LDC), goes
+// out along pixels (coalesced NCHW stores) + bias into the output, or under split-K as this split's fp32 partial
+// into its own workspace slice (no atomics: the finalize pass sums the slices in a fixed order). PARTS > 1: the
+// block's warpgroups staged one partial tile each, partStride floats apart, summed in a fixed order.
+template <typename T, int THREADS, int BN, int LDC, int PARTS = 1>
+__device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs, int img, int ho0, int wo0, int grp,
+    int n0, int partStride = 0) {
   Geometry const& g = a.g;
   int const tid = threadIdx.x;
   int const mi = tid % kBM;
@@ -310,19 +339,19 @@ __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs,
   int const nEnd = min(BN, g.Cout_g - n0);
   int const coFirst = grp * g.Cout_g + n0 + nFirst;
   size_t const oFirst = (size_t(img) * g.Cout + coFirst) * g.HoWo + ho * g.Wo + wo;
-  size_t const oStep = size_t(kNStep) * g.HoWo;
-  float const* cs = Cs + nFirst * LDC + mi;
+  auto staged = [&](int n) {
+    float const* cs = Cs + n * LDC + mi;
+    float v = cs[0];
+#pragma unroll
+    for (int q = 1; q < PARTS; ++q) v += cs[q * partStride];
+    return v;
+  };
   if (g.splits == 1) {
-    T* o = a.out + oFirst;
-    T const* b = a.bias ? a.bias + coFirst : nullptr;
-    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) {
-      *o = Tr::fromF(*cs + (b ? Tr::toF(*b) : 0.f));
-      if (b) b += kNStep;
-    }
-  } else {
-    float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;
-    for (int n = nFirst; n < nEnd; n += kNStep, o += oStep, cs += kNStep * LDC) *o = *cs;
+    storeChannels(a.out + oFirst, a.bias ? a.bias + coFirst : nullptr, nFirst, nEnd, kNStep, g.HoWo, staged);
+    return;
   }
+  float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;
+  for (int n = nFirst; n < nEnd; n += kNStep, o += size_t(kNStep) * g.HoWo) *o = staged(n);
 }
 
 template <typename T, int MODE, int VEC, int kBN>
@@ -593,24 +622,30 @@ __device__ __forceinline__ unsigned tf32Bits(float x) {
 #endif
 }
 
+// fp16 blend of 4 raw corner vectors with the corner weights as half2 pairs (wh: (w0, w0), (w1, w1), ...).
+__device__ __forceinline__ void blendHalf2(uint4 const& wh, uint4 const (&r)[4], unsigned (&o)[4]) {
+  __half2 const w0 = *reinterpret_cast<__half2 const*>(&wh.x), w1 = *reinterpret_cast<__half2 const*>(&wh.y);
+  __half2 const w2 = *reinterpret_cast<__half2 const*>(&wh.z), w3 = *reinterpret_cast<__half2 const*>(&wh.w);
+  unsigned const* r0 = reinterpret_cast<unsigned const*>(&r[0]);
+  unsigned const* r1 = reinterpret_cast<unsigned const*>(&r[1]);
+  unsigned const* r2 = reinterpret_cast<unsigned const*>(&r[2]);
+  unsigned const* r3 = reinterpret_cast<unsigned const*>(&r[3]);
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    __half2 s = __hmul2(w0, *reinterpret_cast<__half2 const*>(&r0[e]));
+    s = __hfma2(w1, *reinterpret_cast<__half2 const*>(&r1[e]), s);
+    s = __hfma2(w2, *reinterpret_cast<__half2 const*>(&r2[e]), s);
+    s = __hfma2(w3, *reinterpret_cast<__half2 const*>(&r3[e]), s);
+    o[e] = *reinterpret_cast<unsigned*>(&s);
+  }
+}
+
 // 4 A registers of one row from its 4 raw corner vectors: fp16 -> 4 half2 (channels 2e, 2e+1), fp32 -> 4 tf32.
 template <typename T>
 __device__ __forceinline__ void blendFrag(float4 const& w, uint4 const (&r)[4], unsigned (&o)[4]) {
   if constexpr (std::is_same<T, __half>::value) {
-    __half2 const w0 = __float2half2_rn(w.x), w1 = __float2half2_rn(w.y);
-    __half2 const w2 = __float2half2_rn(w.z), w3 = __float2half2_rn(w.w);
-    unsigned const* r0 = reinterpret_cast<unsigned const*>(&r[0]);
-    unsigned const* r1 = reinterpret_cast<unsigned const*>(&r[1]);
-    unsigned const* r2 = reinterpret_cast<unsigned const*>(&r[2]);
-    unsigned const* r3 = reinterpret_cast<unsigned const*>(&r[3]);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      __half2 s = __hmul2(w0, *reinterpret_cast<__half2 const*>(&r0[e]));
-      s = __hfma2(w1, *reinterpret_cast<__half2 const*>(&r1[e]), s);
-      s = __hfma2(w2, *reinterpret_cast<__half2 const*>(&r2[e]), s);
-      s = __hfma2(w3, *reinterpret_cast<__half2 const*>(&r3[e]), s);
-      o[e] = *reinterpret_cast<unsigned*>(&s);
-    }
+    __half2 const h[4] = {__float2half2_rn(w.x), __float2half2_rn(w.y), __float2half2_rn(w.z), __float2half2_rn(w.w)};
+    blendHalf2(*reinterpret_cast<uint4 const*>(h), r, o);
   } else {
     float const* r0 = reinterpret_cast<float const*>(&r[0]);
     float const* r1 = reinterpret_cast<float const*>(&r[1]);
@@ -743,32 +778,42 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
 #endif
 }
 
-// ---- warpgroup kernel (v8: fp16 and TF32 on sm_90a; wgmma with both operands in shared memory) --------------
-// One block = one warpgroup (4 warps) owns an 8 x 8 output-pixel patch x BN (64 or 128) output channels and a range
-// of K steps (one step = one tap x 128 bytes of channels: 64 fp16 / 32 fp32). Per step every thread gathers the 4
-// corner vectors of 4 pixels for one 16-byte channel slot (8 lanes per pixel: whole 128-byte lines, half the L1
-// wavefronts of the register kernel's 64-byte rows), blends them and stores the row into a 128-byte-swizzled A
-// stage; the packed weight of the step (already in the swizzled layout) is copied into a B stage with cp.async;
-// then 4 wgmma (k16 fp16 / k8 TF32) read both stages straight from shared memory while the warps blend the next
-// step. Pipelining: the gathers run two steps ahead (two register sets, loop unrolled by two), the weight copies
-// two steps ahead (three B stages), A is double-buffered; one barrier per step, before which every warp has waited
-// for its previous wgmma, so the stages that step s - 1 read are free afterwards.
+// ---- warpgroup kernel (v9: fp16 and TF32 on sm_90a; wgmma with both operands in shared memory) --------------
+// A block of KG warpgroups owns an 8 x 8 output-pixel patch x BN (64 or 128) output channels and a range of K steps
+// (one step = one tap x 128 bytes of channels: 64 fp16 / 32 fp32); warpgroup w takes steps w, w + KG, ... of the
+// range with its own stages and accumulators (intra-block split-K: more warps per tile to hide the gather latency,
+// without the partial-sum traffic of a grid split), and the KG partial tiles are summed in shared memory at the end.
+// Per step every thread of a warpgroup gathers the 4 corner vectors of 4 pixels for one 16-byte channel slot (8 lanes
+// per pixel: whole 128-byte lines), blends them and stores the row into a 128-byte-swizzled A stage; the packed
+// weight of the step (already in the swizzled layout) is copied into a B stage with cp.async; then 4 wgmma (k16 fp16 /
+// k8 TF32) read both stages straight from shared memory while the warps blend the next step. Pipelining: gathers and
+// weight copies run AHEAD steps ahead (AHEAD register sets, loop unrolled by AHEAD; AHEAD + 1 B stages), A is
+// double-buffered; one warpgroup barrier per step, before which every warp has waited for its previous wgmma, so the
+// stages that step s - 1 read are free afterwards.
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define CENTERNET_DCN_WGMMA 1
 #endif
 
-constexpr int kWgThreads = 128;
+constexpr int kWgThreads = 128;                  // one warpgroup
 constexpr int kWgStagesA = 2;
-constexpr int kWgStagesB = 3;
 constexpr int kWgRowBytes = 128;                 // one swizzle row: the K extent of a step
 constexpr int kWgStageA = kBM * kWgRowBytes;     // 8 KB
 template <int BN> __host__ __device__ constexpr int wgStageB() { return BN * kWgRowBytes; }
-template <int BN> __host__ __device__ constexpr size_t wgTileBytes() {
-  // 1 KB of slack to align the stages to the 1024-byte swizzle atom; C staging reuses the stages
-  return 1024 + size_t(kWgStagesA) * kWgStageA + size_t(kWgStagesB) * wgStageB<BN>();
+// Stages of one warpgroup (its C partial reuses them at the end).
+template <int BN, int AHEAD> __host__ __device__ constexpr int wgGroupBytes() {
+  return kWgStagesA * kWgStageA + (AHEAD + 1) * wgStageB<BN>();
 }
 
 #ifdef CENTERNET_DCN_WGMMA
+// Next step of a warpgroup's cursor (tap t inner, channel step cs outer), `by` steps on, without divisions.
+__device__ __forceinline__ void nextStep(int& t, int& cs, int by, int KK) {
+  t += by;
+  while (t >= KK) {
+    t -= KK;
+    ++cs;
+  }
+}
+
 // Shared-memory matrix descriptor, K-major, 128-byte swizzle: 8-row groups 1024 bytes apart (stride byte offset);
 // the leading byte offset is unused for this layout (1 by convention).
 __device__ __forceinline__ uint64_t wgDesc(uint32_t saddr) {
@@ -884,146 +929,143 @@ __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint3
 }
 #endif
 
-template <typename T, int BN, int MINB>
-__global__ void __launch_bounds__(kWgThreads, MINB) dcnWgKernel(MainArgs<T> a) {
+template <typename T, int BN, int KG, int AHEAD, int MINB>
+__global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T> a) {
 #ifndef CENTERNET_DCN_WGMMA
   __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
 #else
+  static_assert(AHEAD == 1 || AHEAD == 2, "one or two steps of look-ahead");
+  constexpr int THREADS = kWgThreads * KG;
   constexpr int VEC = 16 / int(sizeof(T));  // channels per 16-byte vector
   constexpr int STEPC = 8 * VEC;            // channels per K step: one 128-byte row per pixel
   constexpr int LDC = kBM + 4;
+  constexpr int kStagesB = AHEAD + 1;
   constexpr int kStageB = wgStageB<BN>();
+  constexpr int kGroupBytes = wgGroupBytes<BN, AHEAD>();
   constexpr int kBChunks = kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step
-  static_assert(size_t(BN) * LDC * sizeof(float) <= kWgStagesA * kWgStageA + kWgStagesB * kStageB,
-      "C staging must fit in the stages");
+  static_assert(size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "a C partial must fit in its warpgroup's stages");
   extern __shared__ __align__(128) unsigned char smemRaw[];
   uint32_t const rawAddr = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
   uint32_t const sBase = (rawAddr + 1023u) & ~1023u;  // swizzle atoms are 1024-byte aligned
   unsigned char* const smem = smemRaw + (sBase - rawAddr);
-  uint32_t const sA = sBase;
-  uint32_t const sB = sBase + kWgStagesA * kWgStageA;
-  float* Cs = reinterpret_cast<float*>(smem);
-  SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + kWgStagesA * kWgStageA + kWgStagesB * kStageB);
+  SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + KG * kGroupBytes);
 
   Geometry const& g = a.g;
   int const tid = threadIdx.x;
+  int const wgi = tid / kWgThreads;  // this thread's warpgroup
+  int const lt = tid % kWgThreads;
+  uint32_t const sA = sBase + wgi * kGroupBytes;
+  uint32_t const sB = sA + kWgStagesA * kWgStageA;
   BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
   if (cb >= ce) {
     gridDependencyWait();
     return;
   }
-  buildSampleTable<T, true, kWgThreads>(a, info, img, ho0, wo0, tid, cb, ce);
+  constexpr bool kHalf = std::is_same<T, __half>::value;
+  buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
 
-  int const v = tid & 7;    // 16-byte channel slot of the step
-  int const p0 = tid >> 3;  // pixels p0 + 16 i
+  int const v = lt & 7;    // 16-byte channel slot of the step
+  int const p0 = lt >> 3;  // pixels p0 + 16 i
   int const cinBase = grp * g.Cin_g;
   // packed weight: [group][n-block][tap][step][BN rows][128 swizzled bytes]
   char const* wg = reinterpret_cast<char const*>(a.wpack) +
-                   (size_t(grp) * g.tilesN + nb) * g.KK * g.nSteps * size_t(kStageB) + tid * 16;
+                   (size_t(grp) * g.tilesN + nb) * g.KK * g.nSteps * size_t(kStageB) + lt * 16;
 
   float acc[BN / 2];
 #pragma unroll
   for (int j = 0; j < BN / 2; ++j) acc[j] = 0.f;
 
-  // Gathered steps in flight: two register sets ([pixel][corner]) and their weight records (-1: channel slot past
-  // Cin_g, whose gather reads channel 0 and gets zero weights; its B rows are zero too).
-  uint4 raw0[4][4], raw1[4][4];
-  int rec0 = -1, rec1 = -1;
-  int gT = cb % g.KK, gCs = cb / g.KK;  // tap and channel step of the next step to gather
+  int const s0 = cb + wgi;                                // this warpgroup's steps: s0, s0 + KG, ... < ce
+  int const nLocal = s0 < ce ? (ce - s0 + KG - 1) / KG : 0;
+  // Gathered steps in flight: AHEAD register sets ([pixel][corner]) and their weight records. A channel slot past
+  // Cin_g (last step of a group whose channels are not a multiple of the step) gathers and blends channel 0 like any
+  // other: its B rows are zero, so it adds exact zeros (no predicated or zeroed weights in the loop).
+  uint4 raw[AHEAD][4][4];
+  int rec[AHEAD];
+  int gT = s0 % g.KK, gCs = s0 / g.KK;  // tap and channel step of the next step to gather
   int bT = gT, bCs = gCs;                // ... and of the next weight step to copy
-  auto gather = [&](uint4 (&raw)[4][4], int& recW) {
+  auto gather = [&](uint4 (&r)[4][4], int& recW) {
     int c = gCs * STEPC + v * VEC;
-    bool const valid = c < g.Cin_g;
-    c = valid ? c : 0;
+    c = c < g.Cin_g ? c : 0;
     int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
-    int const rec = (d * g.KK + gT) * kBM + p0;
-    recW = valid ? g.dg * g.KK * kBM + rec : -1;
+    int const rc = (d * g.KK + gT) * kBM + p0;
+    recW = g.dg * g.KK * kBM + rc;
     T const* base = a.inNHWC + cinBase + c;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      int4 const idx = reinterpret_cast<int4 const*>(info)[rec + 16 * i];
-      raw[i][0] = __ldg(reinterpret_cast<uint4 const*>(base + idx.x));
-      raw[i][1] = __ldg(reinterpret_cast<uint4 const*>(base + idx.y));
-      raw[i][2] = __ldg(reinterpret_cast<uint4 const*>(base + idx.z));
-      raw[i][3] = __ldg(reinterpret_cast<uint4 const*>(base + idx.w));
+      int4 const idx = reinterpret_cast<int4 const*>(info)[rc + 16 * i];
+      r[i][0] = __ldg(reinterpret_cast<uint4 const*>(base + idx.x));
+      r[i][1] = __ldg(reinterpret_cast<uint4 const*>(base + idx.y));
+      r[i][2] = __ldg(reinterpret_cast<uint4 const*>(base + idx.z));
+      r[i][3] = __ldg(reinterpret_cast<uint4 const*>(base + idx.w));
     }
+    nextStep(gT, gCs, KG, g.KK);
   };
-  // the weight of the step (gT, gCs) into B stage `stage`; always one commit group per step (possibly empty), so
-  // cp.async.wait_group 1 means "this step's weight has landed"
+  // the weight of the next step into B stage `stage`; always one commit group per step (possibly empty), so
+  // cp.async.wait_group AHEAD - 1 means "this step's weight has landed"
   auto copyB = [&](bool issue, int stage) {
     if (issue) {
       char const* src = wg + (size_t(bT) * g.nSteps + bCs) * kStageB;
-      uint32_t const dst = sB + stage * kStageB + tid * 16;
+      uint32_t const dst = sB + stage * kStageB + lt * 16;
 #pragma unroll
       for (int j = 0; j < kBChunks; ++j) cpAsync16(dst + j * kWgThreads * 16, src + j * kWgThreads * 16);
     }
     cpAsyncCommit();
-    if (++bT == g.KK) {
-      bT = 0;
-      ++bCs;
-    }
-  };
-  auto advance = [&]() {
-    if (++gT == g.KK) {
-      gT = 0;
-      ++gCs;
-    }
+    nextStep(bT, bCs, KG, g.KK);
   };
 
-  // prologue: weights and gathers of steps cb and cb + 1 in flight
-  copyB(true, 0);
-  copyB(cb + 1 < ce, 1);
-  gather(raw0, rec0);
-  advance();
-  if (cb + 1 < ce) {
-    gather(raw1, rec1);
-    advance();
+  // prologue: weights and gathers of the first AHEAD steps in flight
+  if (nLocal > 0) {
+#pragma unroll
+    for (int l = 0; l < AHEAD; ++l) copyB(l < nLocal, l);
+#pragma unroll
+    for (int l = 0; l < AHEAD; ++l)
+      if (l < nLocal) gather(raw[l], rec[l]);
   }
 
-  int bStage = 0;  // B stage of step s; A stage is (s - cb) & 1
-  auto body = [&](uint4 (&raw)[4][4], int& recW, int s) {
-    uint32_t const aStage = sA + ((s - cb) & 1) * kWgStageA;
-    // blend into A (row p, 16-byte chunk v at v ^ (p & 7): the 128-byte swizzle); wgmma(s - 2) read it last
+  int bStage = 0;  // B stage of local step l; its A stage is l & 1
+  auto body = [&](uint4 (&r)[4][4], int& recW, int l) {
+    uint32_t const aStage = sA + (l & 1) * kWgStageA;
+    // blend into A (row p, 16-byte chunk v at v ^ (p & 7): the 128-byte swizzle); wgmma(l - 2) read it last
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      float4 w = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (recW >= 0) w = reinterpret_cast<float4 const*>(info)[recW + 16 * i];
       unsigned o[4];
-      blendFrag<T>(w, raw[i], o);
+      if constexpr (kHalf) blendHalf2(reinterpret_cast<uint4 const*>(info)[recW + 16 * i], r[i], o);
+      else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + 16 * i], r[i], o);
       int const p = p0 + 16 * i;
       uint32_t const dst = aStage + p * kWgRowBytes + ((v ^ (p & 7)) << 4);
       asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(o[0]), "r"(o[1]), "r"(o[2]),
           "r"(o[3]) : "memory");
     }
-    wgWait<0>();        // wgmma(s - 1) done in this warp
-    cpAsyncWait<1>();   // this step's weight has landed (the next step's may still be in flight)
-    fenceProxyAsync();  // generic-proxy writes (st.shared, cp.async) -> visible to wgmma's async proxy
-    __syncthreads();    // A/B of step s complete; wgmma(s - 1) done in every warp: its stages are free
-    int const bNext = bStage == 0 ? 2 : bStage - 1;  // (s + 2) % 3 == (s - 1) % 3
-    copyB(s + 2 < ce, bNext);
-    if (s + 2 < ce) {
-      gather(raw, recW);
-      advance();
-    }
+    wgWait<0>();              // wgmma(l - 1) done in this warp
+    cpAsyncWait<AHEAD - 1>();  // this step's weight has landed (later ones may still be in flight)
+    fenceProxyAsync();        // generic-proxy writes (st.shared, cp.async) -> visible to wgmma's async proxy
+    // this warpgroup's A/B of step l complete; its wgmma(l - 1) done in every warp: those stages are free
+    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
+    int const bNext = bStage + AHEAD >= kStagesB ? bStage + AHEAD - kStagesB : bStage + AHEAD;
+    copyB(l + AHEAD < nLocal, bNext);
+    if (l + AHEAD < nLocal) gather(r, recW);
     wgFence();
     wgStep<T, BN>(acc, aStage, sB + bStage * kStageB);
     wgCommit();
-    bStage = bStage == 2 ? 0 : bStage + 1;
+    bStage = bStage + 1 == kStagesB ? 0 : bStage + 1;
   };
-  for (int s = cb; s < ce; s += 2) {
-    body(raw0, rec0, s);
-    if (s + 1 < ce) body(raw1, rec1, s + 1);
+  for (int l = 0; l < nLocal; l += AHEAD) {
+    body(raw[0], rec[0], l);
+    if constexpr (AHEAD == 2)
+      if (l + 1 < nLocal) body(raw[1], rec[1], l + 1);
   }
   wgWait<0>();
   fenceAcc(acc);
   cpAsyncWait<0>();
-  __syncthreads();  // every warp's wgmma finished reading the stages before C overwrites them
+  __syncthreads();  // every warp's wgmma finished reading the stages before the C partials overwrite them
 
-  // accumulator (row 16 * warp + lane / 4 [+ 8], column 8 j + 2 (lane % 4) [+ 1]) -> C_s[n][m]
-  int const warp = tid >> 5, lane = tid & 31;
+  // accumulator (row 16 * warp + lane / 4 [+ 8], column 8 j + 2 (lane % 4) [+ 1]) -> this warpgroup's C_s[n][m]
+  float* Cs = reinterpret_cast<float*>(smem + wgi * kGroupBytes);
+  int const warp = (lt >> 5), lane = lt & 31;
   int const mRow = warp * 16 + (lane >> 2);
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
@@ -1031,7 +1073,8 @@ __global__ void __launch_bounds__(kWgThreads, MINB) dcnWgKernel(MainArgs<T> a) {
     for (int e = 0; e < 4; ++e)
       Cs[(8 * j + 2 * (lane & 3) + (e & 1)) * LDC + mRow + 8 * (e >> 1)] = acc[4 * j + e];
   __syncthreads();
-  storeTile<T, kWgThreads, BN, LDC>(a, Cs, img, ho0, wo0, grp, nb * BN);
+  storeTile<T, THREADS, BN, LDC, KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
+      kGroupBytes / int(sizeof(float)));
 #endif
 }
 
@@ -1048,6 +1091,7 @@ template <typename T> struct PrepArgs {
   int frag, fragTF32, groups, Cout_g, nSteps, ntPad, tilesN, bn;
   size_t packElems;
   int vecTrans;  // 16-byte transpose path (see dcnPrepKernel)
+  int weight16;  // weight 16-byte aligned (vector loads in the wgmma pack)
 };
 
 constexpr int kPrepThreads = 256;
@@ -1151,12 +1195,33 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
         Pack<T, V>* dst = reinterpret_cast<Pack<T, V>*>(a.wpack) +
                           (((size_t(grp) * a.tilesN + nb) * a.KK * a.nSteps + cs) * a.bn + n) * 8 + pc;
         size_t const tapStride = size_t(a.nSteps) * a.bn * 8;  // chunks between consecutive taps
+        bool const valid = co < a.Cout_g && c0 < a.Cin_g;  // Cin_g is a multiple of V on this path
+        if (a.KK == 9 && a.weight16) {
+          // 3x3 (every CenterNet layer): the V x 9 source weights are 9 contiguous 16-byte vectors, loaded at once
+          // (the generic loop below waits for each tap's loads in turn)
+          uint4 raw[9];
+#pragma unroll
+          for (int j = 0; j < 9; ++j) raw[j] = valid ? __ldg(reinterpret_cast<uint4 const*>(src) + j) : uint4{0, 0, 0, 0};
+          T const* w = reinterpret_cast<T const*>(raw);
+#pragma unroll
+          for (int t = 0; t < 9; ++t) {
+            Pack<T, V> v;
+#pragma unroll
+            for (int e = 0; e < V; ++e) v.v[e] = w[e * 9 + t];
+            if constexpr (std::is_same<T, float>::value) {
+#pragma unroll
+              for (int e = 0; e < V; ++e) v.v[e] = __uint_as_float(tf32Bits(v.v[e]));
+            }
+            dst[t * tapStride] = v;
+          }
+          return;
+        }
         for (int t = 0; t < a.KK; ++t) {
           Pack<T, V> v;
 #pragma unroll
           for (int e = 0; e < V; ++e) {
             T w = T(0.f);
-            if (co < a.Cout_g && c0 + e < a.Cin_g) w = src[e * a.KK + t];
+            if (valid) w = src[e * a.KK + t];
             if constexpr (std::is_same<T, float>::value) w = __uint_as_float(tf32Bits(w));
             v.v[e] = w;
           }
@@ -1213,16 +1278,35 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
   }
 }
 
+// Split-K finalize: out = sum of the split partials in split order + bias. 32-bit indices (dcnv2CheckSupported keeps
+// outputs below 2^31 elements); four outputs per thread with 16-byte partial loads when H*W is a multiple of 4 and the
+// output is aligned (ncu: the scalar version with 64-bit index division took 2.4-4.6 us on the split-K layers).
 template <typename T>
 __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __restrict__ bias, T* __restrict__ out,
-    size_t total, int Cout, int HoWo, int splits) {
+    int total, int Cout, int HoWo, int splits, int vec4) {
   using Tr = Traits<T>;
   gridDependencyWait();
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-    int const co = int((i / HoWo) % Cout);
+  int const stride = gridDim.x * blockDim.x;
+  if (vec4) {
+    int const total4 = total / 4, HoWo4 = HoWo / 4;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total4; i += stride) {
+      float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+      for (int k = 0; k < splits; ++k) {  // fixed order: same bits every run
+        float4 const v = __ldcs(reinterpret_cast<float4 const*>(acc + size_t(k) * total) + i);
+        s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w;
+      }
+      float const b = bias ? Tr::toF(bias[(i / HoWo4) % Cout]) : 0.f;
+      Pack<T, 4> o;
+      o.v[0] = Tr::fromF(s.x + b); o.v[1] = Tr::fromF(s.y + b); o.v[2] = Tr::fromF(s.z + b); o.v[3] = Tr::fromF(s.w + b);
+      reinterpret_cast<Pack<T, 4>*>(out)[i] = o;
+    }
+    return;
+  }
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
     float sum = 0.f;
     for (int k = 0; k < splits; ++k) sum += acc[size_t(k) * total + i];  // fixed order: same bits every run
-    out[i] = Tr::fromF(sum + (bias ? Tr::toF(bias[co]) : 0.f));
+    out[i] = Tr::fromF(sum + (bias ? Tr::toF(bias[(i / HoWo) % Cout]) : 0.f));
   }
 }
 
@@ -1272,7 +1356,8 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
 
 int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 // benchmark switch: 0 = default, 1 = shared-memory tile kernel (dcnMainKernel), 2 = register kernel with 64-channel
-// blocks only, 3 = register kernel (the pre-v8 default; no warpgroup kernel)
+// blocks only, 3 = register kernel (the pre-v8 default; no warpgroup kernel), 4 + i = warpgroup kernel in
+// configuration kWgConfigs[i] (4 = the v8 kernel)
 int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 
@@ -1281,21 +1366,18 @@ size_t infoBytes(DCNv2Params const& p) {
 }
 
 // Device properties are asked on each call (host-side, cheap) so a process driving several GPUs gets each right.
-int ccMajor() {
-  int dev = 0, major = 0;
+int deviceAttr(cudaDeviceAttr attr, int fallback) {
+  int dev = 0, v = 0;
   cudaGetDevice(&dev);
-  return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess ? major : 0;
+  return cudaDeviceGetAttribute(&v, attr, dev) == cudaSuccess ? v : fallback;
 }
+int ccMajor() { return deviceAttr(cudaDevAttrComputeCapabilityMajor, 0); }
 
 // The warpgroup kernel exists only in sm_90a code, which runs on compute capability 9.0 alone; the build says
 // whether it carries sm_90a code (CENTERNET_DCN_SM90A: CMake sets it when CMAKE_CUDA_ARCHITECTURES has 90a).
 bool wgmmaAvailable() {
 #ifdef CENTERNET_DCN_SM90A
-  int dev = 0, major = 0, minor = 0;
-  cudaGetDevice(&dev);
-  return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
-         minor == 0;
+  return ccMajor() == 9 && deviceAttr(cudaDevAttrComputeCapabilityMinor, -1) == 0;
 #else
   return false;
 #endif
@@ -1303,11 +1385,7 @@ bool wgmmaAvailable() {
 
 bool pdlSupported() { return ccMajor() >= 9 && !gDisablePDL; }
 
-size_t maxSmemOptin() {
-  int dev = 0, v = 0;
-  cudaGetDevice(&dev);
-  return cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess ? size_t(v) : 48 * 1024;
-}
+size_t maxSmemOptin() { return size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 48 * 1024)); }
 
 template <typename... KArgs, typename... Args>
 cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
@@ -1348,27 +1426,60 @@ cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cuda
   return launchPDL(kern, grid, dim3(kRegThreads), smemBytes, stream, args);
 }
 
+// Warpgroup-kernel configurations: warpgroups per block (KG), look-ahead steps (AHEAD), resident blocks per SM the
+// register cap is set for (MINB). H200, fp16 (docs/kernel.md): 64-channel tiles that fill the GPU run best as 2 x
+// 2 warpgroups per SM with one step of look-ahead (cfg 1; two steps would need more than the 128 registers); split-K
+// layers and 128-channel tiles as 1 x 2 warpgroups with two (cfg 2; 128-channel tiles spill at 128 registers).
+// cfg 0 is the v8 kernel (one warpgroup per block), kept for side-by-side timing. Also measured and dropped: 4 x 1
+// and 3 x 1 warpgroups (1 block per SM: two waves on 1,64,128,128, and no faster elsewhere).
+struct WgConfig {
+  int kg, ahead, minb;
+};
+constexpr WgConfig kWgConfigs[] = {{1, 2, 2}, {2, 1, 2}, {2, 2, 1}};
+constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
+// Dynamic shared memory of the stages: 1 KB of slack to align them to the 1024-byte swizzle atom, then one set of
+// stages per warpgroup (the sampling table follows).
+template <int BN> size_t wgTileBytesOf(WgConfig c) {
+  return 1024 + size_t(c.kg) * (size_t(kWgStagesA) * kWgStageA + size_t(c.ahead + 1) * wgStageB<BN>());
+}
+
 #ifdef CENTERNET_DCN_SM90A
-template <typename T, int BN, int MINB>
+template <typename T, int BN, int CFG>
 cudaError_t launchWg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
-  auto kern = dcnWgKernel<T, BN, MINB>;
-  smemBytes += wgTileBytes<BN>();
+  constexpr WgConfig c = kWgConfigs[CFG];
+  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb>;
+  smemBytes += wgTileBytesOf<BN>(c);
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
   if (e != cudaSuccess) return e;
   // Shared memory only for the resident blocks (MINB, the register limit): the rest of the unified L1 stays cache
   // for the gathers (by default the driver may carve out all of it).
-  int dev = 0, perSM = 0;
-  cudaGetDevice(&dev);
-  if (cudaDeviceGetAttribute(&perSM, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) == cudaSuccess && perSM > 0) {
-    int const pct = int(std::min<size_t>(100, (size_t(MINB) * (smemBytes + 1024) * 100 + perSM - 1) / perSM));
+  int const perSM = deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0);
+  if (perSM > 0) {
+    int const pct = int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM));
     e = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
     if (e != cudaSuccess) return e;
   }
-  return launchPDL(kern, grid, dim3(kWgThreads), smemBytes, stream, args);
+  return launchPDL(kern, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args);
+}
+
+template <typename T, int BN>
+cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
+  switch (cfg) {
+    case 0: return launchWg<T, BN, 0>(args, grid, smemBytes, stream);
+    case 1:
+      if constexpr (BN == 64) return launchWg<T, BN, 1>(args, grid, smemBytes, stream);
+      else return cudaErrorInvalidValue;  // wgConfigOf never picks it
+    default: return launchWg<T, BN, 2>(args, grid, smemBytes, stream);
+  }
 }
 #endif
-constexpr int kWgMinBlocks64 = 2;   // resident blocks per SM the register caps are set for
-constexpr int kWgMinBlocks128 = 2;
+
+// Configuration for a tile width and tile-grid size (blocks before split-K); benchmark variants 4 + i force
+// configuration i (cfg 1 only exists for 64-channel tiles).
+int wgConfigOf(int bn, long blocks, int smCount) {
+  int const cfg = gVariant >= 4 && gVariant < 4 + kWgConfigCount ? gVariant - 4 : (bn == 64 && blocks >= smCount) ? 1 : 2;
+  return cfg == 1 && bn != 64 ? 2 : cfg;
+}
 
 // Everything the launch decides from the parameters and the device: geometry, kernel variant, grid, K splits.
 // The workspace size comes from the same plan, so a split-K layer always has room for its per-split partials.
@@ -1376,7 +1487,7 @@ struct Plan {
   Geometry g;
   dim3 grid;
   bool vec, tf32, useReg, useWg, large;
-  int regNT, bn;
+  int regNT, bn, wgCfg;
 };
 
 void setSplits(Plan& pl, int splits) {
@@ -1416,9 +1527,16 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   int const regNT = pl.regNT = (g.Cout_g > 64 && gVariant != 2) ? 16 : 8;  // variant 2 (benchmark): 64-channel blocks
   // Warpgroup kernel (sm_90a) for the same paths, 128 output channels per block when the group has more than 64.
   int const wgBN = g.Cout_g > 64 ? 128 : 64;
-  bool const useWg = pl.useWg = useReg && gVariant == 0 && wgmmaAvailable() &&
-                                (wgBN == 64 ? wgTileBytes<64>() : wgTileBytes<128>()) + infoBytes(p) <= maxSmemOptin();
-  int const bn = pl.bn = useWg ? wgBN : useReg ? regNT * 8 : (vec && mma && g.Cout_g > 64 && fitsLarge) ? kBNLarge : kBNSmall;
+  int const smCount = deviceAttr(cudaDevAttrMultiProcessorCount, 132);
+  long const wgBlocks = long(g.N) * ((g.Ho + kTH - 1) / kTH) * ((g.Wo + kTW - 1) / kTW) * g.groups *
+                        ((g.Cout_g + wgBN - 1) / wgBN);
+  int const wgCfg = pl.wgCfg = wgConfigOf(wgBN, wgBlocks, smCount);
+  bool const useWg = pl.useWg = useReg && (gVariant == 0 || gVariant >= 4) && wgmmaAvailable() &&
+                                (wgBN == 64 ? wgTileBytesOf<64>(kWgConfigs[wgCfg])
+                                            : wgTileBytesOf<128>(kWgConfigs[wgCfg])) + infoBytes(p) <= maxSmemOptin();
+  // (the shared-memory tile kernel's 128-channel tiles: fp16 only; its TF32 build runs only as benchmark variant 1)
+  bool const tileLarge = vec && std::is_same<T, __half>::value && g.Cout_g > 64 && fitsLarge;
+  int const bn = pl.bn = useWg ? wgBN : useReg ? regNT * 8 : tileLarge ? kBNLarge : kBNSmall;
   g.nSteps = useWg ? wgSteps<T>(p) : fragSteps<T>(p);
   g.ntPad = fragNTPad(p);
   if (useReg) g.nChunks = g.KK * g.nSteps;
@@ -1432,16 +1550,14 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   // Split K over blocks when the tile grid alone cannot fill the GPU (small images, many channels).
   int splits = gForcedSplits;
   if (splits <= 0) {
-    int dev = 0, smCount = 0;  // asked each call (cheap, host-side): a process may drive several GPUs
-    cudaGetDevice(&dev);
-    if (cudaDeviceGetAttribute(&smCount, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) smCount = 132;
     long const blocks = long(grid.x) * grid.y;
     // about two resident blocks per SM (measured on H200: more splits cost partial-sum traffic, fewer leave SMs idle)
-    int const perSM = useWg    ? (bn == 64 ? kWgMinBlocks64 : kWgMinBlocks128)
+    int const perSM = useWg    ? kWgConfigs[wgCfg].minb
                       : useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16)
                                : 2;
     splits = int((long(perSM) * smCount + blocks / 2) / blocks);
-    splits = std::min(splits, std::max(1, g.nChunks / (useWg ? 2 : useReg ? 4 : 3)));
+    // at least two K steps per warpgroup (warpgroup kernel) / per K group of warps (register kernel)
+    splits = std::min(splits, std::max(1, g.nChunks / (useWg ? 2 * kWgConfigs[wgCfg].kg : useReg ? 4 : 3)));
   }
   splits = std::max(1, std::min(splits, g.nChunks));
   setSplits(pl, splits);
@@ -1487,6 +1603,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                            : useReg ? pa.packElems / ((16 / sizeof(T)) * g.KK)
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = int((packTotal + kPrepThreads - 1) / kPrepThreads);
+  pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
   dcnPrepKernel<T><<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
@@ -1498,8 +1615,8 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   bool const large = pl.large;
   if (pl.useWg) {
 #ifdef CENTERNET_DCN_SM90A
-    e = pl.bn == 64 ? launchWg<T, 64, kWgMinBlocks64>(ma, grid, smem, stream)
-                    : launchWg<T, 128, kWgMinBlocks128>(ma, grid, smem, stream);
+    e = pl.bn == 64 ? launchWgConfig<T, 64>(pl.wgCfg, ma, grid, smem, stream)
+                    : launchWgConfig<T, 128>(pl.wgCfg, ma, grid, smem, stream);
 #endif
   } else if (useReg) {
     constexpr int kMode = std::is_same<T, __half>::value ? kModeHalf : kModeTF32;
@@ -1511,9 +1628,8 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                 : launchMain<T, kModeHalf, VEC, kBNSmall>(ma, grid, smem, stream);
   } else {
     if (tf32)
-      e = !vec  ? launchMain<T, kModeTF32, 1, kBNSmall>(ma, grid, smem, stream)
-          : large ? launchMain<T, kModeTF32, VEC, kBNLarge>(ma, grid, smem, stream)
-                  : launchMain<T, kModeTF32, VEC, kBNSmall>(ma, grid, smem, stream);
+      e = vec ? launchMain<T, kModeTF32, VEC, kBNSmall>(ma, grid, smem, stream)
+              : launchMain<T, kModeTF32, 1, kBNSmall>(ma, grid, smem, stream);
     else
       e = vec ? launchMain<T, kModeFFMA, VEC, kBNSmall>(ma, grid, smem, stream)
               : launchMain<T, kModeFFMA, 1, kBNSmall>(ma, grid, smem, stream);
@@ -1521,10 +1637,11 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   if (e != cudaSuccess) return e;
 
   if (g.splits > 1) {
-    size_t const total = size_t(g.N) * g.Cout * g.HoWo;
-    int const blocks = int(std::min<size_t>((total + 255) / 256, 4096));
-    e = launchPDL(dcnFinalizeKernel<T>, dim3(blocks), dim3(256), 0, stream, acc, bias, output, total, g.Cout, g.HoWo,
-        g.splits);
+    int const total = g.N * g.Cout * g.HoWo;
+    int const vec4 = g.HoWo % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
+    int const blocks = std::min((vec4 ? total / 4 : total) / 256 + 1, 8192);
+    e = launchPDL(dcnFinalizeKernel<T>, dim3(blocks), dim3(256), 0, stream, acc, bias, output, total, g.Cout,
+        g.HoWo, g.splits, vec4);
   }
   return e;
 }
