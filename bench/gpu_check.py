@@ -35,6 +35,7 @@ CASES = [dict(shape=s) for s in BASELINE] + [
     dict(shape=(1, 24, 21, 22, 16), k=(5, 3), pad=(2, 1), stride=(1, 2)),
     dict(shape=(2, 40, 33, 35, 72), dg=5, stride=(2, 1)),
     dict(shape=(1, 64, 37, 53, 64), bias=False),
+    dict(shape=(1, 64, 20, 20, 128), dg=8),                # large sampling table: the smallest warpgroup stages
 ]
 
 

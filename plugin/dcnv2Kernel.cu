@@ -21,7 +21,7 @@
 //        register prefetch of the next chunk + double-buffered tiles, one barrier per chunk.
 //      Epilogue: bias added, output written NCHW (under split-K: the fp32 partial stored in this split's own
 //      workspace slice; no atomics, so every run gives the same bits).
-//   3. finalize (split-K only): the partials summed in split order + bias -> output type (16-byte partial loads).
+//   3. finalize (split-K only): the partials summed in split order + bias -> output type.
 //   On sm_90 the main and finalize kernels use programmatic dependent launch: the sampling table (which reads
 //   only offset and mask) is built while the prep kernel drains.
 // docs/kernel.md has the design notes, the floor arithmetic and the measured times.
@@ -50,7 +50,7 @@ constexpr int kBM = 64;        // output pixels per block: an 8 x 8 patch, so th
 constexpr int kTW = 8;         // of a channel chunk fall in a small window that stays in L1
 constexpr int kTH = kBM / kTW;
 constexpr int kBNSmall = 64;   // output channels per block (FFMA / scalar-gather paths, and Cout_g <= 64)
-constexpr int kBNLarge = 128;  // tensor-core paths when Cout_g > 64: one gathered A tile feeds twice the MMAs
+constexpr int kBNLarge = 128;  // fp16 tile kernel when Cout_g > 64: one gathered A tile feeds twice the MMAs
 constexpr size_t kAlign = 256;
 
 // Compute modes of the main kernel.
@@ -132,7 +132,7 @@ template <typename T, int BN> __host__ __device__ constexpr size_t tileBytes() {
              ? size_t(2) * (kBM + BN) * (Traits<T>::kBK + Traits<T>::kPad) * sizeof(T)
              : size_t(BN) * (kBM + 4) * sizeof(float);
 }
-constexpr size_t kMaxTileBytes = 55296;  // the largest variant (fp16 or fp32 with BN = 128)
+constexpr size_t kMaxTileBytes = 55296;  // the largest variant (fp16 with BN = 128)
 
 // Two resident blocks per SM (128-register cap). Three (80 registers) measured slower on H200 for fp16.
 constexpr int kMinBlocks = 2;
@@ -982,7 +982,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   int const nLocal = s0 < ce ? (ce - s0 + KG - 1) / KG : 0;
   // Gathered steps in flight: AHEAD register sets ([pixel][corner]) and their weight records. A channel slot past
   // Cin_g (last step of a group whose channels are not a multiple of the step) gathers and blends channel 0 like any
-  // other: its B rows are zero, so it adds exact zeros (no predicated or zeroed weights in the loop).
+  // other: its B rows are zero, so it adds exact zeros for finite inputs (no predicated or zeroed weights in the
+  // loop; an Inf in the input makes those outputs non-finite either way: NaN here, Inf in torchvision).
   uint4 raw[AHEAD][4][4];
   int rec[AHEAD];
   int gT = s0 % g.KK, gCs = s0 / g.KK;  // tap and channel step of the next step to gather
@@ -1286,27 +1287,28 @@ __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __rest
     int total, int Cout, int HoWo, int splits, int vec4) {
   using Tr = Traits<T>;
   gridDependencyWait();
-  int const stride = gridDim.x * blockDim.x;
+  // unsigned: total < 2^31 and stride <= 2^21, so i + stride never wraps
+  unsigned const stride = gridDim.x * blockDim.x;
   if (vec4) {
-    int const total4 = total / 4, HoWo4 = HoWo / 4;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total4; i += stride) {
+    unsigned const total4 = unsigned(total) / 4u, HoWo4 = unsigned(HoWo) / 4u;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total4; i += stride) {
       float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll 4
       for (int k = 0; k < splits; ++k) {  // fixed order: same bits every run
         float4 const v = __ldcs(reinterpret_cast<float4 const*>(acc + size_t(k) * total) + i);
         s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w;
       }
-      float const b = bias ? Tr::toF(bias[(i / HoWo4) % Cout]) : 0.f;
+      float const b = bias ? Tr::toF(bias[(i / HoWo4) % unsigned(Cout)]) : 0.f;
       Pack<T, 4> o;
       o.v[0] = Tr::fromF(s.x + b); o.v[1] = Tr::fromF(s.y + b); o.v[2] = Tr::fromF(s.z + b); o.v[3] = Tr::fromF(s.w + b);
       reinterpret_cast<Pack<T, 4>*>(out)[i] = o;
     }
     return;
   }
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < unsigned(total); i += stride) {
     float sum = 0.f;
     for (int k = 0; k < splits; ++k) sum += acc[size_t(k) * total + i];  // fixed order: same bits every run
-    out[i] = Tr::fromF(sum + (bias ? Tr::toF(bias[(i / HoWo) % Cout]) : 0.f));
+    out[i] = Tr::fromF(sum + (bias ? Tr::toF(bias[(i / unsigned(HoWo)) % unsigned(Cout)]) : 0.f));
   }
 }
 
@@ -1357,7 +1359,7 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
 int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 // benchmark switch: 0 = default, 1 = shared-memory tile kernel (dcnMainKernel), 2 = register kernel with 64-channel
 // blocks only, 3 = register kernel (the pre-v8 default; no warpgroup kernel), 4 + i = warpgroup kernel in
-// configuration kWgConfigs[i] (4 = the v8 kernel)
+// configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration)
 int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 
@@ -1427,11 +1429,13 @@ cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cuda
 }
 
 // Warpgroup-kernel configurations: warpgroups per block (KG), look-ahead steps (AHEAD), resident blocks per SM the
-// register cap is set for (MINB). H200, fp16 (docs/kernel.md): 64-channel tiles that fill the GPU run best as 2 x
-// 2 warpgroups per SM with one step of look-ahead (cfg 1; two steps would need more than the 128 registers); split-K
-// layers and 128-channel tiles as 1 x 2 warpgroups with two (cfg 2; 128-channel tiles spill at 128 registers).
-// cfg 0 is the v8 kernel (one warpgroup per block), kept for side-by-side timing. Also measured and dropped: 4 x 1
-// and 3 x 1 warpgroups (1 block per SM: two waves on 1,64,128,128, and no faster elsewhere).
+// register cap is set for (MINB). H200, fp16 (docs/kernel.md): 64-channel tile grids of at least one block per SM run
+// best as 2 x 2 warpgroups per SM with one step of look-ahead (cfg 1; two steps would need more than the 128
+// registers); smaller grids (the split-K layers) and 128-channel tiles as 1 x 2 warpgroups with two (cfg 2;
+// 128-channel tiles spill at 128 registers). cfg 0 is the v8 layout (one warpgroup per block): benchmark variant 4,
+// and the fallback where a large sampling table (deformable groups x taps) leaves too little shared memory for the
+// others. Also measured and dropped: 4 x 1 and 3 x 1 warpgroups (1 block per SM: two waves on 1,64,128,128, and no
+// faster elsewhere).
 struct WgConfig {
   int kg, ahead, minb;
 };
@@ -1530,10 +1534,14 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   int const smCount = deviceAttr(cudaDevAttrMultiProcessorCount, 132);
   long const wgBlocks = long(g.N) * ((g.Ho + kTH - 1) / kTH) * ((g.Wo + kTW - 1) / kTW) * g.groups *
                         ((g.Cout_g + wgBN - 1) / wgBN);
-  int const wgCfg = pl.wgCfg = wgConfigOf(wgBN, wgBlocks, smCount);
+  auto wgBlockSmem = [&](int cfg) {
+    return (wgBN == 64 ? wgTileBytesOf<64>(kWgConfigs[cfg]) : wgTileBytesOf<128>(kWgConfigs[cfg])) + infoBytes(p);
+  };
+  int wgCfg = wgConfigOf(wgBN, wgBlocks, smCount);
+  if (wgBlockSmem(wgCfg) > maxSmemOptin()) wgCfg = 0;  // the smallest stages
+  pl.wgCfg = wgCfg;
   bool const useWg = pl.useWg = useReg && (gVariant == 0 || gVariant >= 4) && wgmmaAvailable() &&
-                                (wgBN == 64 ? wgTileBytesOf<64>(kWgConfigs[wgCfg])
-                                            : wgTileBytesOf<128>(kWgConfigs[wgCfg])) + infoBytes(p) <= maxSmemOptin();
+                                wgBlockSmem(wgCfg) <= maxSmemOptin();
   // (the shared-memory tile kernel's 128-channel tiles: fp16 only; its TF32 build runs only as benchmark variant 1)
   bool const tileLarge = vec && std::is_same<T, __half>::value && g.Cout_g > 64 && fitsLarge;
   int const bn = pl.bn = useWg ? wgBN : useReg ? regNT * 8 : tileLarge ? kBNLarge : kBNSmall;
@@ -1552,7 +1560,9 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   if (splits <= 0) {
     long const blocks = long(grid.x) * grid.y;
     // about two resident blocks per SM (measured on H200: more splits cost partial-sum traffic, fewer leave SMs idle)
-    int const perSM = useWg    ? kWgConfigs[wgCfg].minb
+    // (warpgroup kernel: its register cap's blocks per SM, fewer where a large sampling table limits them)
+    int const wgFit = int(size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0)) / (wgBlockSmem(wgCfg) + 1024));
+    int const perSM = useWg    ? std::max(1, std::min(kWgConfigs[wgCfg].minb, wgFit))
                       : useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16)
                                : 2;
     splits = int((long(perSM) * smCount + blocks / 2) / blocks);
