@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One device run: build the DCNv2 kernel as a shared library, check it, benchmark it, trace its kernels. Logs go to
+# One device run: build the DCNv2 kernel as a shared library, check it, benchmark it, trace its kernels, measure the
+# card's launch / latency / L1 floors. Logs go to
 # $OUT (or build/).
 # Usage (repo root): bash bench/gpu_run.sh [--sweep]
 set -euo pipefail
@@ -24,4 +25,7 @@ fi
 python3 bench/gpu_check.py 2>&1 | tee "$OUT/check.log" || status=1
 python3 bench/bench_dcn.py "$@" 2>&1 | tee "$OUT/bench.log" || status=1
 python3 bench/trace_dcn.py 2>&1 | grep -v -i "warn" | tee "$OUT/trace.log" || status=1
+# what a call costs with no work in it, and the SMs' cached-load rate (docs/kernel.md, "Where the time goes")
+nvcc -O3 -std=c++17 -arch=sm_90 -o "$LIB_DIR/gpu_floors" bench/gpu_floors.cu && "$LIB_DIR/gpu_floors" 2>&1 | tee "$OUT/floors.log" \
+  || status=1
 exit $status

@@ -137,6 +137,19 @@ constexpr size_t kMaxTileBytes = 55296;  // the largest variant (fp16 with BN = 
 // Two resident blocks per SM (128-register cap). Three (80 registers) measured slower on H200 for fp16.
 constexpr int kMinBlocks = 2;
 
+// Address of a sampling record's corner: `base` (the step's channel vector, 64-bit) plus a non-negative element
+// offset from the table, widened as unsigned so the add is one IMAD.WIDE.U32 per load (a signed offset folded
+// into the 64-bit pointer cost four instructions per load: ~1/5 of the warpgroup kernel's loop).
+// The base goes through an opaque move: otherwise the compiler re-associates base + channel + offset and is back
+// at four instructions.
+template <typename T> __device__ __forceinline__ T const* stepBase(T const* p) {
+  asm("mov.b64 %0, %0;" : "+l"(p));
+  return p;
+}
+template <typename T> __device__ __forceinline__ T const* corner(T const* base, int idx) {
+  return reinterpret_cast<T const*>(reinterpret_cast<char const*>(base) + size_t(unsigned(idx)) * sizeof(T));
+}
+
 // Read-only-path load of a channel vector (16/8/4/2 bytes).
 template <typename T, int V> __device__ __forceinline__ Pack<T, V> ldgPack(T const* p) {
   Pack<T, V> r;
@@ -422,14 +435,14 @@ __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
       int const cg = cinBase + c;
       int const d = g.dg == 1 ? 0 : cg / g.Cdg;
       int4 const* infIdx = reinterpret_cast<int4 const*>(info) + (d * g.KK + t) * kBM + amBase;
-      T const* base = a.inNHWC + cg;
+      T const* base = stepBase(a.inNHWC + cg);
 #pragma unroll
       for (int it = 0; it < kAItems; ++it) {
         int4 const idx = infIdx[it * kARowStep];
-        sg.ra[it][0] = ldgPack<T, VEC>(base + idx.x);
-        sg.ra[it][1] = ldgPack<T, VEC>(base + idx.y);
-        sg.ra[it][2] = ldgPack<T, VEC>(base + idx.z);
-        sg.ra[it][3] = ldgPack<T, VEC>(base + idx.w);
+        sg.ra[it][0] = ldgPack<T, VEC>(corner(base, idx.x));
+        sg.ra[it][1] = ldgPack<T, VEC>(corner(base, idx.y));
+        sg.ra[it][2] = ldgPack<T, VEC>(corner(base, idx.z));
+        sg.ra[it][3] = ldgPack<T, VEC>(corner(base, idx.w));
       }
     } else {
 #pragma unroll
@@ -715,16 +728,16 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
     c = valid ? c : 0;
     int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
     int const rec = (d * g.KK + t) * kBM + mi0;
-    T const* base = a.inNHWC + cinBase + c;
+    T const* base = stepBase(a.inNHWC + cinBase + c);
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       int4 const idx = reinterpret_cast<int4 const*>(info)[rec + r * 8];
       float4 const w = reinterpret_cast<float4 const*>(info)[g.dg * g.KK * kBM + rec + r * 8];
       wts[r] = valid ? w : make_float4(0.f, 0.f, 0.f, 0.f);
-      raw[r][0] = __ldg(reinterpret_cast<uint4 const*>(base + idx.x));
-      raw[r][1] = __ldg(reinterpret_cast<uint4 const*>(base + idx.y));
-      raw[r][2] = __ldg(reinterpret_cast<uint4 const*>(base + idx.z));
-      raw[r][3] = __ldg(reinterpret_cast<uint4 const*>(base + idx.w));
+      raw[r][0] = __ldg(reinterpret_cast<uint4 const*>(corner(base, idx.x)));
+      raw[r][1] = __ldg(reinterpret_cast<uint4 const*>(corner(base, idx.y)));
+      raw[r][2] = __ldg(reinterpret_cast<uint4 const*>(corner(base, idx.z)));
+      raw[r][3] = __ldg(reinterpret_cast<uint4 const*>(corner(base, idx.w)));
     }
   };
 
@@ -838,78 +851,51 @@ template <int R> __device__ __forceinline__ void fenceAcc(float (&d)[R]) {
   for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-__device__ __forceinline__ void wgmma_half_n64(float (&d)[32], uint64_t da, uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-      "{" 
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "l"(da), "l"(db), "r"(1)
-      : "memory");
+// wgmma m64nNk16 (fp16) / m64nNk8 (TF32), D += A * B with both operands in shared memory (descriptors da, db), fp32
+// accumulators. One asm shape per N; the instruction and its trailing immediates (fp16: no transposes) are spliced in.
+#define CENTERNET_WGMMA_N64(INSTR, TAIL)                                                                        \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" INSTR " {"                                           \
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"                  \
+               "}, %32, %33, p, 1, 1" TAIL ";\n}\n"                                                             \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),        \
+                 "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),      \
+                 "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),      \
+                 "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                                           \
+               : "l"(da), "l"(db), "r"(1)                                                                        \
+               : "memory")
+#define CENTERNET_WGMMA_N128(INSTR, TAIL)                                                                       \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n" INSTR " {"                                           \
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                \
+               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                \
+               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"                  \
+               "}, %64, %65, p, 1, 1" TAIL ";\n}\n"                                                             \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),        \
+                 "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),      \
+                 "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),      \
+                 "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),      \
+                 "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),      \
+                 "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),      \
+                 "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),      \
+                 "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])       \
+               : "l"(da), "l"(db), "r"(1)                                                                        \
+               : "memory")
+
+template <typename T, int BN>
+__device__ __forceinline__ void wgmma(float (&d)[BN / 2], uint64_t da, uint64_t db) {
+  if constexpr (std::is_same<T, __half>::value) {
+    if constexpr (BN == 64) CENTERNET_WGMMA_N64("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", 0, 0");
+    else CENTERNET_WGMMA_N128("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", 0, 0");
+  } else {
+    if constexpr (BN == 64) CENTERNET_WGMMA_N64("wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32", "");
+    else CENTERNET_WGMMA_N128("wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32", "");
+  }
 }
-__device__ __forceinline__ void wgmma_tf32_n64(float (&d)[32], uint64_t da, uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
-      "{" 
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-      "}, %32, %33, p, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "l"(da), "l"(db), "r"(1)
-      : "memory");
-}
-__device__ __forceinline__ void wgmma_half_n128(float (&d)[64], uint64_t da, uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{" 
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(da), "l"(db), "r"(1)
-      : "memory");
-}
-__device__ __forceinline__ void wgmma_tf32_n128(float (&d)[64], uint64_t da, uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
-      "{" 
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, %64, %65, p, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(da), "l"(db), "r"(1)
-      : "memory");
-}
+#undef CENTERNET_WGMMA_N64
+#undef CENTERNET_WGMMA_N128
 
 // 4 wgmma of one step: K advances 32 bytes (16 fp16 / 8 fp32) inside the 128-byte swizzled rows.
 template <typename T, int BN>
@@ -918,13 +904,7 @@ __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint3
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
     uint64_t const off = uint64_t(k * 32) >> 4;  // descriptor address field counts 16-byte units
-    if constexpr (std::is_same<T, __half>::value) {
-      if constexpr (BN == 64) wgmma_half_n64(d, da + off, db + off);
-      else wgmma_half_n128(d, da + off, db + off);
-    } else {
-      if constexpr (BN == 64) wgmma_tf32_n64(d, da + off, db + off);
-      else wgmma_tf32_n128(d, da + off, db + off);
-    }
+    wgmma<T, BN>(d, da + off, db + off);
   }
 }
 #endif
@@ -988,22 +968,31 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   int rec[AHEAD];
   int gT = s0 % g.KK, gCs = s0 / g.KK;  // tap and channel step of the next step to gather
   int bT = gT, bCs = gCs;                // ... and of the next weight step to copy
-  auto gather = [&](uint4 (&r)[4][4], int& recW) {
+  // Where the next step's gather reads: its channel vector base and sampling-record row (then the cursor moves on).
+  struct GatherAt {
+    T const* base;
+    int rc;
+  };
+  auto nextGather = [&]() {
     int c = gCs * STEPC + v * VEC;
     c = c < g.Cin_g ? c : 0;
     int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
-    int const rc = (d * g.KK + gT) * kBM + p0;
-    recW = g.dg * g.KK * kBM + rc;
-    T const* base = a.inNHWC + cinBase + c;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      int4 const idx = reinterpret_cast<int4 const*>(info)[rc + 16 * i];
-      r[i][0] = __ldg(reinterpret_cast<uint4 const*>(base + idx.x));
-      r[i][1] = __ldg(reinterpret_cast<uint4 const*>(base + idx.y));
-      r[i][2] = __ldg(reinterpret_cast<uint4 const*>(base + idx.z));
-      r[i][3] = __ldg(reinterpret_cast<uint4 const*>(base + idx.w));
-    }
+    GatherAt const at{stepBase(a.inNHWC + cinBase + c), (d * g.KK + gT) * kBM + p0};
     nextStep(gT, gCs, KG, g.KK);
+    return at;
+  };
+  auto gatherRow = [&](uint4 (&r)[4], GatherAt const& at, int i) {
+    int4 const idx = reinterpret_cast<int4 const*>(info)[at.rc + 16 * i];
+    r[0] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base, idx.x)));
+    r[1] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base, idx.y)));
+    r[2] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base, idx.z)));
+    r[3] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base, idx.w)));
+  };
+  auto gather = [&](uint4 (&r)[4][4], int& recW) {
+    GatherAt const at = nextGather();
+    recW = g.dg * g.KK * kBM + at.rc;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) gatherRow(r[i], at, i);
   };
   // the weight of the next step into B stage `stage`; always one commit group per step (possibly empty), so
   // cp.async.wait_group AHEAD - 1 means "this step's weight has landed"
@@ -1030,25 +1019,35 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   int bStage = 0;  // B stage of local step l; its A stage is l & 1
   auto body = [&](uint4 (&r)[4][4], int& recW, int l) {
     uint32_t const aStage = sA + (l & 1) * kWgStageA;
+    // kEarly (the one-block-per-SM configurations): each pixel row's registers are refilled with step l + AHEAD's
+    // corners as soon as they are blended, so those loads are in flight during the rest of the blend, the waits
+    // and the barrier below (v10). Under the 128-register cap of two blocks per SM that spills inside the loop, so
+    // those configurations issue the whole gather after the barrier (as v9 did everywhere).
+    constexpr bool kEarly = MINB == 1;
+    bool const more = l + AHEAD < nLocal;
+    GatherAt at{};
+    if (kEarly && more) at = nextGather();
     // blend into A (row p, 16-byte chunk v at v ^ (p & 7): the 128-byte swizzle); wgmma(l - 2) read it last
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       unsigned o[4];
       if constexpr (kHalf) blendHalf2(reinterpret_cast<uint4 const*>(info)[recW + 16 * i], r[i], o);
       else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + 16 * i], r[i], o);
+      if (kEarly && more) gatherRow(r[i], at, i);
       int const p = p0 + 16 * i;
       uint32_t const dst = aStage + p * kWgRowBytes + ((v ^ (p & 7)) << 4);
       asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(o[0]), "r"(o[1]), "r"(o[2]),
           "r"(o[3]) : "memory");
     }
+    if (kEarly && more) recW = g.dg * g.KK * kBM + at.rc;
     wgWait<0>();              // wgmma(l - 1) done in this warp
     cpAsyncWait<AHEAD - 1>();  // this step's weight has landed (later ones may still be in flight)
     fenceProxyAsync();        // generic-proxy writes (st.shared, cp.async) -> visible to wgmma's async proxy
     // this warpgroup's A/B of step l complete; its wgmma(l - 1) done in every warp: those stages are free
     asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
     int const bNext = bStage + AHEAD >= kStagesB ? bStage + AHEAD - kStagesB : bStage + AHEAD;
-    copyB(l + AHEAD < nLocal, bNext);
-    if (l + AHEAD < nLocal) gather(r, recW);
+    copyB(more, bNext);
+    if (!kEarly && more) gather(r, recW);
     wgFence();
     wgStep<T, BN>(acc, aStage, sB + bStage * kStageB);
     wgCommit();
@@ -1373,13 +1372,17 @@ int deviceAttr(cudaDeviceAttr attr, int fallback) {
   cudaGetDevice(&dev);
   return cudaDeviceGetAttribute(&v, attr, dev) == cudaSuccess ? v : fallback;
 }
-int ccMajor() { return deviceAttr(cudaDevAttrComputeCapabilityMajor, 0); }
+// Compute capability as 10 * major + minor (0 when no device answers).
+int computeCapability() {
+  return 10 * deviceAttr(cudaDevAttrComputeCapabilityMajor, 0) + deviceAttr(cudaDevAttrComputeCapabilityMinor, 0);
+}
+int ccMajor() { return computeCapability() / 10; }
 
 // The warpgroup kernel exists only in sm_90a code, which runs on compute capability 9.0 alone; the build says
 // whether it carries sm_90a code (CENTERNET_DCN_SM90A: CMake sets it when CMAKE_CUDA_ARCHITECTURES has 90a).
 bool wgmmaAvailable() {
 #ifdef CENTERNET_DCN_SM90A
-  return ccMajor() == 9 && deviceAttr(cudaDevAttrComputeCapabilityMinor, -1) == 0;
+  return computeCapability() == 90;
 #else
   return false;
 #endif
@@ -1561,8 +1564,11 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
     long const blocks = long(grid.x) * grid.y;
     // about two resident blocks per SM (measured on H200: more splits cost partial-sum traffic, fewer leave SMs idle)
     // (warpgroup kernel: its register cap's blocks per SM, fewer where a large sampling table limits them)
-    int const wgFit = int(size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0)) / (wgBlockSmem(wgCfg) + 1024));
-    int const perSM = useWg    ? std::max(1, std::min(kWgConfigs[wgCfg].minb, wgFit))
+    auto wgPerSM = [&] {
+      int const fit = int(size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0)) / (wgBlockSmem(wgCfg) + 1024));
+      return std::max(1, std::min(kWgConfigs[wgCfg].minb, fit));
+    };
+    int const perSM = useWg    ? wgPerSM()
                       : useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16)
                                : 2;
     splits = int((long(perSM) * smCount + blocks / 2) / blocks);

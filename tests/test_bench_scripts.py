@@ -38,3 +38,17 @@ def test_variant_help_names_every_kernel_variant():
     proc = subprocess.run([sys.executable, "bench/bench_dcn.py", "--help"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert "one-warpgroup" in proc.stdout.replace("\n", " ").replace("  ", " ")
+
+
+def test_gpu_floors_program_compiles(tmp_path):
+    """bench/gpu_floors.cu (launch, barrier, memory-latency and L1 floors; run by bench/gpu_run.sh) builds with nvcc."""
+    import shutil
+
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc not on PATH: compiling bench/gpu_floors.cu needs the CUDA toolkit")
+    exe = tmp_path / "gpu_floors"
+    proc = subprocess.run([nvcc, "-O3", "-std=c++17", "-arch=sm_90", "-o", str(exe), "bench/gpu_floors.cu"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert exe.stat().st_size > 0

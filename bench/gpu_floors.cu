@@ -1,0 +1,197 @@
+// Floors of a DCNv2 call on this GPU that the FLOP / DRAM-byte floor does not show: what a call costs with no work
+// in it (timed the way bench/bench_dcn.py times a call: a CUDA graph of `calls` calls, each replay timed with CUDA
+// events, median over replays / calls), and the rate at which an SM's load path delivers cached 16-byte loads, which
+// bounds the bilinear gathers (4 corner reads per output pixel, tap and input channel).
+//
+// A DCNv2 forward on NCHW tensors needs, in order: the offsets/mask and the input read (the input transposed to
+// channel-last first, or the gathers are scattered 2-byte loads), the gathers (their addresses depend on the
+// offsets), the products, and, where the K dimension is split over blocks to fill the GPU, a reduction after every
+// split is done. This program measures the pieces of that chain with empty or trivial kernels:
+//   - k dependent empty kernels per call, plain stream order and with programmatic dependent launch (PDL);
+//   - one cooperative kernel with s grid-wide barriers (the single-launch alternative to k kernels);
+//   - one kernel whose threads each make r dependent global loads that miss in L2 (memory round trips);
+//   - L1-resident 16-byte loads over the whole GPU (bytes per second through the SMs' load path).
+// Usage (GPU): nvcc -O3 -std=c++17 -arch=native -o build/gpu_floors bench/gpu_floors.cu && build/gpu_floors
+#include <cooperative_groups.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+namespace cg = cooperative_groups;
+
+#define CHECK(x)                                                                                   \
+  do {                                                                                             \
+    cudaError_t e_ = (x);                                                                          \
+    if (e_ != cudaSuccess) {                                                                       \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));      \
+      std::exit(1);                                                                                \
+    }                                                                                              \
+  } while (0)
+
+__global__ void emptyKernel(int* sink) {
+  if (sink && threadIdx.x == 0 && blockIdx.x == 0) *sink = 1;  // never taken: sink is null
+}
+
+__global__ void emptyPdlKernel(int* sink) {
+  asm volatile("griddepcontrol.wait;" ::: "memory");  // what a PDL secondary kernel does before its reads
+  asm volatile("griddepcontrol.launch_dependents;");
+  if (sink && threadIdx.x == 0 && blockIdx.x == 0) *sink = 1;
+}
+
+__global__ void coopKernel(int syncs, int* sink) {
+  cg::grid_group grid = cg::this_grid();
+  for (int s = 0; s < syncs; ++s) grid.sync();
+  if (sink && threadIdx.x == 0 && blockIdx.x == 0) *sink = 1;
+}
+
+// r dependent loads per thread through a random cycle over a buffer far larger than L2.
+__global__ void chaseKernel(unsigned const* next, int r, unsigned* out) {
+  unsigned i = (blockIdx.x * blockDim.x + threadIdx.x) * 7919u;
+  for (int k = 0; k < r; ++k) i = __ldcg(next + (i & ((1u << 26) - 1)));
+  if (i == 0xFFFFFFFFu) *out = i;  // keeps the chain alive
+}
+
+// Every block re-reads its own 32 KiB (L1-resident after the first pass) with 16-byte loads.
+constexpr int kL1Bytes = 32 * 1024;
+__global__ void l1ReadKernel(uint4 const* buf, int iters, unsigned* out) {
+  uint4 const* mine = buf + size_t(blockIdx.x) * (kL1Bytes / 16);
+  unsigned acc = 0;
+  for (int it = 0; it < iters; ++it) {
+#pragma unroll
+    for (int k = 0; k < kL1Bytes / 16 / 256; ++k) {
+      uint4 const v = __ldg(mine + ((k * 256 + threadIdx.x + it * 32) & (kL1Bytes / 16 - 1)));
+      acc ^= v.x + v.y + v.z + v.w;
+    }
+  }
+  if (acc == 0x12345678u) *out = acc;
+}
+
+int* const kNoSink = nullptr;  // the kernels' "write something" branch is never taken
+
+float graphUs(std::function<void(cudaStream_t)> const& call, int calls, int reps) {
+  cudaStream_t s;
+  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  for (int i = 0; i < 3; ++i) call(s);
+  CHECK(cudaStreamSynchronize(s));
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < calls; ++i) call(s);
+  CHECK(cudaStreamEndCapture(s, &g));
+  CHECK(cudaGraphInstantiate(&ge, g, 0));
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  std::vector<float> t;
+  for (int i = 0; i < reps + 5; ++i) {
+    CHECK(cudaEventRecord(a, s));
+    CHECK(cudaGraphLaunch(ge, s));
+    CHECK(cudaEventRecord(b, s));
+    CHECK(cudaEventSynchronize(b));
+    float ms = 0.f;
+    CHECK(cudaEventElapsedTime(&ms, a, b));
+    if (i >= 5) t.push_back(ms * 1e3f / calls);
+  }
+  std::sort(t.begin(), t.end());
+  CHECK(cudaGraphExecDestroy(ge));
+  CHECK(cudaGraphDestroy(g));
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
+  CHECK(cudaStreamDestroy(s));
+  return t[t.size() / 2];
+}
+
+// Launches kern<<<blocks, 256, 0, s>>>(args...) with one launch attribute: PDL (the kernel may start while the previous
+// one drains), cooperative (all blocks co-resident, grid barriers allowed), or none.
+enum class Launch { kPlain, kPdl, kCooperative };
+template <typename... Args>
+void launch(void (*kern)(Args...), int blocks, cudaStream_t s, Launch how, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(blocks);
+  cfg.blockDim = dim3(256);
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  if (how == Launch::kPdl) {
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+  } else {
+    attr[0].id = cudaLaunchAttributeCooperative;
+    attr[0].val.cooperative = 1;
+  }
+  cfg.attrs = attr;
+  cfg.numAttrs = how == Launch::kPlain ? 0 : 1;
+  CHECK(cudaLaunchKernelEx(&cfg, kern, args...));
+}
+
+int main(int argc, char** argv) {
+  int const calls = argc > 1 ? std::atoi(argv[1]) : 20;
+  int const reps = argc > 2 ? std::atoi(argv[2]) : 50;
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  int const blocks = 2 * prop.multiProcessorCount;  // like the DCN kernels: about two blocks per SM
+  std::printf("card: %s (%d SMs); median us per call, CUDA graph of %d calls, %d replays; %d blocks x 256 threads\n",
+      prop.name, prop.multiProcessorCount, calls, reps, blocks);
+  std::printf("| per call | us |\n|---|---|\n");
+  for (int k = 1; k <= 3; ++k) {
+    float const t = graphUs([&](cudaStream_t s) { for (int i = 0; i < k; ++i) launch(emptyKernel, blocks, s, Launch::kPlain, kNoSink); },
+        calls, reps);
+    std::printf("| %d dependent empty kernel%s | %.2f |\n", k, k > 1 ? "s" : "", t);
+  }
+  for (int k = 2; k <= 3; ++k) {
+    float const t = graphUs([&](cudaStream_t s) {
+      launch(emptyKernel, blocks, s, Launch::kPlain, kNoSink);
+      for (int i = 1; i < k; ++i) launch(emptyPdlKernel, blocks, s, Launch::kPdl, kNoSink);
+    }, calls, reps);
+    std::printf("| %d dependent empty kernels, PDL | %.2f |\n", k, t);
+  }
+  int coopBlocks = 0;
+  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&coopBlocks, coopKernel, 256, 0));
+  coopBlocks = std::min(coopBlocks, 2) * prop.multiProcessorCount;
+  for (int syncs = 0; syncs <= 2; ++syncs) {
+    float const t = graphUs([&](cudaStream_t s) { launch(coopKernel, coopBlocks, s, Launch::kCooperative, syncs, kNoSink); },
+        calls, reps);
+    std::printf("| 1 cooperative kernel, %d grid barrier%s | %.2f |\n", syncs, syncs == 1 ? "" : "s", t);
+  }
+  // random single cycle over 2^26 entries (256 MiB), so every load misses L2
+  size_t const n = size_t(1) << 26;
+  std::vector<unsigned> perm(n), next(n);
+  for (size_t i = 0; i < n; ++i) perm[i] = unsigned(i);
+  unsigned long long rng = 88172645463325252ull;
+  for (size_t i = n - 1; i > 0; --i) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    std::swap(perm[i], perm[rng % (i + 1)]);
+  }
+  for (size_t i = 0; i < n; ++i) next[perm[i]] = perm[(i + 1) % n];
+  unsigned *dNext = nullptr, *dOut = nullptr;
+  CHECK(cudaMalloc(&dNext, n * sizeof(unsigned)));
+  CHECK(cudaMalloc(&dOut, sizeof(unsigned)));
+  CHECK(cudaMemcpy(dNext, next.data(), n * sizeof(unsigned), cudaMemcpyHostToDevice));
+  for (int r : {1, 2, 4}) {
+    float const t = graphUs([&](cudaStream_t s) {
+      chaseKernel<<<blocks, 256, 0, s>>>(dNext, r, dOut);
+      CHECK(cudaGetLastError());
+    }, calls, reps);
+    std::printf("| 1 kernel, %d dependent DRAM load%s per thread | %.2f |\n", r, r > 1 ? "s" : "", t);
+  }
+  {
+    int const l1Blocks = 4 * prop.multiProcessorCount, iters = 256;
+    uint4* buf = nullptr;
+    CHECK(cudaMalloc(&buf, size_t(l1Blocks) * kL1Bytes));
+    CHECK(cudaMemset(buf, 1, size_t(l1Blocks) * kL1Bytes));
+    float const t = graphUs([&](cudaStream_t s) {
+      l1ReadKernel<<<l1Blocks, 256, 0, s>>>(buf, iters, dOut);
+      CHECK(cudaGetLastError());
+    }, 1, reps);
+    double const bytes = double(l1Blocks) * kL1Bytes * iters;
+    std::printf("| L1-resident 16-byte loads, whole GPU | %.1f TB/s (%.0f bytes per SM per ns) |\n", bytes / (t * 1e-6) / 1e12,
+        bytes / (t * 1e3) / prop.multiProcessorCount);
+    CHECK(cudaFree(buf));
+  }
+  CHECK(cudaFree(dNext));
+  CHECK(cudaFree(dOut));
+  return 0;
+}
