@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--lib", default=None)
     ap.add_argument("--reps", type=int, default=50)
     ap.add_argument("--calls", type=int, default=20)
-    ap.add_argument("--sweep", action="store_true", help="also time forced split-K factors (tuning, fp16)")
+    ap.add_argument("--sweep", action="store_true", help="also time forced split-K factors (tuning; fp16 and TF32)")
     ap.add_argument("--offsets", default="random,smooth", help="offset fields to time: random, smooth")
     ap.add_argument("--modes", default="fp16,tf32,fp32", help="precisions to time: fp16, tf32, fp32")
     ap.add_argument("--variants", default=dcn_ctypes.DEFAULT_VARIANTS,
@@ -140,9 +140,9 @@ def main() -> None:
         nbytes = esz * (x.numel() + off.numel() + mask.numel() + weight.numel() + bias.numel() + out.numel())
         floor = max(flops / rate[mode], nbytes / bw) * 1e6
         sweep = ""
-        if args.sweep and mode == "fp16":
+        if args.sweep and mode != "fp32":  # strict fp32 has one kernel
             parts = []
-            for s in (1, 2, 3, 4, 6, 9, 12, 16):
+            for s in (1, 2, 3, 4, 6, 8, 9, 12, 16, 24):
                 lib.centernet_dcnv2_set_splits(s)  # before sizing the workspace: it must hold s partials
                 forced = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
                 parts.append(f"{s}:{graph_us(lambda: forced(x, off, mask, weight, bias, out), args.calls, 20):.1f}")
