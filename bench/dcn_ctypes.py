@@ -43,7 +43,7 @@ VARIANTS_HELP = ("kernel variants on the tensor-core paths, comma-separated: 0 =
                  "sm_90a builds on compute capability 9.0, else register kernel), 1 = shared-memory tile kernel (v5), "
                  "2 = register kernel with 64-channel blocks only, 3 = register kernel (v7), 4 = one-warpgroup "
                  "warpgroup kernel (v8), 5 / 6 = warpgroup kernel forced to its 2x1-look-ahead / 1x2-look-ahead "
-                 "configuration (v9)")
+                 "configuration (v9, v10)")
 DEFAULT_VARIANTS = "0,4,3,1"
 
 

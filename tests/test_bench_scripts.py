@@ -5,6 +5,7 @@ call is spent on it.
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,6 @@ def test_variant_help_names_every_kernel_variant():
 
 def test_gpu_floors_program_compiles(tmp_path):
     """bench/gpu_floors.cu (launch, barrier, memory-latency and L1 floors; run by bench/gpu_run.sh) builds with nvcc."""
-    import shutil
-
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("nvcc not on PATH: compiling bench/gpu_floors.cu needs the CUDA toolkit")
