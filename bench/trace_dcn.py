@@ -59,8 +59,10 @@ def main() -> None:
     ap.add_argument("--lib", default=None)
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--modes", default="fp16,tf32", help="precisions: fp16, tf32, fp32")
+    ap.add_argument("--variant", type=int, default=0, help=dcn_ctypes.VARIANTS_HELP + " (one of them)")
     args = ap.parse_args()
     lib = dcn_ctypes.load(args.lib)
+    lib.centernet_dcnv2_set_variant(args.variant)
     gen = torch.Generator(device="cuda").manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = False
     all_modes = {"fp16": (torch.float16, True), "tf32": (torch.float32, True), "fp32": (torch.float32, False)}
