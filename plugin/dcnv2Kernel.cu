@@ -167,18 +167,6 @@ template <typename T, int V> __device__ __forceinline__ Pack<T, V> ldgPack(T con
   return r;
 }
 
-// cp.async (sm_80+): 16 bytes global -> shared; the Zfill form copies `bytes` (0-16) and zero-fills the rest.
-__device__ __forceinline__ void cpAsync16(uint32_t dst, void const* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void cpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void cpAsync16Zfill(uint32_t dst, void const* src, int bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
-}
-
 // Blend the 4 bilinear corners of VEC channels with weights w (mask folded in). fp16: packed half2 FMAs
 // (the rounding is far below fp16's own tolerance); fp32: fp32 FMAs.
 template <typename T, int VEC>
@@ -824,9 +812,9 @@ constexpr int kWgStagesA = 2;
 constexpr int kWgRowBytes = 128;                 // one swizzle row: the K extent of a step
 constexpr int kWgStageA = kBM * kWgRowBytes;     // 8 KB
 template <int BN> __host__ __device__ constexpr int wgStageB() { return BN * kWgRowBytes; }
-// Stages of one warpgroup (its C partial reuses them at the end).
-template <int BN, int AHEAD> __host__ __device__ constexpr int wgGroupBytes() {
-  return kWgStagesA * kWgStageA + (AHEAD + 1) * wgStageB<BN>();
+// Stages of one warpgroup (its C partial reuses them at the end); a step is WIDE 128-byte rows of K.
+template <int BN, int AHEAD, int WIDE> __host__ __device__ constexpr int wgGroupBytes() {
+  return WIDE * (kWgStagesA * kWgStageA + (AHEAD + 1) * wgStageB<BN>());
 }
 
 #ifdef CENTERNET_DCN_WGMMA
@@ -850,6 +838,13 @@ template <int N> __device__ __forceinline__ void wgWait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 __device__ __forceinline__ void fenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void cpAsync16(uint32_t dst, void const* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void cpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 // Keeps the compiler from moving accumulator reads across the asynchronous wgmma (CUTLASS's fence_operand).
 template <int R> __device__ __forceinline__ void fenceAcc(float (&d)[R]) {
 #pragma unroll
@@ -914,20 +909,25 @@ __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint3
 }
 #endif
 
-template <typename T, int BN, int KG, int AHEAD, int MINB>
+// WIDE = 2 (TF32, v11): a step is one tap x 256 bytes of channels (two 128-byte rows, two A and B sub-stages, 8
+// wgmma), so the per-step work (sampling-record reads, barrier, waits, fences, addresses) is spread over twice the
+// channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
+template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T> a) {
 #ifndef CENTERNET_DCN_WGMMA
   __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
 #else
   static_assert(AHEAD == 1 || AHEAD == 2, "one or two steps of look-ahead");
+  static_assert(WIDE == 1 || WIDE == 2, "128- or 256-byte steps");
   constexpr int THREADS = kWgThreads * KG;
   constexpr int VEC = 16 / int(sizeof(T));  // channels per 16-byte vector
-  constexpr int STEPC = 8 * VEC;            // channels per K step: one 128-byte row per pixel
+  constexpr int STEPC = 8 * VEC;            // channels per 128-byte row of a pixel (WIDE rows per K step)
   constexpr int LDC = kBM + 4;
   constexpr int kStagesB = AHEAD + 1;
-  constexpr int kStageB = wgStageB<BN>();
-  constexpr int kGroupBytes = wgGroupBytes<BN, AHEAD>();
-  constexpr int kBChunks = kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step
+  constexpr int kStageB = wgStageB<BN>();   // one 128-byte row of K: the packed weight's step
+  constexpr int kStageA = WIDE * kWgStageA;
+  constexpr int kGroupBytes = wgGroupBytes<BN, AHEAD, WIDE>();
+  constexpr int kBChunks = WIDE * kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step
   static_assert(size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "a C partial must fit in its warpgroup's stages");
   extern __shared__ __align__(128) unsigned char smemRaw[];
   uint32_t const rawAddr = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
@@ -940,7 +940,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   int const wgi = tid / kWgThreads;  // this thread's warpgroup
   int const lt = tid % kWgThreads;
   uint32_t const sA = sBase + wgi * kGroupBytes;
-  uint32_t const sB = sA + kWgStagesA * kWgStageA;
+  uint32_t const sB = sA + kWgStagesA * kStageA;
   BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
   if (cb >= ce) {
@@ -969,7 +969,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   // Cin_g (last step of a group whose channels are not a multiple of the step) gathers and blends channel 0 like any
   // other: its B rows are zero, so it adds exact zeros for finite inputs (no predicated or zeroed weights in the
   // loop; an Inf in the input makes those outputs non-finite either way: NaN here, Inf in torchvision).
-  uint4 raw[AHEAD][4][4];
+  uint4 raw[AHEAD][4][WIDE][4];  // [step in flight][pixel row][128-byte row of the step][corner]
   int rec[AHEAD];
   int gT = s0 % g.KK, gCs = s0 / g.KK;  // tap and channel step of the next step to gather
   int bT = gT, bCs = gCs;                // ... and of the next weight step to copy
@@ -979,21 +979,23 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
     int rc;
   };
   auto nextGather = [&]() {
-    int c = gCs * STEPC + v * VEC;
-    c = c < g.Cin_g ? c : 0;
+    int c = gCs * (WIDE * STEPC) + v * VEC;
+    c = c < g.Cin_g ? c : 0;  // (WIDE = 2: Cin_g is a multiple of the step, so the second row is valid too)
     int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
     GatherAt const at{stepBase(a.inNHWC + cinBase + c), (d * g.KK + gT) * kBM + p0};
     nextStep(gT, gCs, KG, g.KK);
     return at;
   };
-  auto gatherRow = [&](uint4 (&r)[4], GatherAt const& at, int i) {
+  auto gatherRow = [&](uint4 (&r)[WIDE][4], GatherAt const& at, int i) {
     int4 const idx = reinterpret_cast<int4 const*>(info)[at.rc + 16 * i];
-    r[0] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base, idx.x)));
-    r[1] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base, idx.y)));
-    r[2] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base, idx.z)));
-    r[3] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base, idx.w)));
+    T const* const cp[4] = {corner(at.base, idx.x), corner(at.base, idx.y), corner(at.base, idx.z),
+                            corner(at.base, idx.w)};
+#pragma unroll
+    for (int h = 0; h < WIDE; ++h)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) r[h][k] = __ldg(reinterpret_cast<uint4 const*>(cp[k] + h * STEPC));
   };
-  auto gather = [&](uint4 (&r)[4][4], int& recW) {
+  auto gather = [&](uint4 (&r)[4][WIDE][4], int& recW) {
     GatherAt const at = nextGather();
     recW = g.dg * g.KK * kBM + at.rc;
 #pragma unroll
@@ -1003,8 +1005,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   // cp.async.wait_group AHEAD - 1 means "this step's weight has landed"
   auto copyB = [&](bool issue, int stage) {
     if (issue) {
-      char const* src = wg + (size_t(bT) * g.nSteps + bCs) * kStageB;
-      uint32_t const dst = sB + stage * kStageB + lt * 16;
+      char const* src = wg + (size_t(bT) * g.nSteps + WIDE * bCs) * kStageB;  // WIDE adjacent packed steps
+      uint32_t const dst = sB + stage * (WIDE * kStageB) + lt * 16;
 #pragma unroll
       for (int j = 0; j < kBChunks; ++j) cpAsync16(dst + j * kWgThreads * 16, src + j * kWgThreads * 16);
     }
@@ -1022,8 +1024,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   }
 
   int bStage = 0;  // B stage of local step l; its A stage is l & 1
-  auto body = [&](uint4 (&r)[4][4], int& recW, int l) {
-    uint32_t const aStage = sA + (l & 1) * kWgStageA;
+  auto body = [&](uint4 (&r)[4][WIDE][4], int& recW, int l) {
+    uint32_t const aStage = sA + (l & 1) * kStageA;
     // kEarly (the one-block-per-SM configurations): each pixel row's registers are refilled with step l + AHEAD's
     // corners as soon as they are blended, so those loads are in flight during the rest of the blend, the waits
     // and the barrier below (v10). Under the 128-register cap of two blocks per SM that spills inside the loop, so
@@ -1035,14 +1037,20 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
     // blend into A (row p, 16-byte chunk v at v ^ (p & 7): the 128-byte swizzle); wgmma(l - 2) read it last
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      unsigned o[4];
-      if constexpr (kHalf) blendHalf2(reinterpret_cast<uint4 const*>(info)[recW + 16 * i], r[i], o);
-      else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + 16 * i], r[i], o);
+      unsigned o[WIDE][4];
+#pragma unroll
+      for (int h = 0; h < WIDE; ++h) {
+        if constexpr (kHalf) blendHalf2(reinterpret_cast<uint4 const*>(info)[recW + 16 * i], r[i][h], o[h]);
+        else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + 16 * i], r[i][h], o[h]);
+      }
       if (kEarly && more) gatherRow(r[i], at, i);
       int const p = p0 + 16 * i;
-      uint32_t const dst = aStage + p * kWgRowBytes + ((v ^ (p & 7)) << 4);
-      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(o[0]), "r"(o[1]), "r"(o[2]),
-          "r"(o[3]) : "memory");
+#pragma unroll
+      for (int h = 0; h < WIDE; ++h) {
+        uint32_t const dst = aStage + h * kWgStageA + p * kWgRowBytes + ((v ^ (p & 7)) << 4);
+        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(o[h][0]), "r"(o[h][1]),
+            "r"(o[h][2]), "r"(o[h][3]) : "memory");
+      }
     }
     if (kEarly && more) recW = g.dg * g.KK * kBM + at.rc;
     wgWait<0>();              // wgmma(l - 1) done in this warp
@@ -1054,7 +1062,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
     copyB(more, bNext);
     if (!kEarly && more) gather(r, recW);
     wgFence();
-    wgStep<T, BN>(acc, aStage, sB + bStage * kStageB);
+#pragma unroll
+    for (int h = 0; h < WIDE; ++h) wgStep<T, BN>(acc, aStage + h * kWgStageA, sB + (bStage * WIDE + h) * kStageB);
     wgCommit();
     bStage = bStage + 1 == kStagesB ? 0 : bStage + 1;
   };
@@ -1288,325 +1297,6 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
   }
 }
 
-// ---- Project-then-sample path (v11) ----
-// DCN is linear in the input, and the bilinear sampling of one deformable group is the same for all its channels, so
-//   out[o](p) = bias[o] + sum_{g,t} m_{g,t}(p) * bilinear(Y_{g,t,o}, pos_{g,t}(p)),  Y_{g,t,o} = sum_{c in g} W[o][c][t] x_c:
-// one dense GEMM over the input pixels (the per-tap projections, tensor cores, operands read straight from NCHW
-// input and the unpacked weight) and one gather kernel that blends Cout-channel vectors of Y instead of Cin-channel
-// vectors of the input. Fewer gathered bytes when Cout * dg < Cin, and no NHWC transpose, weight pack or split-K.
-constexpr int kPjBM = 32;        // input pixels per block (two 16-pixel tiles: ~2 blocks per SM on the small layers)
-constexpr int kPjBN = 8;         // output channels per block; with all taps: n = tap x 8 channels, one n8 tile a tap
-constexpr int kPjBK = 32;        // input channels per K chunk
-constexpr int kPjMaxKK = 9;      // taps
-constexpr int kPjTapsPerWarp = (kPjMaxKK + 1) / 2;  // warp (wm, wt): pixels [16 wm, 16 wm + 16), taps wt, wt + 2, ...
-constexpr int kPjThreads = 128;
-constexpr int kPjMaxB = 5;  // 16-byte weight copies per thread and chunk (8 rows of up to 32 x 9 fp32)
-static_assert(kPjBN * (kPjBK * kPjMaxKK / 4) <= kPjMaxB * kPjThreads, "weight copy slots");
-
-struct ProjectArgs {
-  int C, HW, Cout, Cp, KK, dg, Cdg, tilesM, tilesN, stages;
-  int vecA, vecB;  // 16-byte cp.async for the input rows / the weight rows (else plain loads)
-};
-
-// Shared memory per pipeline stage: A = [32 channels][32 pixels] (pixels contiguous, as in NCHW), B = the weight's
-// [8 output channels][32 channels x taps] exactly as it lies in memory (so it arrives by 16-byte cp.async).
-template <typename T> __host__ __device__ constexpr int projLDA() { return kPjBM + 8; }  // 16-byte rows, conflict-free
-template <typename T> __host__ __device__ constexpr int projLDB(int KK) { return kPjBK * KK + (sizeof(T) == 2 ? 8 : 4); }
-template <typename T> __host__ __device__ constexpr size_t projStageBytes(int KK) {
-  return (size_t(kPjBK) * projLDA<T>() + size_t(kPjBN) * projLDB<T>(KK)) * sizeof(T);
-}
-template <typename T> __host__ __device__ constexpr size_t projSmemBytes(int KK, int stages) {
-  return size_t(stages) * projStageBytes<T>(KK) > size_t(kPjBM) * (kPjBN * kPjMaxKK + 4) * sizeof(float)
-             ? size_t(stages) * projStageBytes<T>(KK)
-             : size_t(kPjBM) * (kPjBN * kPjMaxKK + 4) * sizeof(float);
-}
-
-__device__ __forceinline__ unsigned smemAddr(void const* p) { return unsigned(__cvta_generic_to_shared(p)); }
-
-// Y[n][pixel][g][t][0, Cp) (Cp = Cout rounded up to a 16-byte vector; the padding columns are written as zeros).
-// grid: x = batch * pixel tiles, y = deformable group * channel tiles. TF32 operands are rounded when read.
-template <typename T, int KKT>  // KKT: the taps at compile time (9), or 0 = a.KK
-__global__ void __launch_bounds__(kPjThreads) dcnProjectKernel(T const* __restrict__ x, T const* __restrict__ w,
-    T* __restrict__ y, ProjectArgs a) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  constexpr bool kHalf = std::is_same<T, __half>::value;
-  constexpr int VEC = 16 / int(sizeof(T));
-  constexpr int LDA = projLDA<T>();
-  extern __shared__ __align__(128) unsigned char smem[];
-  int const KK = KKT ? KKT : a.KK, LDB = projLDB<T>(KK);
-  size_t const stageBytes = projStageBytes<T>(KK);
-  auto As = [&](int st) { return reinterpret_cast<T*>(smem + st * stageBytes); };
-  auto Bs = [&](int st) { return reinterpret_cast<T*>(smem + st * stageBytes) + kPjBK * LDA; };
-
-  // the sample kernel may launch now: it waits for this grid before reading Y
-  gridDependentsMayLaunch();
-  int const tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  int const n = blockIdx.x / a.tilesM, px0 = (blockIdx.x % a.tilesM) * kPjBM;
-  int const g = blockIdx.y / a.tilesN, o0 = (blockIdx.y % a.tilesN) * kPjBN;
-  T const* xg = x + (size_t(n) * a.C + size_t(g) * a.Cdg) * a.HW + px0;
-  T const* wg = w + (size_t(o0) * a.C + size_t(g) * a.Cdg) * KK;
-  int const nChunks = (a.Cdg + kPjBK - 1) / kPjBK;
-  int const rowB = kPjBK * KK;  // weight elements of one output channel and chunk
-
-  // Per-thread copy slots, fixed for all chunks (no index math in the loop beyond the chunk's offset).
-  constexpr int kAV = kPjBK * kPjBM / VEC / kPjThreads;  // 16-byte input copies per thread and chunk
-  static_assert(kAV * VEC * kPjThreads == kPjBK * kPjBM, "input copy slots");
-  int const perRow = (rowB + VEC - 1) / VEC;           // 16-byte vectors of one weight row
-  int aSrc[kAV], aDst[kAV], aRow[kAV];
-#pragma unroll
-  for (int j = 0; j < kAV; ++j) {
-    int const i = tid + j * kPjThreads, r = i / (kPjBM / VEC), col = (i % (kPjBM / VEC)) * VEC;
-    aRow[j] = px0 + col < a.HW ? r : kPjBK;  // pixels past the image: never valid
-    aSrc[j] = r * a.HW + col;
-    aDst[j] = (r * LDA + col) * int(sizeof(T));
-  }
-  int bSrc[kPjMaxB], bDst[kPjMaxB], bV[kPjMaxB];  // bV: first element of the vector in the row, or -1 = no copy
-#pragma unroll
-  for (int j = 0; j < kPjMaxB; ++j) {
-    int const i = tid + j * kPjThreads, o = i / perRow, v = i % perRow;
-    bool const mine = i < kPjBN * perRow;
-    bV[j] = mine ? (o0 + o < a.Cout ? v * VEC : rowB) : -1;  // rows past Cout: zero-filled
-    bSrc[j] = mine ? o * a.C * KK + v * VEC : 0;
-    bDst[j] = mine ? (kPjBK * LDA + o * LDB + v * VEC) * int(sizeof(T)) : 0;
-  }
-  unsigned const smem0 = smemAddr(smem);
-
-  auto issue = [&](int ch, int st) {
-    int const c0 = ch * kPjBK;
-    unsigned const base = smem0 + unsigned(st * stageBytes);
-    T* as = As(st);
-    T* bs = Bs(st);
-    if (a.vecA) {
-#pragma unroll
-      for (int j = 0; j < kAV; ++j) {
-        bool const ok = c0 + aRow[j] < a.Cdg;
-        cpAsync16Zfill(base + aDst[j], ok ? xg + c0 * a.HW + aSrc[j] : x, ok ? 16 : 0);
-      }
-    } else {
-      for (int i = tid; i < kPjBK * kPjBM; i += kPjThreads) {
-        int const r = i / kPjBM, col = i % kPjBM;
-        as[r * LDA + col] = c0 + r < a.Cdg && px0 + col < a.HW ? xg[size_t(c0 + r) * a.HW + col] : T(0.f);
-      }
-    }
-    int const valid = min(kPjBK, a.Cdg - c0) * KK;  // elements of a channel's row in this chunk
-    if (a.vecB) {
-#pragma unroll
-      for (int j = 0; j < kPjMaxB; ++j) {
-        if (bV[j] < 0) break;
-        int const bytes = max(0, min(VEC, valid - bV[j])) * int(sizeof(T));
-        cpAsync16Zfill(base + bDst[j], bytes ? wg + c0 * KK + bSrc[j] : w, bytes);
-      }
-    } else {
-      for (int i = tid; i < kPjBN * rowB; i += kPjThreads) {
-        int const o = i / rowB, e = i % rowB;
-        bs[o * LDB + e] = o0 + o < a.Cout && e < valid ? wg[size_t(o) * a.C * KK + size_t(c0) * KK + e] : T(0.f);
-      }
-    }
-  };
-
-  float acc[kPjTapsPerWarp][4] = {};  // [tap of this warp][fragment]
-  for (int s = 0; s < a.stages - 1; ++s) {
-    if (s < nChunks) issue(s, s);
-    cpAsyncCommit();
-  }
-  int const gq = lane >> 2, q = lane & 3, wm = warp & 1, wt = warp >> 1;
-  int stRead = 0, stWrite = a.stages - 1;
-  for (int ch = 0; ch < nChunks; ++ch) {
-    // stages - 2 younger groups may still be in flight; the barrier also frees the stage the issue below refills
-    if (a.stages == 4) cpAsyncWait<2>(); else if (a.stages == 3) cpAsyncWait<1>(); else cpAsyncWait<0>();
-    __syncthreads();
-    if (ch + a.stages - 1 < nChunks) issue(ch + a.stages - 1, stWrite);
-    cpAsyncCommit();
-    T const* as = As(stRead);
-    T const* bs = Bs(stRead);
-    stRead = stRead + 1 == a.stages ? 0 : stRead + 1;
-    stWrite = stWrite + 1 == a.stages ? 0 : stWrite + 1;
-    if constexpr (kHalf) {
-#pragma unroll
-      for (int kk = 0; kk < kPjBK; kk += 16) {
-        unsigned af[4];
-        int const mi = lane >> 3, r = lane & 7;
-        // .trans: the tile is [channel][pixel]; matrices (k 0-7 | 8-15) x (pixels 0-7 | 8-15) -> a0..a3
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                     : "=r"(af[0]), "=r"(af[1]), "=r"(af[2]), "=r"(af[3])
-                     : "r"(smemAddr(as + (kk + (mi >> 1) * 8 + r) * LDA + wm * 16 + (mi & 1) * 8)));
-        // B[k][n] = W[o0 + gq][c0 + k][t]: two channels KK elements apart -> two 16-bit reads per register
-        __half const* brow = reinterpret_cast<__half const*>(bs) + gq * LDB + (kk + 2 * q) * KK;
-#pragma unroll
-        for (int j = 0; j < kPjTapsPerWarp; ++j) {
-          int const t = wt + 2 * j;
-          if (t >= KK) break;
-          __half2 const b0 = __halves2half2(brow[t], brow[KK + t]);
-          __half2 const b1 = __halves2half2(brow[8 * KK + t], brow[9 * KK + t]);
-          asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                       "{%0,%1,%2,%3};"
-                       : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
-                       : "r"(af[0]), "r"(af[1]), "r"(af[2]), "r"(af[3]),
-                         "r"(*reinterpret_cast<unsigned const*>(&b0)), "r"(*reinterpret_cast<unsigned const*>(&b1)));
-        }
-      }
-    } else {
-#pragma unroll
-      for (int kk = 0; kk < kPjBK; kk += 8) {
-        unsigned af[4];
-        int const m = wm * 16 + gq;
-        af[0] = __float_as_uint(toTF32(float(as[(kk + q) * LDA + m])));
-        af[1] = __float_as_uint(toTF32(float(as[(kk + q) * LDA + m + 8])));
-        af[2] = __float_as_uint(toTF32(float(as[(kk + q + 4) * LDA + m])));
-        af[3] = __float_as_uint(toTF32(float(as[(kk + q + 4) * LDA + m + 8])));
-        T const* brow = bs + gq * LDB + (kk + q) * KK;
-#pragma unroll
-        for (int j = 0; j < kPjTapsPerWarp; ++j) {
-          int const t = wt + 2 * j;
-          if (t >= KK) break;
-          unsigned const b0 = __float_as_uint(toTF32(float(brow[t])));
-          unsigned const b1 = __float_as_uint(toTF32(float(brow[4 * KK + t])));
-          asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                       "{%0,%1,%2,%3};"
-                       : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
-                       : "r"(af[0]), "r"(af[1]), "r"(af[2]), "r"(af[3]), "r"(b0), "r"(b1));
-        }
-      }
-    }
-  }
-  cpAsyncWait<0>();
-  __syncthreads();  // every stage read: the C tile may reuse the memory
-
-  // C tile [pixel][tap x 8 channels] (fp32), then per (pixel, tap) the 8 channels as 16-byte stores of Y
-  constexpr int LDC = kPjBN * kPjMaxKK + 4;
-  float* cs = reinterpret_cast<float*>(smem);
-#pragma unroll
-  for (int j = 0; j < kPjTapsPerWarp; ++j) {
-    int const t = wt + 2 * j;
-    if (t >= KK) break;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      int const m = wm * 16 + gq + 8 * h;
-      cs[m * LDC + t * kPjBN + 2 * q] = acc[j][2 * h];
-      cs[m * LDC + t * kPjBN + 2 * q + 1] = acc[j][2 * h + 1];
-    }
-  }
-  __syncthreads();
-  constexpr int kVecPerRow = kPjBN / VEC;  // 16-byte vectors per (pixel, tap): 1 fp16, 2 fp32
-  for (int i = tid; i < kPjBM * KK * kVecPerRow; i += kPjThreads) {
-    int const m = i / (KK * kVecPerRow), t = (i / kVecPerRow) % KK, v = i % kVecPerRow;
-    int const o = o0 + v * VEC;
-    if (px0 + m >= a.HW || o >= a.Cp) continue;
-    Pack<T, VEC> pk;
-#pragma unroll
-    for (int e = 0; e < VEC; ++e) pk.v[e] = Traits<T>::fromF(cs[m * LDC + t * kPjBN + v * VEC + e]);
-    size_t const row = ((size_t(n) * a.HW + px0 + m) * a.dg + g) * KK + t;
-    *reinterpret_cast<Pack<T, VEC>*>(y + row * a.Cp + o) = pk;
-  }
-#else
-  __trap();  // the host takes this path on compute capability 8.0+ only
-#endif
-}
-
-constexpr int kSmThreads = 256;  // at most, per sample block
-
-struct SampleArgs {
-  int H, W, HW, Ho, Wo, HoWo, NP, Cout, Cp, KK, kw, dg, sh, sw, ph, pw, dh, dw;
-  int slots, LP, PXB, TG;  // 16-byte channel slots; lanes per pixel; pixels per block; tap groups per pixel
-};
-
-// out = bias + sum over (deformable group, tap) of mask x bilinear sample of Y. A thread owns one 16-byte channel
-// slot of one output pixel and the (group, tap) pairs pr = tz, tz + TG, ... (small layers: TG > 1 gives the GPU
-// enough threads); the TG partials are added in a fixed order through shared memory, which also turns the
-// [pixel][channel] results into coalesced NCHW stores.
-template <typename T, int U>  // U: (group, tap) pairs whose 4 corners are loaded at once (1 when a thread has one)
-__global__ void __launch_bounds__(kSmThreads) dcnSampleKernel(T const* __restrict__ y, T const* __restrict__ offset,
-    T const* __restrict__ mask, T const* __restrict__ bias, T* __restrict__ out, SampleArgs a) {
-  using Tr = Traits<T>;
-  constexpr int VEC = 16 / int(sizeof(T));
-  extern __shared__ float red[];  // [TG][PXB][Cp]
-  int const tid = threadIdx.x, lane = tid % a.LP, pxl = (tid / a.LP) % a.PXB, tz = tid / (a.LP * a.PXB);
-  int const P = blockIdx.x * a.PXB + pxl;
-  bool const live = P < a.NP;
-  int const n = live ? P / a.HoWo : 0, p = live ? P % a.HoWo : 0, ho = p / a.Wo, wo = p % a.Wo;
-  int const pairs = a.dg * a.KK;
-  T const* offp = offset + size_t(n) * pairs * 2 * a.HoWo + p;
-  T const* maskp = mask + size_t(n) * pairs * a.HoWo + p;
-  T const* yn = y + size_t(n) * a.HW * pairs * a.Cp;
-
-  // the offsets and mask are inputs, not written by the projection: read the first pairs' before waiting for it
-  float dy0[U], dx0[U], m0[U];
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    int const pr = tz + u * a.TG;
-    bool const ok = live && pr < pairs;
-    dy0[u] = ok ? Tr::toF(offp[size_t(2 * pr) * a.HoWo]) : 0.f;
-    dx0[u] = ok ? Tr::toF(offp[size_t(2 * pr + 1) * a.HoWo]) : 0.f;
-    m0[u] = ok ? Tr::toF(maskp[size_t(pr) * a.HoWo]) : 0.f;
-  }
-  gridDependencyWait();
-
-  for (int s = lane; s < a.slots; s += a.LP) {
-    float acc[VEC] = {};
-    for (int pr0 = tz, it = 0; pr0 < pairs; pr0 += U * a.TG, ++it) {
-      int idx[U][4];
-      float wt[U][4];
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        int const pr = pr0 + u * a.TG;
-        bool const ok = live && pr < pairs;
-        float dy, dx, m;
-        if (it == 0 && s == lane) { dy = dy0[u]; dx = dx0[u]; m = m0[u]; }
-        else {
-          dy = ok ? Tr::toF(offp[size_t(2 * pr) * a.HoWo]) : 0.f;
-          dx = ok ? Tr::toF(offp[size_t(2 * pr + 1) * a.HoWo]) : 0.f;
-          m = ok ? Tr::toF(maskp[size_t(pr) * a.HoWo]) : 0.f;
-        }
-        int const t = ok ? pr % a.KK : 0;
-        float const h = float(ho * a.sh - a.ph + (t / a.kw) * a.dh) + dy;
-        float const wv = float(wo * a.sw - a.pw + (t % a.kw) * a.dw) + dx;
-        // torchvision / DCNv2: a sample inside (-1, H) x (-1, W) blends its in-range corners, anything else is 0
-        bool const in = ok && h > -1.f && wv > -1.f && h < float(a.H) && wv < float(a.W);
-        int const h0 = in ? int(floorf(h)) : 0, w0 = in ? int(floorf(wv)) : 0;
-        float const lh = in ? h - float(h0) : 0.f, lw = in ? wv - float(w0) : 0.f;
-        float const mm = in ? m : 0.f;
-        bool const vh0 = h0 >= 0, vh1 = h0 + 1 < a.H, vw0 = w0 >= 0, vw1 = w0 + 1 < a.W;
-        // invalid corners read the pair's row 0 with weight 0 (branch-free loads)
-        int const rowBase = pr < pairs ? pr : 0;
-        auto at = [&](int yy, int xx, bool v) { return ((v ? yy * a.W + xx : 0) * pairs + rowBase) * a.Cp + s * VEC; };
-        idx[u][0] = at(h0, w0, vh0 && vw0);
-        idx[u][1] = at(h0, w0 + 1, vh0 && vw1);
-        idx[u][2] = at(h0 + 1, w0, vh1 && vw0);
-        idx[u][3] = at(h0 + 1, w0 + 1, vh1 && vw1);
-        wt[u][0] = vh0 && vw0 ? (1.f - lh) * (1.f - lw) * mm : 0.f;
-        wt[u][1] = vh0 && vw1 ? (1.f - lh) * lw * mm : 0.f;
-        wt[u][2] = vh1 && vw0 ? lh * (1.f - lw) * mm : 0.f;
-        wt[u][3] = vh1 && vw1 ? lh * lw * mm : 0.f;
-      }
-      Pack<T, VEC> v[U][4];
-#pragma unroll
-      for (int u = 0; u < U; ++u)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) v[u][c] = pr0 + u * a.TG < pairs ? ldgPack<T, VEC>(yn + idx[u][c]) : Pack<T, VEC>{};
-#pragma unroll
-      for (int u = 0; u < U; ++u)
-#pragma unroll
-        for (int c = 0; c < 4; ++c)
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) acc[e] = fmaf(wt[u][c], Tr::toF(v[u][c].v[e]), acc[e]);
-    }
-    float* r = red + (size_t(tz) * a.PXB + pxl) * a.Cp + s * VEC;
-#pragma unroll
-    for (int e = 0; e < VEC; ++e) r[e] = acc[e];
-  }
-  __syncthreads();
-  // NCHW stores along pixels; the TG partials added in tz order (same bits every run)
-  int const nThreads = a.LP * a.PXB * a.TG;
-  for (int i = tid; i < a.Cout * a.PXB; i += nThreads) {
-    int const o = i / a.PXB, pl = i % a.PXB, PP = blockIdx.x * a.PXB + pl;
-    if (PP >= a.NP) continue;
-    float sum = bias ? Tr::toF(bias[o]) : 0.f;
-    for (int z = 0; z < a.TG; ++z) sum += red[(size_t(z) * a.PXB + pl) * a.Cp + o];
-    int const nn = PP / a.HoWo, pp = PP % a.HoWo;
-    out[(size_t(nn) * a.Cout + o) * a.HoWo + pp] = Tr::fromF(sum);
-  }
-}
-
 // Split-K finalize: out = sum of the split partials in split order + bias. 32-bit indices (dcnv2CheckSupported keeps
 // outputs below 2^31 elements); four outputs per thread with 16-byte partial loads when H*W is a multiple of 4 and the
 // output is aligned (ncu: the scalar version with 64-bit index division took 2.4-4.6 us on the split-K layers).
@@ -1670,19 +1360,7 @@ struct Layout {
   size_t inBytes, wBytes, accBytes, total;
 };
 
-// Output channels of the project-sample path's Y rows, rounded up to a 16-byte vector.
-template <typename T> int projCp(DCNv2Params const& p) {
-  int const v = 16 / int(sizeof(T));
-  return (p.outChannels + v - 1) / v * v;
-}
-// Project-sample path: only Y, [N][H*W][dg][kh*kw][Cp].
-template <typename T> size_t projYBytes(DCNv2Params const& p) {
-  return alignUp(size_t(p.batch) * p.inHeight * p.inWidth * p.deformableGroups * p.kernelH * p.kernelW *
-                     projCp<T>(p) * sizeof(T), kAlign);
-}
-
-template <typename T> Layout layoutOf(DCNv2Params const& p, int splits, bool ps = false) {
-  if (ps) return Layout{0, 0, 0, projYBytes<T>(p)};
+template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
   int const Cin_g = p.inChannels / p.groups;
   int const BK = bkOf<T>();
   int const Kpad = (Cin_g + BK - 1) / BK * BK;
@@ -1699,10 +1377,8 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits, bool ps 
 int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 // benchmark switch: 0 = default, 1 = shared-memory tile kernel (dcnMainKernel), 2 = register kernel with 64-channel
 // blocks only, 3 = register kernel (the pre-v8 default; no warpgroup kernel), 4 + i = warpgroup kernel in
-// configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration), 7 = project-sample path wherever it applies,
-// 8 = the default without the project-sample path (v10's choice)
+// configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration)
 int gVariant = 0;
-constexpr int kVariantProjectSample = 7;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 
 size_t infoBytes(DCNv2Params const& p) {
@@ -1783,21 +1459,22 @@ cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cuda
 // others. Also measured and dropped: 4 x 1 and 3 x 1 warpgroups (1 block per SM: two waves on 1,64,128,128, and no
 // faster elsewhere).
 struct WgConfig {
-  int kg, ahead, minb;
+  int kg, ahead, minb, wide;
 };
-constexpr WgConfig kWgConfigs[] = {{1, 2, 2}, {2, 1, 2}, {2, 2, 1}};
+// cfg 3 (v11, TF32 only): cfg 2's warps and residency with one 256-byte step of look-ahead instead of two 128-byte ones
+constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2, 1, 1, 2}};
 constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
 // Dynamic shared memory of the stages: 1 KB of slack to align them to the 1024-byte swizzle atom, then one set of
 // stages per warpgroup (the sampling table follows).
 template <int BN> size_t wgTileBytesOf(WgConfig c) {
-  return 1024 + size_t(c.kg) * (size_t(kWgStagesA) * kWgStageA + size_t(c.ahead + 1) * wgStageB<BN>());
+  return 1024 + size_t(c.kg) * c.wide * (size_t(kWgStagesA) * kWgStageA + size_t(c.ahead + 1) * wgStageB<BN>());
 }
 
 #ifdef CENTERNET_DCN_SM90A
 template <typename T, int BN, int CFG>
 cudaError_t launchWg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
   constexpr WgConfig c = kWgConfigs[CFG];
-  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb>;
+  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide>;
   smemBytes += wgTileBytesOf<BN>(c);
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
   if (e != cudaSuccess) return e;
@@ -1819,6 +1496,9 @@ cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, dim3 grid, size_t s
     case 1:
       if constexpr (BN == 64) return launchWg<T, BN, 1>(args, grid, smemBytes, stream);
       else return cudaErrorInvalidValue;  // wgConfigOf never picks it
+    case 3:
+      if constexpr (std::is_same<T, float>::value) return launchWg<T, BN, 3>(args, grid, smemBytes, stream);
+      else return cudaErrorInvalidValue;  // planOf never picks it
     default: return launchWg<T, BN, 2>(args, grid, smemBytes, stream);
   }
 }
@@ -1826,9 +1506,15 @@ cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, dim3 grid, size_t s
 
 // Configuration for a tile width and tile-grid size (blocks before split-K); benchmark variants 4 + i force
 // configuration i (cfg 1 only exists for 64-channel tiles).
-int wgConfigOf(int bn, long blocks, int smCount) {
-  int const cfg = gVariant >= 4 && gVariant < 4 + kWgConfigCount ? gVariant - 4 : (bn == 64 && blocks >= smCount) ? 1 : 2;
-  return cfg == 1 && bn != 64 ? 2 : cfg;
+// cfg 3 only where wideOk (TF32, channels a multiple of the 256-byte step); by default on the 64-channel layers that
+// take cfg 2 (H100, v11: 1,128,64,64->64 16.7 -> 15.8 us, 1,256,32,32->64 13.3 -> 12.5; slower with 128-channel
+// tiles, whose doubled stages leave too little L1 for the gathers, and where a tile grid fills the GPU).
+int wgConfigOf(int bn, long blocks, int smCount, bool wideOk) {
+  int const cfg = gVariant >= 4 && gVariant < 4 + kWgConfigCount ? gVariant - 4
+                  : bn == 64 && blocks >= smCount                 ? 1
+                  : bn == 64 && wideOk                            ? 3
+                                                                  : 2;
+  return (cfg == 1 && bn != 64) || (cfg == 3 && !wideOk) ? 2 : cfg;
 }
 
 // Everything the launch decides from the parameters and the device: geometry, kernel variant, grid, K splits.
@@ -1838,50 +1524,7 @@ struct Plan {
   dim3 grid;
   bool vec, tf32, useReg, useWg, large;
   int regNT, bn, wgCfg;
-  bool ps;         // project-sample path (then only sa and the fields above it are set)
-  SampleArgs sa;
 };
-
-// Where the project-sample path can run: tensor-core paths (fp16, TF32) on sm_80+, one conv group, Y rows that fit
-// the sample kernel's shared memory, 32-bit element indices within an image's Y.
-template <typename T> bool projectSampleFits(DCNv2Params const& p, bool tf32) {
-  double const yImage = double(p.inHeight) * p.inWidth * p.deformableGroups * p.kernelH * p.kernelW * projCp<T>(p);
-  return (std::is_same<T, __half>::value || tf32) && ccMajor() >= 8 && p.groups == 1 &&
-         p.kernelH * p.kernelW <= kPjMaxKK && projSmemBytes<T>(p.kernelH * p.kernelW, 4) <= maxSmemOptin() &&
-         size_t(projCp<T>(p)) * sizeof(float) <= 48 * 1024 && yImage < 2147483647.0;
-}
-template <typename T> ProjectArgs projectArgsOf(DCNv2Params const& p, SampleArgs const& sa) {
-  ProjectArgs pa;
-  pa.C = p.inChannels; pa.HW = p.inHeight * p.inWidth; pa.Cout = p.outChannels; pa.Cp = sa.Cp; pa.KK = sa.KK;
-  pa.dg = sa.dg; pa.Cdg = p.inChannels / sa.dg; pa.tilesM = (pa.HW + kPjBM - 1) / kPjBM;
-  pa.tilesN = (pa.Cout + kPjBN - 1) / kPjBN;
-  pa.stages = std::min(4, (pa.Cdg + kPjBK - 1) / kPjBK + 1);  // stages - 1 chunks in flight
-  if (pa.stages < 2) pa.stages = 2;
-  // 16-byte weight rows need every (channel, chunk) row start 16-byte aligned
-  pa.vecB = (size_t(pa.C) * pa.KK * sizeof(T)) % 16 == 0 && (size_t(pa.Cdg) * pa.KK * sizeof(T)) % 16 == 0;
-  pa.vecA = 0;
-  return pa;
-}
-
-template <typename T> SampleArgs sampleArgsOf(DCNv2Params const& p, int smCount) {
-  SampleArgs a;
-  a.H = p.inHeight; a.W = p.inWidth; a.HW = a.H * a.W; a.Ho = p.outHeight; a.Wo = p.outWidth; a.HoWo = a.Ho * a.Wo;
-  a.NP = p.batch * a.HoWo; a.Cout = p.outChannels; a.Cp = projCp<T>(p); a.KK = p.kernelH * p.kernelW;
-  a.kw = p.kernelW; a.dg = p.deformableGroups; a.sh = p.strideH; a.sw = p.strideW; a.ph = p.padH; a.pw = p.padW;
-  a.dh = p.dilationH; a.dw = p.dilationW;
-  a.slots = a.Cp / (16 / int(sizeof(T)));
-  a.LP = std::min(a.slots, 32);
-  int const per = kSmThreads / a.LP;  // pixels per block with one tap group
-  int const pairs = a.dg * a.KK;
-  long const blocks1 = (long(a.NP) + per - 1) / per;
-  // small layers: split the (group, tap) pairs of a pixel over TG threads until about two blocks per SM exist
-  a.TG = int(std::min<long>({long(pairs), long(per), std::max<long>(1, (2L * smCount + blocks1 - 1) / blocks1)}));
-  a.PXB = std::max(1, per / a.TG);
-  while (size_t(a.TG) * a.PXB * a.Cp * sizeof(float) > 48 * 1024 && (a.PXB > 1 || a.TG > 1)) {
-    if (a.PXB > 1) --a.PXB; else --a.TG;
-  }
-  return a;
-}
 
 void setSplits(Plan& pl, int splits) {
   Geometry& g = pl.g;
@@ -1891,7 +1534,7 @@ void setSplits(Plan& pl, int splits) {
   pl.grid.z = g.splits;
 }
 
-template <typename T> Plan planOf(DCNv2Params const& p, bool allowPS = true) {
+template <typename T> Plan planOf(DCNv2Params const& p) {
   Plan pl;
   Geometry& g = pl.g;
   g.N = p.batch; g.C = p.inChannels; g.H = p.inHeight; g.W = p.inWidth; g.Cout = p.outChannels;
@@ -1912,13 +1555,6 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool allowPS = true) {
   bool const vec = pl.vec = (g.Cin_g % VEC == 0) && (g.Cdg % VEC == 0);
   bool const tf32 = pl.tf32 = p.allowTF32 && ccMajor() >= 8;  // TF32 tensor cores exist from sm_80 on
   bool const mma = std::is_same<T, __half>::value || tf32;
-  // measured slower than the warpgroup kernel on every CenterNet layer (docs/kernel.md, v11): benchmark variant only
-  pl.ps = allowPS && projectSampleFits<T>(p, tf32) && gVariant == kVariantProjectSample;
-  if (pl.ps) {
-    pl.sa = sampleArgsOf<T>(p, deviceAttr(cudaDevAttrMultiProcessorCount, 132));
-    g.splits = 1;
-    return pl;
-  }
   // 128-channel tiles need more shared memory than pre-Ampere cards give a block.
   bool const fitsLarge = kMaxTileBytes + infoBytes(p) <= maxSmemOptin();
   // Register-fragment kernel for the tensor-core paths with 16-byte vectors (sm_80+); 128 output channels per
@@ -1933,7 +1569,9 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool allowPS = true) {
   auto wgBlockSmem = [&](int cfg) {
     return (wgBN == 64 ? wgTileBytesOf<64>(kWgConfigs[cfg]) : wgTileBytesOf<128>(kWgConfigs[cfg])) + infoBytes(p);
   };
-  int wgCfg = wgConfigOf(wgBN, wgBlocks, smCount);
+  int constexpr kWideC = 2 * 8 * Traits<T>::kVec;  // channels of a 256-byte step
+  bool const wideOk = !std::is_same<T, __half>::value && g.Cin_g % kWideC == 0 && (g.dg == 1 || g.Cdg % kWideC == 0);
+  int wgCfg = wgConfigOf(wgBN, wgBlocks, smCount, wideOk);
   if (wgBlockSmem(wgCfg) > maxSmemOptin()) wgCfg = 0;  // the smallest stages
   pl.wgCfg = wgCfg;
   bool const useWg = pl.useWg = useReg && (gVariant == 0 || gVariant >= 4) && wgmmaAvailable() &&
@@ -1943,7 +1581,7 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool allowPS = true) {
   int const bn = pl.bn = useWg ? wgBN : useReg ? regNT * 8 : tileLarge ? kBNLarge : kBNSmall;
   g.nSteps = useWg ? wgSteps<T>(p) : fragSteps<T>(p);
   g.ntPad = fragNTPad(p);
-  if (useReg) g.nChunks = g.KK * g.nSteps;
+  if (useReg) g.nChunks = g.KK * g.nSteps / (useWg ? kWgConfigs[wgCfg].wide : 1);
   g.tilesN = (g.Cout_g + bn - 1) / bn;
   g.tilesX = (g.Wo + kTW - 1) / kTW;
   g.tilesY = (g.Ho + kTH - 1) / kTH;
@@ -1974,34 +1612,10 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool allowPS = true) {
 }
 
 template <typename T>
-cudaError_t projectSample(DCNv2Params const& p, SampleArgs const& sa, T const* input, T const* offset, T const* mask,
-    T const* weight, T const* bias, T* output, void* workspace, cudaStream_t stream) {
-  T* y = static_cast<T*>(workspace);
-  ProjectArgs pa = projectArgsOf<T>(p, sa);
-  pa.vecA = pa.HW % (16 / int(sizeof(T))) == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
-  pa.vecB = pa.vecB && reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  dim3 const grid(p.batch * pa.tilesM, pa.dg * pa.tilesN);
-  size_t const smem = projSmemBytes<T>(pa.KK, pa.stages);
-  auto project = pa.KK == 9 ? dcnProjectKernel<T, 9> : dcnProjectKernel<T, 0>;
-  if (smem > 48 * 1024) cudaFuncSetAttribute(project, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-  project<<<grid, kPjThreads, smem, stream>>>(input, weight, y, pa);
-  cudaError_t const e = cudaGetLastError();
-  if (e != cudaSuccess) return e;
-  int const blocks = (sa.NP + sa.PXB - 1) / sa.PXB;
-  size_t const smemS = size_t(sa.TG) * sa.PXB * sa.Cp * sizeof(float);
-  auto sample = sa.TG >= sa.dg * sa.KK ? dcnSampleKernel<T, 1> : dcnSampleKernel<T, 3>;
-  return launchPDL(sample, dim3(blocks), dim3(sa.LP * sa.PXB * sa.TG), smemS, stream, static_cast<T const*>(y), offset,
-      mask, bias, output, sa);
-}
-
-template <typename T>
 cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T const* mask, T const* weight,
     T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
   if (workspace == nullptr || !input || !offset || !mask || !weight || !output) return cudaErrorInvalidValue;
   Plan pl = planOf<T>(p);
-  // (a workspace sized by a plan without the project-sample path: take that plan)
-  if (pl.ps && workspaceSize < projYBytes<T>(p)) pl = planOf<T>(p, false);
-  if (pl.ps) return projectSample<T>(p, pl.sa, input, offset, mask, weight, bias, output, workspace, stream);
   // A workspace sized on another GPU (other SM count) may hold fewer partials: split less, never fail.
   while (pl.g.splits > 1 && layoutOf<T>(p, pl.g.splits).total > workspaceSize) setSplits(pl, pl.g.splits - 1);
   Layout const l = layoutOf<T>(p, pl.g.splits);
@@ -2114,12 +1728,8 @@ char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type) {
 
 size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type) {
   if (dcnv2CheckSupported(p, type) != nullptr) return 0;
-  if (type == DCNv2DataType::kHALF) {
-    Plan const pl = planOf<__half>(p);
-    return layoutOf<__half>(p, pl.g.splits, pl.ps).total;
-  }
-  Plan const pl = planOf<float>(p);
-  return layoutOf<float>(p, pl.g.splits, pl.ps).total;
+  return type == DCNv2DataType::kHALF ? layoutOf<__half>(p, planOf<__half>(p).g.splits).total
+                                      : layoutOf<float>(p, planOf<float>(p).g.splits).total;
 }
 
 cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* input, void const* offset,

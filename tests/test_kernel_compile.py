@@ -47,8 +47,9 @@ def test_kernel_compiles_for_hopper(ptxas_report):
     assert sum("dcnMainKernel" in k for k in kernels) >= 6, kernels
     assert sum("dcnRegKernel" in k for k in kernels) >= 4, kernels
     # the sm_90a warpgroup (wgmma) kernels, fp16 and TF32: the v8 one-warpgroup kernel (64- and 128-channel blocks),
-    # the two-warpgroup configurations (64-channel: one and two steps of look-ahead; 128-channel: two)
-    assert sum("dcnWgKernel" in k for k in kernels) == 10, kernels
+    # the two-warpgroup configurations (64-channel: one and two steps of look-ahead; 128-channel: two), and TF32's
+    # 256-byte-step configuration (64- and 128-channel)
+    assert sum("dcnWgKernel" in k for k in kernels) == 12, kernels
     assert any("dcnPrepKernel" in k for k in kernels) and any("dcnFinalizeKernel" in k for k in kernels)
 
 
