@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+from pathlib import Path
 
 import torch
 from torchvision.ops import deform_conv2d
@@ -78,6 +79,11 @@ def copy_bw() -> float:
     return 2 * src.numel() * 4 / (t * 1e-6)
 
 
+def floors_rates_arg(rate: dict, bw: float) -> str:
+    """The measured rates as bench/gpu_floors.cu's --rates wants them: fp16, TF32, fp32 TFLOP/s and copy GB/s."""
+    return f"{rate['fp16'] / 1e12:.3f},{rate['tf32'] / 1e12:.3f},{rate['fp32'] / 1e12:.3f},{bw / 1e9:.3f}"
+
+
 def inputs(shape, dtype, gen, offsets: str):
     """offsets "random": i.i.d. N(0, 2^2) px per pixel and tap (worst case for locality); "smooth": a random
     field of the same amplitude varying over ~8 px, like a trained offset branch produces."""
@@ -104,6 +110,8 @@ def main() -> None:
     ap.add_argument("--modes", default="fp16,tf32,fp32", help="precisions to time: fp16, tf32, fp32")
     ap.add_argument("--variants", default=dcn_ctypes.DEFAULT_VARIANTS,
                     help=dcn_ctypes.VARIANTS_HELP + "; the first is the one in the ratios")
+    ap.add_argument("--rates-out", default=None,
+                    help="also write the measured rates to this file, as bench/gpu_floors.cu's --rates wants them")
     args = ap.parse_args()
     lib = dcn_ctypes.load(args.lib)
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -111,6 +119,8 @@ def main() -> None:
     rate = {"fp16": matmul_rate(torch.float16, False), "tf32": matmul_rate(torch.float32, True),
             "fp32": matmul_rate(torch.float32, False)}
     bw = copy_bw()
+    if args.rates_out:
+        Path(args.rates_out).write_text(floors_rates_arg(rate, bw) + "\n")
     print(f"card: {card}; measured matmul fp16 {rate['fp16'] / 1e12:.0f} TFLOP/s, tf32 {rate['tf32'] / 1e12:.0f}, "
           f"fp32 {rate['fp32'] / 1e12:.1f}; copy {bw / 1e9:.0f} GB/s")
     torch.backends.cuda.matmul.allow_tf32 = False  # torchvision's fp32 as users get it by default

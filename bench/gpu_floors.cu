@@ -10,8 +10,14 @@
 //   - k dependent empty kernels per call, plain stream order and with programmatic dependent launch (PDL);
 //   - one cooperative kernel with s grid-wide barriers (the single-launch alternative to k kernels);
 //   - one kernel whose threads each make r dependent global loads that miss in L2 (memory round trips);
-//   - L1-resident 16-byte loads over the whole GPU (bytes per second through the SMs' load path).
-// Usage (GPU): nvcc -O3 -std=c++17 -arch=native -o build/gpu_floors bench/gpu_floors.cu && build/gpu_floors
+//   - L1-resident 16-byte loads over the whole GPU (bytes per second through the SMs' load path);
+//   - per benchmark layer, the least any call of that layer does: one kernel that reads every input byte once and
+//     writes every output byte once (no gathers, no products), fastest of a sweep of grid shapes, with and without PDL.
+//     With the benchmark's measured rates (--rates, as bench/bench_dcn.py --rates-out writes them) it prints each
+//     layer's FLOP / byte floor next to it: where even this call takes more than 3x the floor, no implementation can be
+//     within 3x of the floor on this card.
+// Usage (GPU): nvcc -O3 -std=c++17 -arch=native -o build/gpu_floors bench/gpu_floors.cu &&
+//              build/gpu_floors [calls [reps]] [--rates FP16_TFLOPS,TF32_TFLOPS,FP32_TFLOPS,COPY_GBPS]
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
@@ -19,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace cg = cooperative_groups;
@@ -70,6 +77,26 @@ __global__ void l1ReadKernel(uint4 const* buf, int iters, unsigned* out) {
   if (acc == 0x12345678u) *out = acc;
 }
 
+// The least a DCNv2 call does: read its inputs (input, offsets, mask, weight, bias; here one contiguous buffer, which
+// only makes it easier) and write its output, each thread's stores after its own loads (an output depends on the
+// inputs). PDL: the kernel launches while the previous call drains and waits for it before reading.
+template <bool PDL>
+__global__ void minimalCallKernel(uint4 const* in, unsigned nIn, uint4* out, unsigned nOut) {
+  if (PDL) {
+    asm volatile("griddepcontrol.launch_dependents;");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+  }
+  unsigned const stride = gridDim.x * blockDim.x;
+  unsigned const t = blockIdx.x * blockDim.x + threadIdx.x;
+  uint4 acc = make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll 4
+  for (unsigned i = t; i < nIn; i += stride) {
+    uint4 const v = __ldg(in + i);
+    acc.x ^= v.x, acc.y ^= v.y, acc.z ^= v.z, acc.w ^= v.w;
+  }
+  for (unsigned i = t; i < nOut; i += stride) out[i] = make_uint4(acc.x ^ i, acc.y, acc.z, acc.w);
+}
+
 int* const kNoSink = nullptr;  // the kernels' "write something" branch is never taken
 
 float graphUs(std::function<void(cudaStream_t)> const& call, int calls, int reps) {
@@ -105,14 +132,14 @@ float graphUs(std::function<void(cudaStream_t)> const& call, int calls, int reps
   return t[t.size() / 2];
 }
 
-// Launches kern<<<blocks, 256, 0, s>>>(args...) with one launch attribute: PDL (the kernel may start while the previous
-// one drains), cooperative (all blocks co-resident, grid barriers allowed), or none.
+// Launches kern<<<blocks, threads, 0, s>>>(args...) with one launch attribute: PDL (the kernel may start while the
+// previous one drains), cooperative (all blocks co-resident, grid barriers allowed), or none.
 enum class Launch { kPlain, kPdl, kCooperative };
 template <typename... Args>
-void launch(void (*kern)(Args...), int blocks, cudaStream_t s, Launch how, Args... args) {
+void launch(void (*kern)(Args...), int blocks, int threads, cudaStream_t s, Launch how, Args... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(blocks);
-  cfg.blockDim = dim3(256);
+  cfg.blockDim = dim3(threads);
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   if (how == Launch::kPdl) {
@@ -127,9 +154,95 @@ void launch(void (*kern)(Args...), int blocks, cudaStream_t s, Launch how, Args.
   CHECK(cudaLaunchKernelEx(&cfg, kern, args...));
 }
 
+// The benchmark's layers (bench/bench_dcn.py SHAPES): N, C, H, W, Cout; 3x3, stride 1, pad 1.
+constexpr int kLayers[][5] = {{1, 64, 128, 128, 64}, {1, 128, 64, 64, 64}, {1, 256, 32, 32, 64}, {1, 128, 64, 64, 128},
+    {1, 256, 32, 32, 128}, {1, 512, 16, 16, 256}, {1, 256, 32, 32, 256}, {8, 64, 128, 128, 64}};
+
+// As bench/bench_dcn.py measures them: matrix FLOP/s per precision, copy bytes (read + written) per second.
+struct Rates {
+  double fp16 = 0, tf32 = 0, fp32 = 0, copy = 0;
+  bool given() const { return copy > 0; }
+};
+
+// Per layer and element size: the fastest minimal call over grid shapes and launch kinds, and the layer's floor (the
+// benchmark's formula) where the rates are given.
+void minimalCalls(cudaDeviceProp const& prop, Rates const& r, int calls, int reps) {
+  std::printf("\nThe least a call does (one kernel reading each input byte once and writing each output byte once,"
+              " fastest of %d-%d blocks x 128-1024 threads, plain and PDL), against the layer's floor = max(FLOPs /"
+              " matrix rate, bytes / copy rate)%s:\n", prop.multiProcessorCount / 2, 8 * prop.multiProcessorCount,
+              r.given() ? "" : " (no --rates given: floors not printed)");
+  std::printf("| N,C,H,W -> Cout | prec | bytes moved | minimal call, us | grid | floor, us | 3x floor, us |"
+              " minimal call / floor |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  for (auto const& L : kLayers) {
+    double const n = L[0], c = L[1], h = L[2], w = L[3], cout = L[4];
+    double const inElems = n * c * h * w + n * 18 * h * w + n * 9 * h * w + cout * c * 9 + cout;
+    double const outElems = n * cout * h * w;
+    double const flops = 2.0 * n * h * w * cout * c * 9;
+    for (int esz : {2, 4}) {
+      unsigned const nIn = unsigned((inElems * esz + 15) / 16), nOut = unsigned((outElems * esz + 15) / 16);
+      uint4 *in = nullptr, *out = nullptr;
+      CHECK(cudaMalloc(&in, size_t(nIn) * 16));
+      CHECK(cudaMalloc(&out, size_t(nOut) * 16));
+      CHECK(cudaMemset(in, 1, size_t(nIn) * 16));
+      float best = 1e30f;
+      int bestBlocks = 0, bestThreads = 0;
+      bool bestPdl = false;
+      for (int blocks = prop.multiProcessorCount / 2; blocks <= 8 * prop.multiProcessorCount; blocks *= 2)
+        for (int threads = 128; threads <= 1024; threads *= 2)
+          for (bool pdl : {false, true}) {
+            uint4 const* src = in;
+            float const t = graphUs([&](cudaStream_t s) {
+              if (pdl)
+                launch(minimalCallKernel<true>, blocks, threads, s, Launch::kPdl, src, nIn, out, nOut);
+              else
+                launch(minimalCallKernel<false>, blocks, threads, s, Launch::kPlain, src, nIn, out, nOut);
+            }, calls, reps);
+            if (t < best) best = t, bestBlocks = blocks, bestThreads = threads, bestPdl = pdl;
+          }
+      CHECK(cudaFree(in));
+      CHECK(cudaFree(out));
+      struct Mode {
+        char const* name;
+        double rate;
+      };
+      Mode const modes2[] = {{"fp16", r.fp16}}, modes4[] = {{"tf32", r.tf32}, {"fp32", r.fp32}};
+      auto const* modes = esz == 2 ? modes2 : modes4;
+      int const nModes = esz == 2 ? 1 : 2;
+      for (int m = 0; m < nModes; ++m) {
+        std::printf("| %d,%d,%d,%d -> %d | %s | %.2f MB | %.2f | %d x %d%s |", L[0], L[1], L[2], L[3], L[4],
+            modes[m].name, (nIn + nOut) * 16.0 / 1e6, best, bestBlocks, bestThreads, bestPdl ? ", PDL" : "");
+        if (r.given()) {
+          double const floorUs = std::max(flops / modes[m].rate, (inElems + outElems) * esz / r.copy) * 1e6;
+          std::printf(" %.2f | %.2f | %.1f%s |\n", floorUs, 3 * floorUs, best / floorUs,
+              best > 3 * floorUs ? " (above 3x)" : "");
+        } else {
+          std::printf(" - | - | - |\n");
+        }
+      }
+    }
+  }
+}
+
 int main(int argc, char** argv) {
-  int const calls = argc > 1 ? std::atoi(argv[1]) : 20;
-  int const reps = argc > 2 ? std::atoi(argv[2]) : 50;
+  std::vector<char*> pos;
+  Rates rates;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--rates" && i + 1 < argc) {
+      double f16 = 0, t32 = 0, f32 = 0, bw = 0;
+      if (std::sscanf(argv[++i], "%lf,%lf,%lf,%lf", &f16, &t32, &f32, &bw) != 4 || f16 <= 0 || t32 <= 0 || f32 <= 0 ||
+          bw <= 0) {
+        std::fprintf(stderr, "--rates wants FP16_TFLOPS,TF32_TFLOPS,FP32_TFLOPS,COPY_GBPS (four positive numbers, as "
+                             "bench/bench_dcn.py --rates-out writes them), got '%s'\n", argv[i]);
+        return 2;
+      }
+      rates = Rates{f16 * 1e12, t32 * 1e12, f32 * 1e12, bw * 1e9};
+    } else {
+      pos.push_back(argv[i]);
+    }
+  }
+  int const calls = pos.size() > 0 ? std::atoi(pos[0]) : 20;
+  int const reps = pos.size() > 1 ? std::atoi(pos[1]) : 50;
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, 0));
   int const blocks = 2 * prop.multiProcessorCount;  // like the DCN kernels: about two blocks per SM
@@ -137,14 +250,15 @@ int main(int argc, char** argv) {
       prop.name, prop.multiProcessorCount, calls, reps, blocks);
   std::printf("| per call | us |\n|---|---|\n");
   for (int k = 1; k <= 3; ++k) {
-    float const t = graphUs([&](cudaStream_t s) { for (int i = 0; i < k; ++i) launch(emptyKernel, blocks, s, Launch::kPlain, kNoSink); },
-        calls, reps);
+    float const t = graphUs([&](cudaStream_t s) {
+      for (int i = 0; i < k; ++i) launch(emptyKernel, blocks, 256, s, Launch::kPlain, kNoSink);
+    }, calls, reps);
     std::printf("| %d dependent empty kernel%s | %.2f |\n", k, k > 1 ? "s" : "", t);
   }
   for (int k = 2; k <= 3; ++k) {
     float const t = graphUs([&](cudaStream_t s) {
-      launch(emptyKernel, blocks, s, Launch::kPlain, kNoSink);
-      for (int i = 1; i < k; ++i) launch(emptyPdlKernel, blocks, s, Launch::kPdl, kNoSink);
+      launch(emptyKernel, blocks, 256, s, Launch::kPlain, kNoSink);
+      for (int i = 1; i < k; ++i) launch(emptyPdlKernel, blocks, 256, s, Launch::kPdl, kNoSink);
     }, calls, reps);
     std::printf("| %d dependent empty kernels, PDL | %.2f |\n", k, t);
   }
@@ -152,8 +266,9 @@ int main(int argc, char** argv) {
   CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&coopBlocks, coopKernel, 256, 0));
   coopBlocks = std::min(coopBlocks, 2) * prop.multiProcessorCount;
   for (int syncs = 0; syncs <= 2; ++syncs) {
-    float const t = graphUs([&](cudaStream_t s) { launch(coopKernel, coopBlocks, s, Launch::kCooperative, syncs, kNoSink); },
-        calls, reps);
+    float const t = graphUs([&](cudaStream_t s) {
+      launch(coopKernel, coopBlocks, 256, s, Launch::kCooperative, syncs, kNoSink);
+    }, calls, reps);
     std::printf("| 1 cooperative kernel, %d grid barrier%s | %.2f |\n", syncs, syncs == 1 ? "" : "s", t);
   }
   // random single cycle over 2^26 entries (256 MiB), so every load misses L2
@@ -193,5 +308,6 @@ int main(int argc, char** argv) {
   }
   CHECK(cudaFree(dNext));
   CHECK(cudaFree(dOut));
+  minimalCalls(prop, rates, calls, reps);
   return 0;
 }

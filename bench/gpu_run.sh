@@ -23,9 +23,12 @@ if command -v compute-sanitizer >/dev/null; then
   tail -n 4 "$OUT/sanitizer.log"
 fi
 python3 bench/gpu_check.py 2>&1 | tee "$OUT/check.log" || status=1
-python3 bench/bench_dcn.py "$@" 2>&1 | tee "$OUT/bench.log" || status=1
+rm -f "$OUT/rates.txt"
+python3 bench/bench_dcn.py --rates-out "$OUT/rates.txt" "$@" 2>&1 | tee "$OUT/bench.log" || status=1
 python3 bench/trace_dcn.py 2>&1 | grep -v -i "warn" | tee "$OUT/trace.log" || status=1
-# what a call costs with no work in it, and the SMs' cached-load rate (docs/kernel.md, "Where the time goes")
-nvcc -O3 -std=c++17 -arch=sm_90 -o "$LIB_DIR/gpu_floors" bench/gpu_floors.cu && "$LIB_DIR/gpu_floors" 2>&1 | tee "$OUT/floors.log" \
-  || status=1
+# what a call costs with no work in it, the SMs' cached-load rate, and the least a call of each layer does, against
+# the floors computed from the benchmark's own measured rates (docs/kernel.md, "Where the time goes")
+rates=$(cat "$OUT/rates.txt" 2>/dev/null || true)
+nvcc -O3 -std=c++17 -arch=sm_90 -o "$LIB_DIR/gpu_floors" bench/gpu_floors.cu \
+  && "$LIB_DIR/gpu_floors" ${rates:+--rates "$rates"} 2>&1 | tee "$OUT/floors.log" || status=1
 exit $status

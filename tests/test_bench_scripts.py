@@ -41,8 +41,10 @@ def test_variant_help_names_every_kernel_variant():
     assert "one-warpgroup" in proc.stdout.replace("\n", " ").replace("  ", " ")
 
 
-def test_gpu_floors_program_compiles(tmp_path):
-    """bench/gpu_floors.cu (launch, barrier, memory-latency and L1 floors; run by bench/gpu_run.sh) builds with nvcc."""
+def test_gpu_floors_program_compiles_and_takes_the_benchmarks_rates(tmp_path):
+    """bench/gpu_floors.cu (launch, barrier, memory-latency and L1 floors, least call per layer; run by
+    bench/gpu_run.sh) builds with nvcc, accepts the rates bench_dcn.py --rates-out writes, and refuses malformed ones
+    with a message naming the expected form (both checked before any CUDA call, so on a machine without a GPU too)."""
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("nvcc not on PATH: compiling bench/gpu_floors.cu needs the CUDA toolkit")
@@ -50,4 +52,16 @@ def test_gpu_floors_program_compiles(tmp_path):
     proc = subprocess.run([nvcc, "-O3", "-std=c++17", "-arch=sm_90", "-o", str(exe), "bench/gpu_floors.cu"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert exe.stat().st_size > 0
+    for bad in ["1,2", "753,406,51.3,x", "753,406,0,3009"]:
+        proc = subprocess.run([str(exe), "--rates", bad], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, (bad, proc.stdout, proc.stderr)
+        assert "--rates wants FP16_TFLOPS,TF32_TFLOPS,FP32_TFLOPS,COPY_GBPS" in proc.stderr
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bench_dcn
+    finally:
+        sys.path.pop(0)
+    good = bench_dcn.floors_rates_arg({"fp16": 753.2e12, "tf32": 406.1e12, "fp32": 51.3e12}, 3009.4e9)
+    assert good == "753.200,406.100,51.300,3009.400"
+    proc = subprocess.run([str(exe), "1", "1", "--rates", good], capture_output=True, text=True, timeout=600)
+    assert "--rates wants" not in proc.stderr  # accepted; without a GPU it then stops at the first CUDA call
