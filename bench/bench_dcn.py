@@ -7,7 +7,9 @@ precision (fp16; fp32 with TF32; strict fp32) and a large device-to-device copy 
 Timing: device time per call, with host launch overhead taken out the same way for both: --calls calls are
 captured into one CUDA graph, each replay is timed with CUDA events, median over --reps replays / calls
 (warm-up first; inputs resident on the GPU). The eager per-call time (events around one Python call) is
-printed too: it is dominated by host overhead (Python, ctypes) on these small layers.
+printed too: it is dominated by host overhead (Python, ctypes) on these small layers. --producer puts a kernel that
+writes the offsets before every call (ours and torchvision's alike), as in a network, and subtracts its own time: a
+check that a change does not only gain from overlapping a layer's own previous call.
 torchvision's fp32 runs its GEMM in strict fp32 (torch's default allow_tf32=False); ours "tf32" uses TF32.
 """
 from __future__ import annotations
@@ -110,6 +112,9 @@ def main() -> None:
     ap.add_argument("--modes", default="fp16,tf32,fp32", help="precisions to time: fp16, tf32, fp32")
     ap.add_argument("--variants", default=dcn_ctypes.DEFAULT_VARIANTS,
                     help=dcn_ctypes.VARIANTS_HELP + "; the first is the one in the ratios")
+    ap.add_argument("--producer", action="store_true",
+                    help="precede every call with the kernel that writes its offsets (a device copy), as in a network, "
+                         "where the layer before is another kernel; that kernel's own time is subtracted")
     ap.add_argument("--rates-out", default=None,
                     help="also write the measured rates to this file, as bench/gpu_floors.cu's --rates wants them")
     args = ap.parse_args()
@@ -132,17 +137,23 @@ def main() -> None:
         n, c, h, w, cout = shape
         x, off, mask, weight, bias = inputs(shape, dtype, gen, offsets)
         run_tv = lambda: deform_conv2d(x, off, weight, bias, padding=(1, 1), mask=mask)
+        timed, produce_us = graph_us, 0.0
+        if args.producer:
+            off_src = off.clone()
+            produce = lambda: off.copy_(off_src)
+            produce_us = graph_us(produce, args.calls, args.reps)
+            timed = lambda fn, calls, reps: graph_us(lambda: (produce(), fn()), calls, reps) - produce_us
         times, dcns = {}, {}
         for v in (variants if mode != "fp32" else variants[:1]):  # strict fp32 has one kernel
             lib.centernet_dcnv2_set_variant(v)  # before sizing the workspace: each variant plans its own split-K
             dv = dcns[v] = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
             out = torch.empty(dv.out_shape, dtype=dtype, device="cuda")
-            times[v] = graph_us(lambda: dv(x, off, mask, weight, bias, out), args.calls, args.reps)
+            times[v] = timed(lambda: dv(x, off, mask, weight, bias, out), args.calls, args.reps)
         lib.centernet_dcnv2_set_variant(variants[0])  # the variant is read at each call: the default one from here on
         dcn = dcns[variants[0]]
         run_ours = lambda: dcn(x, off, mask, weight, bias, out)
         ours = times[variants[0]]
-        tv = graph_us(run_tv, args.calls, args.reps)
+        tv = timed(run_tv, args.calls, args.reps)
         others = " ".join(f"v{v} {t:.1f}" for v, t in times.items() if v != variants[0])
         eager = f"eager ours {median_us(run_ours, 100):.1f} tv {median_us(run_tv, 100):.1f}"
         flops = 2.0 * n * h * w * cout * c * 9
@@ -162,9 +173,11 @@ def main() -> None:
             lib.centernet_dcnv2_set_pdl(1)
             sweep = " splits " + " ".join(parts)
         rows.append((shape, mode, offsets, ours, tv, floor, others))
+        producer = f" (after an offset-producing kernel of {produce_us:.1f} us, subtracted)" if args.producer else ""
         print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us ({others or '-'}), torchvision {tv:.1f} us, "
-              f"x{tv / ours:.1f}, floor {floor:.1f} us, /floor {ours / floor:.1f}; {eager};{sweep}", flush=True)
-    print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = TF32 MMA)")
+              f"x{tv / ours:.1f}, floor {floor:.1f} us, /floor {ours / floor:.1f}; {eager};{sweep}{producer}", flush=True)
+    print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = TF32 MMA"
+          f"{'; each call after an offset-producing kernel, its time subtracted' if args.producer else ''})")
     print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | floor | ours/floor |")
     print("|---|---|---|---|---|---|---|---|---|")
     for shape, mode, offsets, ours, tv, floor, others in rows:
