@@ -166,10 +166,10 @@ def main() -> None:
             for s in (1, 2, 3, 4, 6, 8, 9, 12, 16, 24):
                 lib.centernet_dcnv2_set_splits(s)  # before sizing the workspace: it must hold s partials
                 forced = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
-                parts.append(f"{s}:{graph_us(lambda: forced(x, off, mask, weight, bias, out), args.calls, 20):.1f}")
+                parts.append(f"{s}:{timed(lambda: forced(x, off, mask, weight, bias, out), args.calls, 20):.1f}")
             lib.centernet_dcnv2_set_splits(0)
             lib.centernet_dcnv2_set_pdl(0)  # PDL is on by default: time the heuristic without it, then restore
-            parts.append(f"noPDL:{graph_us(run_ours, args.calls, 20):.1f}")
+            parts.append(f"noPDL:{timed(run_ours, args.calls, 20):.1f}")
             lib.centernet_dcnv2_set_pdl(1)
             sweep = " splits " + " ".join(parts)
         rows.append((shape, mode, offsets, ours, tv, floor, others))
