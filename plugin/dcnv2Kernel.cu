@@ -812,9 +812,10 @@ constexpr int kWgStagesA = 2;
 constexpr int kWgRowBytes = 128;                 // one swizzle row: the K extent of a step
 constexpr int kWgStageA = kBM * kWgRowBytes;     // 8 KB
 template <int BN> __host__ __device__ constexpr int wgStageB() { return BN * kWgRowBytes; }
-// Stages of one warpgroup (its C partial reuses them at the end); a step is WIDE 128-byte rows of K.
-template <int BN, int AHEAD, int WIDE> __host__ __device__ constexpr int wgGroupBytes() {
-  return WIDE * (kWgStagesA * kWgStageA + (AHEAD + 1) * wgStageB<BN>());
+// Stages of one warpgroup (its C partial reuses them at the end); a step is WIDE 128-byte rows of K. The kernel and
+// the host's shared-memory sizing both use this.
+__host__ __device__ constexpr int wgGroupBytes(int bn, int ahead, int wide) {
+  return wide * (kWgStagesA * kWgStageA + (ahead + 1) * bn * kWgRowBytes);
 }
 
 #ifdef CENTERNET_DCN_WGMMA
@@ -926,7 +927,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   constexpr int kStagesB = AHEAD + 1;
   constexpr int kStageB = wgStageB<BN>();   // one 128-byte row of K: the packed weight's step
   constexpr int kStageA = WIDE * kWgStageA;
-  constexpr int kGroupBytes = wgGroupBytes<BN, AHEAD, WIDE>();
+  constexpr int kGroupBytes = wgGroupBytes(BN, AHEAD, WIDE);
   constexpr int kBChunks = WIDE * kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step
   static_assert(size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "a C partial must fit in its warpgroup's stages");
   extern __shared__ __align__(128) unsigned char smemRaw[];
@@ -986,6 +987,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
     nextStep(gT, gCs, KG, g.KK);
     return at;
   };
+  // the row of a gather's corner weights in the sampling table: after the dg * KK * kBM rows of corner offsets
+  auto weightRow = [&](GatherAt const& at) { return g.dg * g.KK * kBM + at.rc; };
   auto gatherRow = [&](uint4 (&r)[WIDE][4], GatherAt const& at, int i) {
     int4 const idx = reinterpret_cast<int4 const*>(info)[at.rc + 16 * i];
     T const* const cp[4] = {corner(at.base, idx.x), corner(at.base, idx.y), corner(at.base, idx.z),
@@ -997,7 +1000,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   };
   auto gather = [&](uint4 (&r)[4][WIDE][4], int& recW) {
     GatherAt const at = nextGather();
-    recW = g.dg * g.KK * kBM + at.rc;
+    recW = weightRow(at);
 #pragma unroll
     for (int i = 0; i < 4; ++i) gatherRow(r[i], at, i);
   };
@@ -1052,7 +1055,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
             "r"(o[h][2]), "r"(o[h][3]) : "memory");
       }
     }
-    if (kEarly && more) recW = g.dg * g.KK * kBM + at.rc;
+    if (kEarly && more) recW = weightRow(at);
     wgWait<0>();              // wgmma(l - 1) done in this warp
     cpAsyncWait<AHEAD - 1>();  // this step's weight has landed (later ones may still be in flight)
     fenceProxyAsync();        // generic-proxy writes (st.shared, cp.async) -> visible to wgmma's async proxy
@@ -1487,9 +1490,7 @@ constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2,
 constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
 // Dynamic shared memory of the stages: 1 KB of slack to align them to the 1024-byte swizzle atom, then one set of
 // stages per warpgroup (the sampling table follows).
-template <int BN> size_t wgTileBytesOf(WgConfig c) {
-  return 1024 + size_t(c.kg) * c.wide * (size_t(kWgStagesA) * kWgStageA + size_t(c.ahead + 1) * wgStageB<BN>());
-}
+template <int BN> size_t wgTileBytesOf(WgConfig c) { return 1024 + size_t(c.kg) * wgGroupBytes(BN, c.ahead, c.wide); }
 
 #ifdef CENTERNET_DCN_SM90A
 template <typename T, int BN, int CFG>
