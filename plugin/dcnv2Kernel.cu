@@ -27,11 +27,15 @@
 // docs/kernel.md has the design notes, the floor arithmetic and the measured times.
 #include "dcnv2Kernel.h"
 
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <mma.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <type_traits>
 
 // TF32 tensor-core instructions exist from sm_80 on; for older targets the TF32 variants compile to a trap and the
@@ -791,6 +795,413 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
 #endif
 }
 
+// ---- slab kernel (v13: fp16 and TF32 on sm_90; one launch, no workspace) -----------------------------------
+// For input planes small enough that a block can hold a chunk of input channels for the whole plane in shared
+// memory (the 16 x 16 and 32 x 32 layers): no NHWC transpose pass, no weight-pack pass and no split-K finalize
+// pass, the three passes that cost the v12 design ~3 us per call before any product. A cluster of S blocks
+// owns a 64-pixel x BN-channel output tile; block r of the cluster takes input channels [r*CC, (r+1)*CC):
+//   1. bulk copies (cp.async.bulk, one mbarrier) bring those channels, for the whole input plane, and the block's
+//      weight rows into shared memory as they lie, while the block builds its sampling table (per pixel and tap:
+//      4 corners' slab offsets as 16-bit numbers and 4 weights x mask); then both are rearranged in place: the
+//      weight into mma.sync fragment order, the input channel-last (planes of STEPC channels, 64 bytes per pixel,
+//      16-byte slots XOR-swizzled so both the rearranging stores and the gathers spread over the banks);
+//   2. K loop as in dcnRegKernel (4 warps x 16 pixels, 2 K groups of warps), with every gather and weight
+//      fragment read from shared memory: any offset, however far, samples inside the slab (no fallback path);
+//   3. the two K groups' sums meet in shared memory, then the cluster sums its S partial tiles through
+//      distributed shared memory (block r sums channels [r*BN/S, (r+1)*BN/S) over ranks 0..S-1 in order, so
+//      every run gives the same bits), adds the bias and writes the output.
+constexpr int kSlabThreads = 256;
+constexpr int kSlabPlaneBytes = 64;  // one plane: STEPC channels of one pixel (32 fp16 / 16 fp32)
+constexpr int kSlabKK = 9;           // 3 x 3 kernels only (every CenterNet DCN)
+constexpr int kSlabLDC = kBM + 4;
+constexpr int kSlabMaxWTasks = 8;     // weight tasks per thread (in-place repack: all read before any is written)
+constexpr int kSlabMaxSTasks = 2;     // slab tasks per thread and plane: planes of up to 1024 pixels (16-bit offsets)
+constexpr int kSlabMaxPlanes = 4;     // channels per block: 1, 2 or 4 planes (shifts, not divisions, in the repack)
+constexpr int kSlabMaxS = 8;          // cluster size: the portable maximum
+
+struct SlabShape {
+  int S, NT, planesLog2, tilesM, tilesN;  // cluster size (K splits), n-tiles of 8 channels, log2(planes per block)
+};
+// Shared-memory layout, in bytes from the start: slab, packed weight, sampling table (offsets, then weights), the
+// copies' mbarrier. The C tile reuses the slab after the K loop.
+__host__ __device__ constexpr size_t slabPlaneBytes(int HW) { return size_t(HW) * kSlabPlaneBytes; }
+__host__ __device__ constexpr size_t slabWeightBytes(int planes, int NT) { return size_t(kSlabKK) * planes * NT * 512; }
+template <typename T> __host__ __device__ constexpr size_t slabTableBytes() {
+  return size_t(kSlabKK) * kBM * (8 + (sizeof(T) == 2 ? 8 : 16));
+}
+template <typename T> __host__ __device__ constexpr size_t slabSmemBytes(int HW, int planes, int NT) {
+  return slabPlaneBytes(HW) * planes + slabWeightBytes(planes, NT) + slabTableBytes<T>() + 16;
+}
+template <int NT> __host__ __device__ constexpr int slabMinBlocks() { return NT == 8 ? 2 : 1; }  // register caps
+
+template <typename T> struct SlabArgs {
+  T const* __restrict__ in;
+  T const* __restrict__ offset;
+  T const* __restrict__ mask;
+  T const* __restrict__ weight;
+  T const* __restrict__ bias;
+  T* __restrict__ out;
+  Geometry g;
+  SlabShape sh;
+  int vecOut;  // output stores 4 pixels at a time (HoWo % 4 == 0, output aligned)
+};
+
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900  // (unused, and warned about, in older targets' code)
+// Byte offset, inside a plane, of the 16-byte slot 0 of pixel P: pixel pairs share a 128-byte row, and the slot
+// index (pixel parity, slot) is XORed with bits 3-5 of P. A lane adds its slot q as E ^ (q << 4).
+__device__ __forceinline__ unsigned slabSlot(int P) {
+  return unsigned(P >> 1) * 128 + ((((P & 1) << 2) ^ ((P >> 3) & 7)) << 4);
+}
+// Bulk copies (sm_90): global -> own shared memory, completion counted in bytes on an mbarrier.
+__device__ __forceinline__ void mbarInit(uint32_t bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbarExpectTx(uint32_t bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bulkCopy(uint32_t dst, void const* src, unsigned bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+      "l"(src), "r"(bytes), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void mbarWait(uint32_t bar, unsigned parity) {
+  asm volatile(
+      "{\n.reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+#endif
+
+template <typename T, int NT>
+__global__ void __launch_bounds__(kSlabThreads, slabMinBlocks<NT>()) dcnSlabKernel(SlabArgs<T> a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  __trap();
+#else
+  constexpr bool kHalf = std::is_same<T, __half>::value;
+  constexpr int MODE = kHalf ? kModeHalf : kModeTF32;
+  constexpr int VEC = 16 / int(sizeof(T));  // channels per 16-byte slot
+  constexpr int STEPC = 4 * VEC;            // channels per plane and K step
+  constexpr int BN = NT * 8;
+  constexpr int KK = kSlabKK;
+  constexpr int kPer = kHalf ? 2 : 1;       // channels per weight-repack task
+  extern __shared__ __align__(128) unsigned char smem[];
+  Geometry const& g = a.g;
+  int const S = a.sh.S, pl2 = a.sh.planesLog2, planes = 1 << pl2;
+  int const CC = planes * STEPC;
+  int const HW = g.H * g.W;
+  unsigned char* slab = smem;
+  unsigned char* wsm = smem + slabPlaneBytes(HW) * planes;
+  uint2* tabIdx = reinterpret_cast<uint2*>(wsm + slabWeightBytes(planes, NT));
+  unsigned char* tabW = reinterpret_cast<unsigned char*>(tabIdx + KK * kBM);
+  uint32_t const bar = uint32_t(__cvta_generic_to_shared(smem + slabSmemBytes<T>(HW, planes, NT) - 16));
+  float* Cs = reinterpret_cast<float*>(smem);  // after the K loop
+
+  int const tid = threadIdx.x;
+  int const rank = blockIdx.x;  // cluster rank: the cluster spans grid x
+  int const tileRem = blockIdx.y % (a.sh.tilesM * a.sh.tilesN);
+  int const img = blockIdx.y / (a.sh.tilesM * a.sh.tilesN);
+  int const m0 = (tileRem / a.sh.tilesN) * kBM;
+  int const n0 = (tileRem % a.sh.tilesN) * BN;
+  int const c0 = rank * CC;
+  int const dgrp = g.dg == 1 ? 0 : c0 / g.Cdg;
+  int const rowBytes = CC * KK * int(sizeof(T));  // one output channel's weights for the chunk
+  int const rows = min(BN, g.Cout - n0);
+
+  // --- 1a. bulk copies by warp 0: the chunk's channels (NCHW, CC * HW contiguous elements) into the slab region,
+  // the weight rows [co][c][tap] into the weight region (zeros past Cout, written by the other warps) ----------
+  if (tid < 32) {
+    unsigned const slabBytes = unsigned(slabPlaneBytes(HW)) * planes;
+    if (tid == 0) {
+      mbarInit(bar, 1);
+      mbarExpectTx(bar, slabBytes + unsigned(rows * rowBytes));
+    }
+    __syncwarp();
+    uint32_t const sbase = uint32_t(__cvta_generic_to_shared(smem));
+    unsigned const piece = slabBytes / 32;  // a multiple of 16: HW % 8 == 0
+    bulkCopy(sbase + tid * piece, reinterpret_cast<char const*>(a.in + (size_t(img) * g.C + c0) * HW) + tid * piece,
+        piece, bar);
+    for (int co = tid; co < rows; co += 32)
+      bulkCopy(sbase + uint32_t(wsm - smem) + co * rowBytes, a.weight + (size_t(n0 + co) * g.C + c0) * KK, rowBytes,
+          bar);
+  } else {
+    for (int i = rows * rowBytes / 16 + tid - 32; i < BN * rowBytes / 16; i += kSlabThreads - 32)
+      reinterpret_cast<uint4*>(wsm)[i] = make_uint4(0u, 0u, 0u, 0u);
+  }
+
+  // --- 1b. sampling table, while the copies land: record (tap t, pixel mi) at [t * 64 + mi]; invalid corners
+  // point at offset 0 with weight 0 -------------------------------------------------------------------------
+  {
+    int const mi = tid % kBM;
+    int const m = m0 + mi;
+    bool const inside = m < g.HoWo;
+    int const ho = inside ? m / g.Wo : 0, wo = inside ? m - (m / g.Wo) * g.Wo : 0;
+    constexpr int kTapsPer = (KK + kSlabThreads / kBM - 1) / (kSlabThreads / kBM);  // 3
+    float oy[kTapsPer], ox[kTapsPer], mk[kTapsPer];
+    T const* offPix = a.offset + (size_t(img) * 2 * g.dg * KK + 2 * dgrp * KK) * g.HoWo + m;
+    T const* maskPix = a.mask + (size_t(img) * g.dg * KK + dgrp * KK) * g.HoWo + m;
+#pragma unroll
+    for (int k = 0; k < kTapsPer; ++k) {
+      int const t = tid / kBM + k * (kSlabThreads / kBM);
+      oy[k] = ox[k] = mk[k] = 0.f;
+      if (inside && t < KK) {
+        oy[k] = Traits<T>::toF(offPix[size_t(2 * t) * g.HoWo]);
+        ox[k] = Traits<T>::toF(offPix[size_t(2 * t + 1) * g.HoWo]);
+        mk[k] = Traits<T>::toF(maskPix[size_t(t) * g.HoWo]);
+      }
+    }
+    float const yBase = float(ho * g.sh - g.ph);
+    float const xBase = float(wo * g.sw - g.pw);
+#pragma unroll
+    for (int k = 0; k < kTapsPer; ++k) {
+      int const t = tid / kBM + k * (kSlabThreads / kBM);
+      if (t >= KK) break;
+      int const ki = t / g.kw, kj = t - (t / g.kw) * g.kw;
+      unsigned idx[4] = {0u, 0u, 0u, 0u};
+      float w[4] = {0.f, 0.f, 0.f, 0.f};
+      float const y = yBase + float(ki * g.dh) + oy[k];
+      float const x = xBase + float(kj * g.dw) + ox[k];
+      // torchvision's rule: outside (-1, H) x (-1, W) is zero; inside, missing corners are zero.
+      if (inside && y > -1.f && y < float(g.H) && x > -1.f && x < float(g.W)) {
+        int const y0 = int(floorf(y));
+        int const x0 = int(floorf(x));
+        float const ly = y - float(y0), lx = x - float(x0);
+        float const hy = 1.f - ly, hx = 1.f - lx;
+        bool const vy0 = y0 >= 0, vy1 = y0 + 1 <= g.H - 1, vx0 = x0 >= 0, vx1 = x0 + 1 <= g.W - 1;
+        int const P = y0 * g.W + x0;
+        if (vy0 && vx0) { idx[0] = slabSlot(P); w[0] = hy * hx * mk[k]; }
+        if (vy0 && vx1) { idx[1] = slabSlot(P + 1); w[1] = hy * lx * mk[k]; }
+        if (vy1 && vx0) { idx[2] = slabSlot(P + g.W); w[2] = ly * hx * mk[k]; }
+        if (vy1 && vx1) { idx[3] = slabSlot(P + g.W + 1); w[3] = ly * lx * mk[k]; }
+      }
+      tabIdx[t * kBM + mi] = make_uint2(idx[0] | (idx[1] << 16), idx[2] | (idx[3] << 16));
+      if constexpr (kHalf) {
+        __half2 const h[2] = {__floats2half2_rn(w[0], w[1]), __floats2half2_rn(w[2], w[3])};
+        reinterpret_cast<uint2*>(tabW)[t * kBM + mi] = *reinterpret_cast<uint2 const*>(h);
+      } else {
+        reinterpret_cast<float4*>(tabW)[t * kBM + mi] = make_float4(w[0], w[1], w[2], w[3]);
+      }
+    }
+  }
+  mbarWait(bar, 0);
+  __syncthreads();  // (also orders the zero rows and the table before their readers)
+
+  // --- 1c. weight rows -> fragment order [tap][plane][n-tile][lane][VEC] (lane = (co % 8) * 4 + slot), in place:
+  // every thread reads all its tasks, then all write. fp16: a task is (co, channel pair), whose 2 x 9 weights are
+  // 9 contiguous words regrouped into 9 (c, c+1) pairs, one per tap: one 32-bit word of a fragment each. fp32: a
+  // task is (co, channel), 9 floats. Consecutive tasks read 9 words apart and write consecutive words: no bank
+  // conflicts either way. STEPC / kPer = 16 tasks per plane and output channel.
+  {
+    int const tasks = BN * CC / kPer;
+    unsigned w[kSlabMaxWTasks][KK];
+#pragma unroll
+    for (int k = 0; k < kSlabMaxWTasks; ++k) {
+      int const task = tid + k * kSlabThreads;
+      if (task < tasks) {
+        unsigned const* src = reinterpret_cast<unsigned const*>(wsm) + task * KK;
+#pragma unroll
+        for (int t = 0; t < KK; ++t) w[k][t] = src[t];
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < kSlabMaxWTasks; ++k) {
+      int const task = tid + k * kSlabThreads;
+      if (task >= tasks) break;
+      int const co = task >> (pl2 + 4);
+      int const cl = (task & ((16 << pl2) - 1)) * kPer;  // channel within the chunk
+      int const cs = cl / STEPC, cw = cl % STEPC;
+      unsigned char* dst =
+          wsm + (size_t(cs) * NT + co / 8) * 512 + ((co % 8) * 4 + cw / VEC) * 16 + (cw % VEC) * 4 / kPer;
+#pragma unroll
+      for (int t = 0; t < KK; ++t) {
+        unsigned v;
+        if constexpr (kHalf) {
+          // halves t and 9 + t of the 18: word t / 2 and (9 + t) / 2, opposite halves
+          v = __byte_perm(w[k][t >> 1], w[k][(KK + t) >> 1], (t & 1) ? 0x5432 : 0x7610);
+        } else {
+          v = tf32Bits(__uint_as_float(w[k][t]));
+        }
+        *reinterpret_cast<unsigned*>(dst + size_t(t) * planes * NT * 512) = v;
+      }
+    }
+  }
+
+  // --- 1d. NCHW -> channel-last planes, in place, one plane at a time (plane cs holds exactly the raw bytes of
+  // its STEPC channels). A task is 8 pixels x one 16-byte slot; a warp's 32 tasks are 8 consecutive pixel octets x
+  // the 4 slots: its reads are 4 whole 128-byte rows and its 16-byte stores fill every bank 4 times. ------------
+  {
+    int const tasks = HW / 8 * 4;
+    for (int cs = 0; cs < planes; ++cs) {
+      unsigned char* pl = slab + size_t(cs) * slabPlaneBytes(HW);
+      uint4 r[kSlabMaxSTasks][8];  // fp16: [channel][pixels 0-7]; fp32: [2 * channel + pixels 0-3 / 4-7]
+#pragma unroll
+      for (int k = 0; k < kSlabMaxSTasks; ++k) {
+        int const task = tid + k * kSlabThreads;
+        if (task < tasks) {
+          T const* src = reinterpret_cast<T const*>(pl) + size_t((task & 3) * VEC) * HW + (task >> 2) * 8;
+#pragma unroll
+          for (int c = 0; c < 8; ++c)
+            r[k][c] = *reinterpret_cast<uint4 const*>(src + size_t(kHalf ? c : c / 2) * HW + (kHalf ? 0 : (c % 2) * 4));
+        }
+      }
+      __syncthreads();
+#pragma unroll
+      for (int k = 0; k < kSlabMaxSTasks; ++k) {
+        int const task = tid + k * kSlabThreads;
+        if (task >= tasks) break;
+        int const slot = task & 3, po = task >> 2;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          uint4 o;
+          if constexpr (kHalf) {
+            unsigned ow[4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              ow[e] = __byte_perm(reinterpret_cast<unsigned const*>(&r[k][2 * e])[i >> 1],
+                  reinterpret_cast<unsigned const*>(&r[k][2 * e + 1])[i >> 1], (i & 1) ? 0x7632 : 0x5410);
+            o = make_uint4(ow[0], ow[1], ow[2], ow[3]);
+          } else {
+            o = make_uint4(reinterpret_cast<unsigned const*>(&r[k][0 + i / 4])[i % 4],
+                reinterpret_cast<unsigned const*>(&r[k][2 + i / 4])[i % 4],
+                reinterpret_cast<unsigned const*>(&r[k][4 + i / 4])[i % 4],
+                reinterpret_cast<unsigned const*>(&r[k][6 + i / 4])[i % 4]);
+          }
+          *reinterpret_cast<uint4*>(pl + (slabSlot(po * 8 + i) ^ (slot << 4))) = o;
+        }
+      }
+    }
+  }
+  __syncthreads();
+
+  // --- 2. K loop: step s = cs * KK + t; K group kg takes steps kg, kg + 2, ... -----------------------------
+  int const warp = tid >> 5;
+  int const lane = tid & 31;
+  int const q = lane & 3;
+  int const wm = warp % kRegWarpsM;
+  int const kg = warp / kRegWarpsM;
+  int const mi0 = wm * 16 + (lane >> 2);  // rows mi0 and mi0 + 8
+  unsigned const qx = unsigned(q) << 4;
+  int const nSteps = KK * planes;
+
+  float acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+
+  uint4 raw[2][4];
+  uint4 wts[2];  // fp16: the 4 corner weights as half2 pairs (w, w); fp32: a float4
+  auto issue = [&](int t, int cs) {
+    unsigned char const* base = slab + size_t(cs) * slabPlaneBytes(HW);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      int const rec = t * kBM + mi0 + r * 8;
+      uint2 const idx = tabIdx[rec];
+      if constexpr (kHalf) {
+        uint2 const h = reinterpret_cast<uint2 const*>(tabW)[rec];
+        wts[r] = make_uint4(__byte_perm(h.x, 0, 0x1010), __byte_perm(h.x, 0, 0x3232), __byte_perm(h.y, 0, 0x1010),
+            __byte_perm(h.y, 0, 0x3232));
+      } else {
+        wts[r] = reinterpret_cast<uint4 const*>(tabW)[rec];
+      }
+      raw[r][0] = *reinterpret_cast<uint4 const*>(base + ((idx.x & 0xffffu) ^ qx));
+      raw[r][1] = *reinterpret_cast<uint4 const*>(base + ((idx.x >> 16) ^ qx));
+      raw[r][2] = *reinterpret_cast<uint4 const*>(base + ((idx.y & 0xffffu) ^ qx));
+      raw[r][3] = *reinterpret_cast<uint4 const*>(base + ((idx.y >> 16) ^ qx));
+    }
+  };
+  int s = kg;
+  int cs = 0, t = s;
+  if (s < nSteps) issue(t, cs);
+  for (; s < nSteps; s += kRegKG) {
+    unsigned af[2][4];
+    if constexpr (kHalf) {
+      blendHalf2(wts[0], raw[0], af[0]);
+      blendHalf2(wts[1], raw[1], af[1]);
+    } else {
+      blendFrag<float>(*reinterpret_cast<float4 const*>(&wts[0]), raw[0], af[0]);
+      blendFrag<float>(*reinterpret_cast<float4 const*>(&wts[1]), raw[1], af[1]);
+    }
+    uint4 const* wp = reinterpret_cast<uint4 const*>(wsm + (size_t(t) * planes + cs) * NT * 512) + lane;
+    int tn = t + kRegKG, csn = cs;
+    if (tn >= KK) {
+      tn -= KK;
+      ++csn;
+    }
+    if (s + kRegKG < nSteps) issue(tn, csn);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      uint4 const b = wp[j * 32];
+      mmaStep<MODE>(acc[j], af[0][0], af[1][0], af[0][1], af[1][1], b.x, b.y);
+      mmaStep<MODE>(acc[j], af[0][2], af[1][2], af[0][3], af[1][3], b.z, b.w);
+    }
+    t = tn;
+    cs = csn;
+  }
+
+  // --- 3. K groups summed in C_s[n][m] (over the slab, now read by no one), then across the cluster ----------
+  int const g8 = lane >> 2;
+  __syncthreads();
+  if (kg == 1) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) Cs[(j * 8 + 2 * q + e) * kSlabLDC + wm * 16 + g8 + 8 * h] = acc[j][2 * h + e];
+  }
+  __syncthreads();
+  if (kg == 0) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) Cs[(j * 8 + 2 * q + e) * kSlabLDC + wm * 16 + g8 + 8 * h] += acc[j][2 * h + e];
+  }
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();  // every block's C tile is complete (and visible to the cluster)
+  {
+    int const nPer = BN / S;  // channels this block writes
+    int const items = nPer * (kBM / 4);
+    for (int it = tid; it < items; it += kSlabThreads) {
+      int const nl = rank * nPer + it / (kBM / 4);
+      int const ml = (it % (kBM / 4)) * 4;
+      int const co = n0 + nl;
+      // all S remote loads in flight before the first add (a loop of load-then-add waits S round trips)
+      float4 p[kSlabMaxS];
+#pragma unroll
+      for (int k = 0; k < kSlabMaxS; ++k)
+        if (k < S) p[k] = *reinterpret_cast<float4 const*>(cluster.map_shared_rank(Cs + nl * kSlabLDC + ml, k));
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+      for (int k = 0; k < kSlabMaxS; ++k) {  // fixed order: same bits every run
+        if (k < S) {
+          v.x += p[k].x; v.y += p[k].y; v.z += p[k].z; v.w += p[k].w;
+        }
+      }
+      if (co >= g.Cout) continue;
+      float const b = a.bias ? Traits<T>::toF(a.bias[co]) : 0.f;
+      T* o = a.out + (size_t(img) * g.Cout + co) * g.HoWo + m0 + ml;
+      float const r[4] = {v.x + b, v.y + b, v.z + b, v.w + b};
+      if (a.vecOut && m0 + ml + 4 <= g.HoWo) {
+        if constexpr (kHalf) {
+          __half2 const h[2] = {__floats2half2_rn(r[0], r[1]), __floats2half2_rn(r[2], r[3])};
+          *reinterpret_cast<uint2*>(o) = *reinterpret_cast<uint2 const*>(h);
+        } else {
+          *reinterpret_cast<float4*>(o) = make_float4(r[0], r[1], r[2], r[3]);
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          if (m0 + ml + e < g.HoWo) o[e] = Traits<T>::fromF(r[e]);
+      }
+    }
+  }
+  cluster.sync();  // no block leaves while another still reads its C tile
+#endif
+}
+
 // ---- warpgroup kernel (v9: fp16 and TF32 on sm_90a; wgmma with both operands in shared memory) --------------
 // A block of KG warpgroups owns an 8 x 8 output-pixel patch x BN (64 or 128) output channels and a range of K steps
 // (one step = one tap x 128 bytes of channels: 64 fp16 / 32 fp32); warpgroup w takes steps w, w + KG, ... of the
@@ -1401,7 +1812,8 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
 int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 // benchmark switch: 0 = default, 1 = shared-memory tile kernel (dcnMainKernel), 2 = register kernel with 64-channel
 // blocks only, 3 = register kernel (the pre-v8 default; no warpgroup kernel), 4 + i = warpgroup kernel in
-// configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration)
+// configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration), 9 = the slab kernel where its rules hold
+// (v13 experiment, slower; kept in history only), else the default
 int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 
@@ -1633,6 +2045,117 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   return pl;
 }
 
+// Slab kernel plan (v13): which (cluster size S, n-tile width) runs a layer in the fewest waves of clusters, then
+// with the least work per block; none when the layer does not fit its rules (conv groups 1, 3 x 3 taps, channels
+// a multiple of a plane, an input plane of 8k <= 1024 pixels, 1, 2 or 4 planes and one deformable group per block,
+// 16-byte aligned input and weight, the whole plane of a block's channels in shared memory, its weight repack in
+// registers).
+struct SlabPlan {
+  bool use = false;
+  SlabShape sh{};
+  size_t smem = 0;
+  int tiles = 0;
+};
+
+// Clusters of S blocks of this shape the GPU holds at once (the driver's answer, cached per device and shape).
+template <typename T, int NT> int slabClusterCapacity(int S, size_t smem, int tiles) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, int, size_t>, int> cache;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  std::lock_guard<std::mutex> lock(mu);
+  auto const key = std::make_tuple(dev, S, smem);
+  auto const it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  auto kern = dcnSlabKernel<T, NT>;
+  int n = 0;
+  if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) == cudaSuccess) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(S, tiles);
+    cfg.blockDim = dim3(kSlabThreads);
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = S;
+    at[0].val.clusterDim.y = 1;
+    at[0].val.clusterDim.z = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    if (cudaOccupancyMaxActiveClusters(&n, kern, &cfg) != cudaSuccess) n = 0;
+  }
+  (void)cudaGetLastError();  // a refused shape is an answer (0), not an error for the next launch to report
+  cache[key] = n;
+  return n;
+}
+
+template <typename T>
+SlabPlan slabPlanOf(Plan const& pl, void const* input, void const* weight, void const* output) {
+  SlabPlan sp;
+  Geometry const& g = pl.g;
+  constexpr int STEPC = 4 * (16 / int(sizeof(T)));
+  int const HW = g.H * g.W;
+  bool const mma = std::is_same<T, __half>::value || pl.tf32;
+  if (gVariant != 9 || !mma || computeCapability() < 90 || g.groups != 1 || g.KK != kSlabKK || g.C % STEPC != 0 ||
+      HW % 8 != 0 || HW / 8 * 4 > kSlabMaxSTasks * kSlabThreads || reinterpret_cast<uintptr_t>(input) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(weight) % 16 != 0)
+    return sp;
+  int const tilesM = (g.HoWo + kBM - 1) / kBM;
+  int const smCount = deviceAttr(cudaDevAttrMultiProcessorCount, 132);
+  long bestCost = -1;
+  for (int nt : {8, 16}) {
+    int const tilesN = (g.Cout + nt * 8 - 1) / (nt * 8);
+    long const tiles = long(g.N) * tilesM * tilesN;
+    if (tiles > 65535 || (nt == 16 && g.Cout <= 64)) continue;
+    for (int S : {1, 2, 4, 8}) {
+      if ((g.C / STEPC) % S != 0 || (gForcedSplits > 0 && S != gForcedSplits)) continue;
+      int const planes = g.C / STEPC / S;
+      if (planes > kSlabMaxPlanes || (planes & (planes - 1)) != 0) continue;
+      if (g.dg > 1 && g.Cdg % (planes * STEPC) != 0) continue;  // a block's channels in one deformable group
+      if (nt * 8 * planes * STEPC / (std::is_same<T, __half>::value ? 2 : 1) > kSlabMaxWTasks * kSlabThreads) continue;
+      size_t const smem = slabSmemBytes<T>(HW, planes, nt);
+      if (smem > maxSmemOptin() || size_t(nt) * 8 * kSlabLDC * sizeof(float) > slabPlaneBytes(HW) * planes +
+                                                                                 slabWeightBytes(planes, nt))
+        continue;
+      int const cap = nt == 8 ? slabClusterCapacity<T, 8>(S, smem, int(tiles))
+                              : slabClusterCapacity<T, 16>(S, smem, int(tiles));
+      if (cap < 1) continue;
+      long const waves = (tiles + cap - 1) / cap;
+      // a block's time ~ its gathers (planes) + its products and weight repack (planes x n-tiles), times the
+      // blocks an SM runs at once in a wave (two where they fit and the grid has more blocks than SMs)
+      long const perSM = (std::min<long>(tiles * S, long(cap) * S) + smCount - 1) / smCount;
+      long const cost = waves * perSM * planes * (16 + 8 * nt) + S;
+      if (bestCost < 0 || cost < bestCost) {
+        bestCost = cost;
+        sp.use = true;
+        sp.sh = SlabShape{S, nt, planes == 1 ? 0 : planes == 2 ? 1 : 2, tilesM, tilesN};
+        sp.smem = smem;
+        sp.tiles = int(tiles);
+      }
+    }
+  }
+  (void)output;
+  return sp;
+}
+
+template <typename T, int NT> cudaError_t launchSlab(SlabArgs<T> const& a, SlabPlan const& sp, cudaStream_t stream) {
+  auto kern = dcnSlabKernel<T, NT>;
+  cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sp.smem));
+  if (e != cudaSuccess) return e;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(sp.sh.S, sp.tiles);
+  cfg.blockDim = dim3(kSlabThreads);
+  cfg.dynamicSmemBytes = sp.smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeClusterDimension;
+  at[0].val.clusterDim.x = sp.sh.S;
+  at[0].val.clusterDim.y = 1;
+  at[0].val.clusterDim.z = 1;
+  cfg.attrs = at;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, kern, a);
+}
+
 template <typename T>
 cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T const* mask, T const* weight,
     T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
@@ -1647,6 +2170,16 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   bool const vec = pl.vec, tf32 = pl.tf32, useReg = pl.useReg;
   int const regNT = pl.regNT;
   constexpr int VEC = Traits<T>::kVec;
+  SlabPlan const sp = slabPlanOf<T>(pl, input, weight, output);
+  if (sp.use) {
+    SlabArgs<T> sa;
+    sa.in = input; sa.offset = offset; sa.mask = mask; sa.weight = weight; sa.bias = bias; sa.out = output;
+    sa.g = g;
+    sa.sh = sp.sh;
+    sa.vecOut = g.HoWo % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
+    return sp.sh.NT == 8 ? launchSlab<T, 8>(sa, sp, stream) : launchSlab<T, 16>(sa, sp, stream);
+  }
+
   char* ws = static_cast<char*>(workspace);
   T* inNHWC = reinterpret_cast<T*>(ws);
   T* wpack = reinterpret_cast<T*>(ws + l.inBytes);
