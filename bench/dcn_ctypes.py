@@ -44,8 +44,7 @@ VARIANTS_HELP = ("kernel variants on the tensor-core paths, comma-separated: 0 =
                  "2 = register kernel with 64-channel blocks only, 3 = register kernel (v7), 4 = one-warpgroup "
                  "warpgroup kernel (v8), 5 / 6 = warpgroup kernel forced to its 2x1-look-ahead / 1x2-look-ahead "
                  "configuration (v9, v10), 7 = warpgroup kernel with one 256-byte step of look-ahead (TF32 only, v11; "
-                 "the default on 64-channel split-K layers), 9 = one-kernel slab kernel where its rules hold "
-                 "(v13 experiment, slower)")
+                 "the default on 64-channel split-K layers)")
 DEFAULT_VARIANTS = "0,4,3,1"
 
 
