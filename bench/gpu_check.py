@@ -36,6 +36,7 @@ CASES = [dict(shape=s) for s in BASELINE] + [
     dict(shape=(2, 40, 33, 35, 72), dg=5, stride=(2, 1)),
     dict(shape=(1, 64, 37, 53, 64), bias=False),
     dict(shape=(1, 64, 20, 20, 128), dg=8),                # large sampling table: the smallest warpgroup stages
+    dict(shape=(8, 72, 96, 90, 32)),                       # fp16 register transpose: C, H*W not its tile multiples
 ]
 
 

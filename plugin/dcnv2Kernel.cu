@@ -1117,8 +1117,11 @@ template <typename T> struct PrepArgs {
 };
 
 constexpr int kPrepThreads = 256;
+constexpr int kTransC16 = 64;   // fp16 register transpose: channels x positions per block (8 x 32 octets)
+constexpr int kTransS16 = 256;
 
-template <typename T>
+// REGT (fp16 only): the transpose moves 8 x 8 tiles through registers (the large inputs; see there).
+template <typename T, bool REGT = false>
 __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
   constexpr int kTS = 64;                     // vector transpose tile: 64 positions x kTC channels (8 KB)
   constexpr int kVE = 16 / int(sizeof(T));    // elements per 16-byte vector
@@ -1128,6 +1131,37 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
   // when that kernel was this layer's own previous call, and no faster after another kernel; docs/kernel.md, v12.)
   gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
   int b = blockIdx.x;
+  if constexpr (REGT && std::is_same<T, __half>::value) {
+    if (b < a.transBlocks) {
+      // fp16: a thread moves 8 channels x 8 positions through its registers (8 16-byte loads along positions, 8
+      // byte permutes per output vector, 8 16-byte stores along channels), no shared memory; a block covers 64
+      // channels x 256 positions. A warp's lanes are 8 channel octets x 4 position octets, so its loads are 8
+      // whole 64-byte runs and its stores 4 whole 128-byte runs. The shared-memory tile below moves fp16 at ~60 %
+      // of the copy rate (8 two-byte shared accesses each way per 16 bytes); this path is faster only where there
+      // are enough of its larger tiles to fill the GPU twice (host: regTrans in forwardT; H100, docs/kernel.md).
+      int const img = b / (a.transBlocksC * a.transBlocksHW);
+      int const r = b % (a.transBlocksC * a.transBlocksHW);
+      int const lane = threadIdx.x & 31;
+      int const c = (r / a.transBlocksHW) * kTransC16 + (lane & 7) * 8;
+      int const s = (r % a.transBlocksHW) * kTransS16 + ((threadIdx.x >> 5) * 4 + (lane >> 3)) * 8;
+      if (c >= a.C || s >= a.HW) return;
+      T const* src = a.in + (size_t(img) * a.C + c) * a.HW + s;
+      T* dst = a.inNHWC + (size_t(img) * a.HW + s) * a.C + c;
+      uint4 v[8];  // v[j]: channel c + j, positions s .. s + 7
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = __ldg(reinterpret_cast<uint4 const*>(src + size_t(j) * a.HW));
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        unsigned o[4];  // position s + i: channel pairs (2k, 2k + 1)
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+          o[k] = __byte_perm(reinterpret_cast<unsigned const*>(&v[2 * k])[i >> 1],
+              reinterpret_cast<unsigned const*>(&v[2 * k + 1])[i >> 1], (i & 1) ? 0x7632 : 0x5410);
+        *reinterpret_cast<uint4*>(dst + size_t(i) * a.C) = make_uint4(o[0], o[1], o[2], o[3]);
+      }
+      return;
+    }
+  }
   if (b < a.transBlocks && a.vecTrans) {
     // 16-byte loads along positions and 16-byte stores along channels (H*W and C multiples of the vector)
     T (*tile)[kTS + 2] = reinterpret_cast<T (*)[kTS + 2]>(tileRaw);
@@ -1658,8 +1692,13 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
   constexpr int kVE = 16 / int(sizeof(T));
   pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
-  int const tileC = pa.vecTrans ? 128 / int(sizeof(T)) : 32;
-  int const tileHW = pa.vecTrans ? 64 : 32;
+  // fp16 register transpose where its tiles fill the GPU at least twice (the 8-image batch: 117.7 -> 112.1 us on an
+  // H100); on the batch-1 layers its 4x larger tiles left SMs idle and it was 0.2-0.9 us slower than the tile path.
+  bool const regTrans = std::is_same<T, __half>::value && pa.vecTrans &&
+                        long(g.N) * ((g.C + kTransC16 - 1) / kTransC16) * ((pa.HW + kTransS16 - 1) / kTransS16) >=
+                            2L * deviceAttr(cudaDevAttrMultiProcessorCount, 132);
+  int const tileC = !pa.vecTrans ? 32 : regTrans ? kTransC16 : 128 / int(sizeof(T));
+  int const tileHW = !pa.vecTrans ? 32 : regTrans ? kTransS16 : 64;
   pa.transBlocksC = (g.C + tileC - 1) / tileC;
   pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
   pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
@@ -1673,7 +1712,10 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  dcnPrepKernel<T><<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
+  auto prep = dcnPrepKernel<T>;
+  if constexpr (std::is_same<T, __half>::value)
+    if (regTrans) prep = dcnPrepKernel<T, true>;
+  prep<<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
 
