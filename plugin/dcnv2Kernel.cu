@@ -1120,7 +1120,7 @@ constexpr int kPrepThreads = 256;
 constexpr int kTransC16 = 64;   // fp16 register transpose: channels x positions per block (8 x 32 octets)
 constexpr int kTransS16 = 256;
 
-// REGT (fp16 only): the transpose moves 8 x 8 tiles through registers (the large inputs; see there).
+// REGT (fp16 only, large inputs): the transpose moves 8 x 8 tiles through registers (first branch below).
 template <typename T, bool REGT = false>
 __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
   constexpr int kTS = 64;                     // vector transpose tile: 64 positions x kTC channels (8 KB)
@@ -1692,8 +1692,8 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
   constexpr int kVE = 16 / int(sizeof(T));
   pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
-  // fp16 register transpose where its tiles fill the GPU at least twice (the 8-image batch: 117.7 -> 112.1 us on an
-  // H100); on the batch-1 layers its 4x larger tiles left SMs idle and it was 0.2-0.9 us slower than the tile path.
+  // fp16 register transpose where its tiles fill the GPU at least twice (the 8-image batch on an H100: 117.6-118.4 ->
+  // 112.2 us); on five of the seven batch-1 layers its 4x larger tiles left SMs idle: up to 0.9 us slower.
   bool const regTrans = std::is_same<T, __half>::value && pa.vecTrans &&
                         long(g.N) * ((g.C + kTransC16 - 1) / kTransC16) * ((pa.HW + kTransS16 - 1) / kTransS16) >=
                             2L * deviceAttr(cudaDevAttrMultiProcessorCount, 132);
