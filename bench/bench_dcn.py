@@ -11,6 +11,9 @@ printed too: it is dominated by host overhead (Python, ctypes) on these small la
 writes the offsets before every call (ours and torchvision's alike), as in a network, and subtracts its own time: a
 check that a change does not only gain from overlapping a layer's own previous call.
 torchvision's fp32 runs its GEMM in strict fp32 (torch's default allow_tf32=False); ours "tf32" uses TF32.
+Context column "GEMM": cuBLAS (torch.mm, same timing) on the dense product torchvision runs after its im2col,
+(Cout x 9C) @ (9C x N*H*W), in the row's precision (TF32 for "tf32"): what a plain GEMM of the layer's size costs here,
+next to the issue's target time (torchvision / 5 in fp16, / 3 in fp32).
 """
 from __future__ import annotations
 
@@ -71,6 +74,21 @@ def matmul_rate(dtype, tf32: bool) -> float:
     t = median_us(lambda: a @ b, reps=20, warmup=5)
     torch.backends.cuda.matmul.allow_tf32 = prev
     return 2 * n ** 3 / (t * 1e-6)
+
+
+def im2col_gemm_us(shape, dtype, tf32: bool, calls: int, reps: int) -> float:
+    """Device time of the dense GEMM torchvision's deform_conv2d runs after im2col, (Cout x 9C) @ (9C x N*H*W),
+    with cuBLAS in the given precision (random data; no im2col, no bias)."""
+    n, c, h, w, cout = shape
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32  # read when cuBLAS picks its kernel, i.e. during capture
+    try:
+        wmat = torch.randn(cout, 9 * c, device="cuda", dtype=dtype)
+        cols = torch.randn(9 * c, n * h * w, device="cuda", dtype=dtype)
+        out = torch.empty(cout, n * h * w, device="cuda", dtype=dtype)
+        return graph_us(lambda: torch.mm(wmat, cols, out=out), calls, reps)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
 
 
 def copy_bw() -> float:
@@ -154,6 +172,8 @@ def main() -> None:
         run_ours = lambda: dcn(x, off, mask, weight, bias, out)
         ours = times[variants[0]]
         tv = timed(run_tv, args.calls, args.reps)
+        gemm = im2col_gemm_us(shape, dtype, tf32, args.calls, args.reps)
+        target = tv / (5 if mode == "fp16" else 3)
         others = " ".join(f"v{v} {t:.1f}" for v, t in times.items() if v != variants[0])
         eager = f"eager ours {median_us(run_ours, 100):.1f} tv {median_us(run_tv, 100):.1f}"
         flops = 2.0 * n * h * w * cout * c * 9
@@ -172,19 +192,21 @@ def main() -> None:
             parts.append(f"noPDL:{timed(run_ours, args.calls, 20):.1f}")
             lib.centernet_dcnv2_set_pdl(1)
             sweep = " splits " + " ".join(parts)
-        rows.append((shape, mode, offsets, ours, tv, floor, others))
+        rows.append((shape, mode, offsets, ours, tv, floor, others, gemm, target))
         producer = f" (after an offset-producing kernel of {produce_us:.1f} us, subtracted)" if args.producer else ""
         print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us ({others or '-'}), torchvision {tv:.1f} us, "
-              f"x{tv / ours:.1f}, floor {floor:.1f} us, /floor {ours / floor:.1f}; {eager};{sweep}{producer}", flush=True)
+              f"x{tv / ours:.1f}, floor {floor:.1f} us, /floor {ours / floor:.1f}, im2col GEMM alone {gemm:.1f} us, "
+              f"target {target:.1f} us; {eager};{sweep}{producer}", flush=True)
     print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = TF32 MMA"
           f"{'; each call after an offset-producing kernel, its time subtracted' if args.producer else ''})")
-    print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | floor | ours/floor |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for shape, mode, offsets, ours, tv, floor, others in rows:
+    print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | floor | ours/floor "
+          "| GEMM | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for shape, mode, offsets, ours, tv, floor, others, gemm, target in rows:
         n, c, h, w, cout = shape
         tvname = "fp16" if mode == "fp16" else "fp32"
         print(f"| {n},{c},{h},{w} -> {cout} | {mode} (tv {tvname}) | {offsets} | {ours:.1f} | {others or '-'} | "
-              f"{tv:.1f} | {tv / ours:.1f}x | {floor:.1f} | {ours / floor:.1f} |")
+              f"{tv:.1f} | {tv / ours:.1f}x | {floor:.1f} | {ours / floor:.1f} | {gemm:.1f} | {target:.1f} |")
 
 
 if __name__ == "__main__":
