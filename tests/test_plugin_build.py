@@ -2,7 +2,9 @@
 and passes its IPluginV3 interface harness (interface checks on CPU; numerics too when a GPU is present).
 
 Needs cmake, nvcc and TensorRT headers: ``TRT_INCLUDE`` (one folder holding NvInferRuntime.h, or several joined with
-``os.pathsep`` to cover e.g. a 10.x and an 11.x release) or ``TENSORRT_ROOT`` (its ``include/``). Skips otherwise.
+``os.pathsep`` to cover e.g. a 10.x and an 11.x release), ``TENSORRT_ROOT`` (its ``include/``), or ``TENSORRT_REPO``
+(a git clone of github.com/NVIDIA/TensorRT: the releases named by ``TRT_RELEASES``, default ``latest`` = the newest
+10.x and 11.x, are extracted by ``centernet_trt.trt_headers`` into build/trt-headers). Skips otherwise.
 ``CUDA_ARCHITECTURES`` picks the CUDA targets (default ``90a-real``: one target keeps CI fast; compile-only on CPU).
 """
 from __future__ import annotations
@@ -16,23 +18,37 @@ from pathlib import Path
 
 import pytest
 
-from centernet_trt import upstream
+from centernet_trt import trt_headers, upstream
+from centernet_trt.errors import UserError
 
 PLUGIN_DIR = upstream.PROJECT_ROOT / "plugin"
 ARCHS = os.environ.get("CUDA_ARCHITECTURES", "90a-real")
 
 
-def _header_dirs() -> list[Path]:
+def _header_dirs() -> tuple[list[Path], str]:
+    """The header folders to build against, or none and why."""
     dirs = [Path(p) for p in os.environ.get("TRT_INCLUDE", "").split(os.pathsep) if p]
     if not dirs and os.environ.get("TENSORRT_ROOT"):
         dirs = [Path(os.environ["TENSORRT_ROOT"]) / "include"]
-    return dirs
+    if not dirs and os.environ.get("TENSORRT_REPO"):
+        try:
+            repo = trt_headers.open_repo(os.environ["TENSORRT_REPO"])
+            available = trt_headers.releases(repo)
+            dirs = [trt_headers.extract(repo, available[name], trt_headers.DEFAULT_OUT / name / "include")
+                    for name in trt_headers.choose(available, os.environ.get("TRT_RELEASES", "latest"))]
+        except UserError as exc:
+            return [], f"TENSORRT_REPO given, but its headers could not be extracted: {exc}"
+    return dirs, ("TensorRT headers not given: set TRT_INCLUDE=<dir with NvInferRuntime.h> (several joined with "
+                  f"'{os.pathsep}'), TENSORRT_ROOT=<TensorRT root> or TENSORRT_REPO=<git clone of NVIDIA/TensorRT>")
 
 
-def _version(include: Path) -> str:
-    text = (include / "NvInferVersion.h").read_text()
-    parts = [re.search(rf"#define (?:TRT_{p}_ENTERPRISE|NV_TENSORRT_{p}) +(\d+)", text) for p in ("MAJOR", "MINOR")]
-    return ".".join(m.group(1) for m in parts if m)
+def _param_id(include: Path | None) -> str:
+    if include is None:
+        return "no-headers"
+    try:
+        return f"trt{trt_headers.header_version(include)}"
+    except UserError:  # a wrong folder: the fixture skips it with the reason
+        return str(include)
 
 
 def _has_gpu() -> bool:
@@ -46,21 +62,20 @@ def _need_toolchain():
         pytest.skip(f"{' and '.join(missing)} not on PATH: the plugin build needs CMake >= 3.24 and the CUDA toolkit")
 
 
-HEADER_DIRS = _header_dirs()
+HEADER_DIRS, NO_HEADERS = _header_dirs()
 
 
-@pytest.fixture(scope="module", params=HEADER_DIRS or [None], ids=lambda p: f"trt{_version(p)}" if p else "no-headers")
+@pytest.fixture(scope="module", params=HEADER_DIRS or [None], ids=_param_id)
 def built(request, tmp_path_factory) -> tuple[Path, str]:
     """The plugin library and harness built against one TensorRT header folder by plugin/tests/run_harness.sh (the
     README's command), which then runs the harness's interface checks. Returns (build dir, harness output)."""
     _need_toolchain()
     include = request.param
     if include is None:
-        pytest.skip("TensorRT headers not given: set TRT_INCLUDE=<dir with NvInferRuntime.h> (several joined with "
-                    f"'{os.pathsep}') or TENSORRT_ROOT=<TensorRT root>")
+        pytest.skip(NO_HEADERS)
     if not (include / "NvInferRuntime.h").is_file():
         pytest.skip(f"{include}/NvInferRuntime.h not found (TRT_INCLUDE / TENSORRT_ROOT point elsewhere)")
-    build = tmp_path_factory.mktemp(f"plugin-trt{_version(include)}")
+    build = tmp_path_factory.mktemp("plugin")
     env = dict(os.environ, TRT_INCLUDE=str(include), BUILD_DIR=str(build), CUDA_ARCHITECTURES=ARCHS)
     result = subprocess.run(["bash", str(PLUGIN_DIR / "tests" / "run_harness.sh"), "--interface-only"], env=env,
                             capture_output=True, text=True, timeout=1200)

@@ -743,8 +743,16 @@ IPluginV3* createPlugin(IPluginCreatorV3One* creator, Case const& c, TensorRTPha
 
 void checkFormats(IPluginV3OneBuild* build, std::string const& name)
 {
+    // Every type the headers know: kFP4 appeared in TensorRT 10.8's headers, kE8M0 in 10.12's.
     DataType const types[] = {DataType::kFLOAT, DataType::kHALF, DataType::kINT8, DataType::kINT32, DataType::kBOOL,
-        DataType::kUINT8, DataType::kFP8, DataType::kBF16, DataType::kINT64, DataType::kINT4, DataType::kFP4};
+        DataType::kUINT8, DataType::kFP8, DataType::kBF16, DataType::kINT64, DataType::kINT4,
+#if NV_TENSORRT_MAJOR > 10 || NV_TENSORRT_MINOR >= 8
+        DataType::kFP4,
+#endif
+#if NV_TENSORRT_MAJOR > 10 || NV_TENSORRT_MINOR >= 12
+        DataType::kE8M0,
+#endif
+    };
     TensorFormat const formats[]
         = {TensorFormat::kLINEAR, TensorFormat::kCHW2, TensorFormat::kHWC8, TensorFormat::kCHW4, TensorFormat::kCHW16,
             TensorFormat::kCHW32, TensorFormat::kDHWC8, TensorFormat::kCDHW32, TensorFormat::kHWC,
