@@ -89,6 +89,9 @@ def test_extract_writes_the_release_headers(fake_repo, tmp_path):
         "NvInferRuntime.h", "NvInferVersion.h", "impl/NvInferPluginBase.h"]
     assert (dest / "NvInferRuntime.h").read_text() == "// runtime 11.1\n"
     assert trt_headers.header_version(dest) == "11.1"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
     old = trt_headers.extract(repo, "release/10.0", tmp_path / "10.0" / "include")
     assert trt_headers.header_version(old) == "10.0" and not (old / "Remote.h").exists()
     patch = trt_headers.extract(repo, "release/10.13.2", tmp_path / "10.13.2" / "include")
