@@ -128,6 +128,13 @@ def extract(repo, ref: str, dest: str | os.PathLike) -> Path:
     return dest
 
 
+def extract_releases(repo_path, wanted: str = "latest", out: str | os.PathLike = DEFAULT_OUT) -> dict[str, Path]:
+    """Release name -> its include folder under `out`, for the releases `wanted` names (see `choose`)."""
+    repo = open_repo(repo_path)
+    available = releases(repo)
+    return {name: extract(repo, available[name], Path(out) / name / "include") for name in choose(available, wanted)}
+
+
 def _shown(path: Path) -> str:
     """`path` relative to the working directory when it lies below it (shorter, and what a user typed)."""
     try:
@@ -150,16 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
 @cli
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    repo = open_repo(args.repo)
-    available = releases(repo)
     if args.list:
-        print(" ".join(available))
+        print(" ".join(releases(open_repo(args.repo))))
         return 0
-    dirs = []
-    for name in choose(available, args.releases):
-        dirs.append(_shown(extract(repo, available[name], args.out / name / "include")))
-        print(f"TensorRT {name}: {dirs[-1]}")
-    print(f"TRT_INCLUDE={os.pathsep.join(dirs)}")
+    found = extract_releases(args.repo, args.releases, args.out)
+    for name, path in found.items():
+        print(f"TensorRT {name}: {_shown(path)}")
+    print(f"TRT_INCLUDE={os.pathsep.join(_shown(p) for p in found.values())}")
     return 0
 
 

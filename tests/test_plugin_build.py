@@ -32,10 +32,8 @@ def _header_dirs() -> tuple[list[Path], str]:
         dirs = [Path(os.environ["TENSORRT_ROOT"]) / "include"]
     if not dirs and os.environ.get("TENSORRT_REPO"):
         try:
-            repo = trt_headers.open_repo(os.environ["TENSORRT_REPO"])
-            available = trt_headers.releases(repo)
-            dirs = [trt_headers.extract(repo, available[name], trt_headers.DEFAULT_OUT / name / "include")
-                    for name in trt_headers.choose(available, os.environ.get("TRT_RELEASES", "latest"))]
+            dirs = list(trt_headers.extract_releases(os.environ["TENSORRT_REPO"],
+                                                     os.environ.get("TRT_RELEASES", "latest")).values())
         except UserError as exc:
             return [], f"TENSORRT_REPO given, but its headers could not be extracted: {exc}"
     return dirs, ("TensorRT headers not given: set TRT_INCLUDE=<dir with NvInferRuntime.h> (several joined with "
