@@ -18,6 +18,7 @@ next to the issue's target time (torchvision / 5 in fp16, / 3 in fp32).
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import statistics
 from pathlib import Path
@@ -76,6 +77,7 @@ def matmul_rate(dtype, tf32: bool) -> float:
     return 2 * n ** 3 / (t * 1e-6)
 
 
+@functools.lru_cache(maxsize=None)  # one timing per shape and precision, whatever the offsets field
 def im2col_gemm_us(shape, dtype, tf32: bool, calls: int, reps: int) -> float:
     """Device time of the dense GEMM torchvision's deform_conv2d runs after im2col, (Cout x 9C) @ (9C x N*H*W),
     with cuBLAS in the given precision (random data; no im2col, no bias)."""
