@@ -1100,246 +1100,6 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
 #endif
 }
 
-// ---- warpgroup kernel, A from registers (experiment, benchmark variants 8-11) ----------------------------------
-// dcnWgKernel with wgmma's register-A form: each warp's blended rows are its A fragments directly (no A stage, no
-// st.shared, the 16 rows of warp w are its m64 slice rows 16w..16w+15). Lane (g = lane / 4, q = lane % 4) gathers
-// pixels 16w + g and 16w + g + 8, channel slots q and q + 4 of the step (64-byte halves of each 128-byte line: twice
-// the gather wavefronts of dcnWgKernel's whole-line rows); K is permuted inside each step so that a lane's fragment
-// elements are its own blended vectors, and the weight pack (frag 3) is permuted the same way. B stages, barriers and
-// the epilogue are dcnWgKernel's. WIDE = 1 only.
-#ifdef CENTERNET_DCN_WGMMA
-#define CENTERNET_WGMMA_RS_N64(INSTR, TAIL)                                                                     \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" INSTR " {"                                           \
-               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
-               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"                  \
-               "}, {%32, %33, %34, %35}, %36, p, 1, 1" TAIL ";\n}\n"                                            \
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
-                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),        \
-                 "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),      \
-                 "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),      \
-                 "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                                           \
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1)                                            \
-               : "memory")
-#define CENTERNET_WGMMA_RS_N128(INSTR, TAIL)                                                                    \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n" INSTR " {"                                           \
-               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
-               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                \
-               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                \
-               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"                  \
-               "}, {%64, %65, %66, %67}, %68, p, 1, 1" TAIL ";\n}\n"                                            \
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
-                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),        \
-                 "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),      \
-                 "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),      \
-                 "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),      \
-                 "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),      \
-                 "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),      \
-                 "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),      \
-                 "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])       \
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1)                                            \
-               : "memory")
-template <typename T, int BN>
-__device__ __forceinline__ void wgmmaRS(float (&d)[BN / 2], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
-    uint64_t db) {
-  if constexpr (std::is_same<T, __half>::value) {
-    if constexpr (BN == 64) CENTERNET_WGMMA_RS_N64("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", 0");
-    else CENTERNET_WGMMA_RS_N128("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", 0");
-  } else {
-    if constexpr (BN == 64) CENTERNET_WGMMA_RS_N64("wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32", "");
-    else CENTERNET_WGMMA_RS_N128("wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32", "");
-  }
-}
-#undef CENTERNET_WGMMA_RS_N64
-#undef CENTERNET_WGMMA_RS_N128
-#endif
-
-// Stages of one warpgroup of dcnWgRsKernel: B stages only; its C partial reuses them (and may need more).
-__host__ __device__ constexpr int wgRsGroupBytes(int bn, int ahead) {
-  return (ahead + 1) * bn * kWgRowBytes > bn * (kBM + 4) * 4 ? (ahead + 1) * bn * kWgRowBytes
-                                                             : (bn * (kBM + 4) * 4 + 1023) / 1024 * 1024;
-}
-
-// K position k of a 128-byte step row -> the channel of the step it holds, so that A fragment registers are the
-// lane's blended channel vectors: fp16 k16 chunk j, position kk: lane q = (kk % 8) / 2 holds channels 32 (j / 2) +
-// 8 q + [0, 8) (slot q + 4 (j / 2)) and uses elements 4 (j % 2) + [0, 4); TF32 k8 chunk j, position kk: lane q = kk % 4
-// holds 16 (j / 2) + 4 q + [0, 4) and uses elements 2 (j % 2) + [0, 2).
-template <typename T> __host__ __device__ constexpr int rsChannel(int k) {
-  if constexpr (std::is_same<T, __half>::value) {
-    int const j = k >> 4, kk = k & 15;
-    return 32 * (j >> 1) + 8 * ((kk & 7) >> 1) + 4 * (j & 1) + (kk & 1) + 2 * (kk >> 3);
-  } else {
-    int const j = k >> 3, kk = k & 7;
-    return 16 * (j >> 1) + 4 * (kk & 3) + 2 * (j & 1) + (kk >> 2);
-  }
-}
-
-template <typename T, int BN, int KG, int AHEAD, int MINB>
-__global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgRsKernel(MainArgs<T> a) {
-#ifndef CENTERNET_DCN_WGMMA
-  __trap();
-#else
-  static_assert(AHEAD == 1 || AHEAD == 2, "one or two steps of look-ahead");
-  constexpr int THREADS = kWgThreads * KG;
-  constexpr int VEC = 16 / int(sizeof(T));
-  constexpr int STEPC = 8 * VEC;
-  constexpr int LDC = kBM + 4;
-  constexpr int kStagesB = AHEAD + 1;
-  constexpr int kStageB = wgStageB<BN>();
-  constexpr int kGroupBytes = wgRsGroupBytes(BN, AHEAD);
-  constexpr int kBChunks = kStageB / 16 / kWgThreads;
-  extern __shared__ __align__(128) unsigned char smemRaw[];
-  uint32_t const rawAddr = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
-  uint32_t const sBase = (rawAddr + 1023u) & ~1023u;
-  unsigned char* const smem = smemRaw + (sBase - rawAddr);
-  SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + KG * kGroupBytes);
-
-  Geometry const& g = a.g;
-  int const tid = threadIdx.x;
-  int const wgi = tid / kWgThreads;
-  int const lt = tid % kWgThreads;
-  uint32_t const sB = sBase + wgi * kGroupBytes;
-  BlockTile const bt = blockTile(g);
-  int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
-  if (cb >= ce) {
-    gridDependencyWait();
-    return;
-  }
-  constexpr bool kHalf = std::is_same<T, __half>::value;
-  buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
-  gridDependencyWait();
-  __syncthreads();
-
-  int const q = lt & 3;
-  int const row0 = (lt >> 5) * 16 + ((lt & 31) >> 2);  // rows row0 and row0 + 8
-  int const cinBase = grp * g.Cin_g;
-  char const* wg = reinterpret_cast<char const*>(a.wpack) +
-                   (size_t(grp) * g.tilesN + nb) * g.KK * g.nSteps * size_t(kStageB) + lt * 16;
-
-  float acc[BN / 2];
-#pragma unroll
-  for (int j = 0; j < BN / 2; ++j) acc[j] = 0.f;
-
-  int const s0 = cb + wgi;
-  int const nLocal = s0 < ce ? (ce - s0 + KG - 1) / KG : 0;
-  // units u = 2 * row + slot: [step in flight][unit][corner]
-  uint4 raw[AHEAD][4][4];
-  int rec[AHEAD][2];  // weight-record rows of the two slots (deformable groups may differ)
-  int gT = s0 % g.KK, gCs = s0 / g.KK;
-  int bT = gT, bCs = gCs;
-  struct GatherAt {
-    T const* base[2];
-    int rc[2];
-  };
-  auto nextGather = [&]() {
-    GatherAt at;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      int c = gCs * STEPC + (q + 4 * h) * VEC;
-      c = c < g.Cin_g ? c : 0;  // past Cin_g: channel 0 with zero B rows (see dcnWgKernel)
-      int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
-      at.base[h] = stepBase(a.inNHWC + cinBase + c);
-      at.rc[h] = (d * g.KK + gT) * kBM + row0;
-    }
-    nextStep(gT, gCs, KG, g.KK);
-    return at;
-  };
-  auto gatherUnit = [&](uint4 (&r)[4], GatherAt const& at, int u) {
-    int const h = u & 1;
-    int4 const idx = reinterpret_cast<int4 const*>(info)[at.rc[h] + 8 * (u >> 1)];
-    r[0] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base[h], idx.x)));
-    r[1] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base[h], idx.y)));
-    r[2] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base[h], idx.z)));
-    r[3] = __ldg(reinterpret_cast<uint4 const*>(corner(at.base[h], idx.w)));
-  };
-  auto setRec = [&](int (&recW)[2], GatherAt const& at) {
-    recW[0] = g.dg * g.KK * kBM + at.rc[0];
-    recW[1] = g.dg * g.KK * kBM + at.rc[1];
-  };
-  auto gather = [&](uint4 (&r)[4][4], int (&recW)[2]) {
-    GatherAt const at = nextGather();
-    setRec(recW, at);
-#pragma unroll
-    for (int u = 0; u < 4; ++u) gatherUnit(r[u], at, u);
-  };
-  auto copyB = [&](bool issue, int stage) {
-    if (issue) {
-      char const* src = wg + (size_t(bT) * g.nSteps + bCs) * kStageB;
-      uint32_t const dst = sB + stage * kStageB + lt * 16;
-#pragma unroll
-      for (int j = 0; j < kBChunks; ++j) cpAsync16(dst + j * kWgThreads * 16, src + j * kWgThreads * 16);
-    }
-    cpAsyncCommit();
-    nextStep(bT, bCs, KG, g.KK);
-  };
-
-  if (nLocal > 0) {
-#pragma unroll
-    for (int l = 0; l < AHEAD; ++l) copyB(l < nLocal, l);
-#pragma unroll
-    for (int l = 0; l < AHEAD; ++l)
-      if (l < nLocal) gather(raw[l], rec[l]);
-  }
-
-  int bStage = 0;
-  auto body = [&](uint4 (&r)[4][4], int (&recW)[2], int l) {
-    constexpr bool kEarly = MINB == 1;
-    bool const more = l + AHEAD < nLocal;
-    GatherAt at{};
-    if (kEarly && more) at = nextGather();
-    // wgmma(l - 1) reads its A fragments from registers until it completes, and ptxas does not keep them from being
-    // reused (measured: with this wait after the blend, the two-block configuration's results were wrong)
-    wgWait<0>();
-    unsigned o[4][4];  // [unit][register]: the step's A fragments
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      int const row = recW[u & 1] + 8 * (u >> 1);
-      if constexpr (kHalf) blendHalf2(reinterpret_cast<uint4 const*>(info)[row], r[u], o[u]);
-      else blendFrag<T>(reinterpret_cast<float4 const*>(info)[row], r[u], o[u]);
-      if (kEarly && more) gatherUnit(r[u], at, u);
-    }
-    if (kEarly && more) setRec(recW, at);
-    cpAsyncWait<AHEAD - 1>();
-    fenceProxyAsync();  // cp.async writes -> visible to wgmma
-    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
-    int const bNext = bStage + AHEAD >= kStagesB ? bStage + AHEAD - kStagesB : bStage + AHEAD;
-    copyB(more, bNext);
-    if (!kEarly && more) gather(r, recW);
-    wgFence();
-    uint64_t const db = wgDesc(sB + bStage * kStageB);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      int const h = j >> 1, e = 2 * (j & 1);
-      wgmmaRS<T, BN>(acc, o[h][e], o[2 + h][e], o[h][e + 1], o[2 + h][e + 1], db + (uint64_t(j * 32) >> 4));
-    }
-    wgCommit();
-    bStage = bStage + 1 == kStagesB ? 0 : bStage + 1;
-  };
-  for (int l = 0; l < nLocal; l += AHEAD) {
-    body(raw[0], rec[0], l);
-    if constexpr (AHEAD == 2)
-      if (l + 1 < nLocal) body(raw[1], rec[1], l + 1);
-  }
-  wgWait<0>();
-  fenceAcc(acc);
-  cpAsyncWait<0>();
-  for (int l = nLocal, busiest = (ce - cb + KG - 1) / KG; l < busiest; ++l)
-    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
-  __syncthreads();
-
-  float* Cs = reinterpret_cast<float*>(smem + wgi * kGroupBytes);
-  int const warp = (lt >> 5), lane = lt & 31;
-  int const mRow = warp * 16 + (lane >> 2);
-#pragma unroll
-  for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      Cs[(8 * j + 2 * (lane & 3) + (e & 1)) * LDC + mRow + 8 * (e >> 1)] = acc[4 * j + e];
-  __syncthreads();
-  storeTile<T, THREADS, BN, LDC, KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
-      kGroupBytes / int(sizeof(float)));
-#endif
-}
-
 // One launch for all preparation: NCHW -> NHWC transpose, weight packing, accumulator zeroing.
 template <typename T> struct PrepArgs {
   T const* __restrict__ in;
@@ -1472,7 +1232,7 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
     // 32-bit index math (dcnv2CheckSupported bounds the packed sizes below 2^31): 64-bit divisions made this
     // part several microseconds for the 512-channel layers.
     unsigned const i = unsigned(b) * kPrepThreads + threadIdx.x;
-    if (a.frag >= 2) {
+    if (a.frag == 2) {
       // wpack[grp][n-block][t][step][n][chunk pc] (16-byte chunks, 128-byte rows): chunk pc of row n holds channels
       // step * 8V + (pc ^ (n & 7)) * V + [0, V) of output channel n-block * BN + n (the 128-byte swizzle wgmma
       // reads), zero outside Cout_g / Cin_g; TF32 pre-rounded. One thread per chunk walks the taps.
@@ -1494,23 +1254,6 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
                           (((size_t(grp) * a.tilesN + nb) * a.KK * a.nSteps + cs) * a.bn + n) * 8 + pc;
         size_t const tapStride = size_t(a.nSteps) * a.bn * 8;  // chunks between consecutive taps
         bool const valid = co < a.Cout_g && c0 < a.Cin_g;  // Cin_g is a multiple of V on this path
-        if (a.frag == 3) {
-          // dcnWgRsKernel (experiment): K permuted inside the step (rsChannel); scalar loads
-          T const* wrow = a.weight + (size_t(grp) * a.Cout_g + co) * a.Cin_g * a.KK;
-          unsigned const k0 = (pc ^ (n & 7u)) * V;
-          for (int t = 0; t < a.KK; ++t) {
-            Pack<T, V> v;
-#pragma unroll
-            for (int e = 0; e < V; ++e) {
-              int const ch = int(cs * 8 * V) + rsChannel<T>(int(k0) + e);
-              T w = co < a.Cout_g && ch < a.Cin_g ? wrow[size_t(ch) * a.KK + t] : T(0.f);
-              if constexpr (std::is_same<T, float>::value) w = __uint_as_float(tf32Bits(w));
-              v.v[e] = w;
-            }
-            dst[t * tapStride] = v;
-          }
-          return;
-        }
         if (a.KK == 9 && a.weight16) {
           // 3x3 (every CenterNet layer): the V x 9 source weights are 9 contiguous 16-byte vectors, loaded at once
           // (the generic loop below waits for each tap's loads in turn)
@@ -1692,10 +1435,8 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
 int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 // benchmark switch: 0 = default, 1 = shared-memory tile kernel (dcnMainKernel), 2 = register kernel with 64-channel
 // blocks only, 3 = register kernel (the pre-v8 default; no warpgroup kernel), 4 + i = warpgroup kernel in
-// configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration), 8 + i = the register-A warpgroup kernel
-// (dcnWgRsKernel, experiment) in configuration i < 3, 11 = that kernel in the default configuration
+// configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration)
 int gVariant = 0;
-bool rsVariant() { return gVariant >= 8 && gVariant <= 11; }
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 
 size_t infoBytes(DCNv2Params const& p) {
@@ -1783,17 +1524,13 @@ constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2,
 constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
 // Dynamic shared memory of the stages: 1 KB of slack to align them to the 1024-byte swizzle atom, then one set of
 // stages per warpgroup (the sampling table follows).
-template <int BN> size_t wgTileBytesOf(WgConfig c) {
-  return 1024 + size_t(c.kg) * (rsVariant() ? wgRsGroupBytes(BN, c.ahead) : wgGroupBytes(BN, c.ahead, c.wide));
-}
+template <int BN> size_t wgTileBytesOf(WgConfig c) { return 1024 + size_t(c.kg) * wgGroupBytes(BN, c.ahead, c.wide); }
 
 #ifdef CENTERNET_DCN_SM90A
 template <typename T, int BN, int CFG>
 cudaError_t launchWg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
   constexpr WgConfig c = kWgConfigs[CFG];
   auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide>;
-  if constexpr (c.wide == 1)
-    if (rsVariant()) kern = dcnWgRsKernel<T, BN, c.kg, c.ahead, c.minb>;
   smemBytes += wgTileBytesOf<BN>(c);
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
   if (e != cudaSuccess) return e;
@@ -1829,9 +1566,7 @@ cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, dim3 grid, size_t s
 // take cfg 2 (H100, v11: 1,128,64,64->64 16.7 -> 15.8 us, 1,256,32,32->64 13.3 -> 12.5; slower with 128-channel
 // tiles, whose doubled stages leave too little L1 for the gathers, and where a tile grid fills the GPU).
 int wgConfigOf(int bn, long blocks, int smCount, bool wideOk) {
-  if (rsVariant()) wideOk = false;  // the register-A kernel has 128-byte steps only
   int const cfg = gVariant >= 4 && gVariant < 4 + kWgConfigCount ? gVariant - 4
-                  : gVariant >= 8 && gVariant < 11                ? gVariant - 8
                   : bn == 64 && blocks >= smCount                 ? 1
                   : bn == 64 && wideOk                            ? 3
                                                                   : 2;
@@ -1967,7 +1702,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   pa.transBlocksC = (g.C + tileC - 1) / tileC;
   pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
   pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
-  pa.frag = pl.useWg ? (rsVariant() ? 3 : 2) : useReg ? 1 : 0;
+  pa.frag = pl.useWg ? 2 : useReg ? 1 : 0;
   pa.fragTF32 = useReg && !std::is_same<T, __half>::value;
   pa.groups = g.groups; pa.Cout_g = g.Cout_g; pa.nSteps = g.nSteps; pa.ntPad = g.ntPad;
   pa.tilesN = g.tilesN; pa.bn = pl.bn;
