@@ -73,7 +73,8 @@ def overlay_files(directory: Path | None = None) -> list[Path]:
 
 
 # ---------------------------------------------------------------- git plumbing
-def _git():
+def gitpython():
+    """The GitPython module, imported on first use: a missing install is a UserError naming the fix."""
     try:
         import git
     except ImportError:
@@ -85,7 +86,7 @@ def _progress(enabled: bool):
     """A GitPython RemoteProgress drawing a tqdm bar per clone stage, or None."""
     if not enabled:
         return None
-    git = _git()
+    git = gitpython()
     from tqdm import tqdm
 
     class TqdmProgress(git.RemoteProgress):
@@ -123,13 +124,13 @@ def _has_commit(repo, sha: str) -> bool:
     try:
         repo.git.cat_file("-e", f"{sha}^{{commit}}")
         return True
-    except _git().GitCommandError:
+    except gitpython().GitCommandError:
         return False
 
 
 def ensure_cache(source: str, cache: Path, progress: bool = True):
     """A bare clone of ``source`` at ``cache`` holding the pinned commit; network only if it lacks it."""
-    git = _git()
+    git = gitpython()
     cache = Path(cache)
     if (cache / "HEAD").exists():
         repo = git.Repo(cache)
@@ -166,7 +167,7 @@ def _first_error(exc) -> str:
 
 
 def _open_tree(tree: Path):
-    git = _git()
+    git = gitpython()
     try:
         return git.Repo(tree)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -277,7 +278,7 @@ def apply_patches(tree: Path | None = None, source: str | None = None, cache: Pa
         cache_repo = ensure_cache(source or upstream.repo_source(), Path(cache) if cache else upstream.cache_dir(),
                                   progress)
         print(f"checking out {upstream.PINNED_COMMIT[:12]} into {tree}")
-        repo = _git().Repo.clone_from(cache_repo.git_dir, tree, no_checkout=True)
+        repo = gitpython().Repo.clone_from(cache_repo.git_dir, tree, no_checkout=True)
         repo.git.checkout("-B", BRANCH, upstream.PINNED_COMMIT)
     _exclude_local_noise(repo)
 
@@ -326,7 +327,7 @@ def _save_local_work(repo):
 
 
 def _am_all(repo, patch_list: list[Path]):
-    git = _git()
+    git = gitpython()
     env = dict(IDENTITY, GIT_COMMITTER_DATE=FIXED_DATE)
     for i, patch in enumerate(patch_list, 1):
         print(f"[{i}/{len(patch_list)}] applying {patch.name}")
@@ -370,7 +371,7 @@ def _commit_overlay(repo):
 
 def _restore(repo, start: str, stash: str | None, fresh_tree: tuple[Path, bool] | None):
     """Put the tree back exactly as it was before this run."""
-    git = _git()
+    git = gitpython()
     if (Path(repo.git_dir) / "rebase-apply").exists():
         try:
             repo.git.am("--abort")

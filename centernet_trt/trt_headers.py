@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UserError, cli
-from .patch import _git
+from .patch import gitpython
 from .upstream import PROJECT_ROOT
 
 DEFAULT_OUT = PROJECT_ROOT / "build" / "trt-headers"
@@ -43,7 +43,7 @@ def header_version(include: str | os.PathLike) -> str:
 
 def open_repo(path: str | os.PathLike | None):
     """The TensorRT git repository at `path` (a work tree or a bare/mirror git dir)."""
-    git = _git()
+    git = gitpython()
     if not path:
         raise UserError("no TensorRT repository given: set TENSORRT_REPO (or pass --repo) to a local git clone of "
                         "https://github.com/NVIDIA/TensorRT")
@@ -61,7 +61,7 @@ def open_repo(path: str | os.PathLike | None):
 def releases(repo) -> dict[str, str]:
     """Release name ('10.13.2') -> ref name, for every `release/X.Y[.Z]` branch with X >= 10, oldest first.
     Local branches win over remote-tracking ones of the same release."""
-    git = _git()
+    git = gitpython()
     branches = [r for r in repo.references if isinstance(r, git.Head)]  # local and remote-tracking, no tags
     found: dict[str, str] = {}
     # remote-tracking first, so local heads win (RemoteReference is a Head subclass)

@@ -1694,14 +1694,15 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
   // fp16 register transpose where its tiles fill the GPU at least twice (the 8-image batch on an H100: 117.6-118.4 ->
   // 112.2 us); on five of the seven batch-1 layers its 4x larger tiles left SMs idle: up to 0.9 us slower.
+  auto setTransTiles = [&](int tileC, int tileHW) {  // the transpose grid for tiles of tileC x tileHW
+    pa.transBlocksC = (g.C + tileC - 1) / tileC;
+    pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
+    pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
+  };
+  setTransTiles(kTransC16, kTransS16);
   bool const regTrans = std::is_same<T, __half>::value && pa.vecTrans &&
-                        long(g.N) * ((g.C + kTransC16 - 1) / kTransC16) * ((pa.HW + kTransS16 - 1) / kTransS16) >=
-                            2L * deviceAttr(cudaDevAttrMultiProcessorCount, 132);
-  int const tileC = !pa.vecTrans ? 32 : regTrans ? kTransC16 : 128 / int(sizeof(T));
-  int const tileHW = !pa.vecTrans ? 32 : regTrans ? kTransS16 : 64;
-  pa.transBlocksC = (g.C + tileC - 1) / tileC;
-  pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
-  pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
+                        pa.transBlocks >= 2L * deviceAttr(cudaDevAttrMultiProcessorCount, 132);
+  if (!regTrans) setTransTiles(pa.vecTrans ? 128 / int(sizeof(T)) : 32, pa.vecTrans ? 64 : 32);
   pa.frag = pl.useWg ? 2 : useReg ? 1 : 0;
   pa.fragTF32 = useReg && !std::is_same<T, __half>::value;
   pa.groups = g.groups; pa.Cout_g = g.Cout_g; pa.nSteps = g.nSteps; pa.ntPad = g.ntPad;
