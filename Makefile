@@ -33,7 +33,7 @@ TORCH_SPEC ?=
 
 opt = $(if $(strip $(2)),$(1) $(2))
 
-.PHONY: all install patch check-patch onnx check-onnx plugin engine infer compare bench test clean help
+.PHONY: all install patch check-patch onnx check-onnx plugin engine infer compare bench bench-model test clean help
 all: install patch onnx check-onnx   ## install, patch upstream, export ARCH (random weights by default), check it
 
 help:
@@ -79,6 +79,9 @@ compare:   ## TensorRT engine vs ONNX Runtime on the same inputs
 
 bench:   ## DCN kernel vs torchvision.ops.deform_conv2d (needs a CUDA GPU and nvcc)
 	$(PY) bench/bench_dcn.py
+
+bench-model:   ## whole networks, every DCN layer by the kernel, vs float64 and torchvision (GPU, after make patch)
+	$(PY) bench/model_dcn.py
 
 test: install   ## the test suite (CPU; GPU/TensorRT tests skip with a reason)
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)

@@ -32,6 +32,18 @@ SHAPES = [(1, 64, 128, 128, 64), (1, 128, 64, 64, 64), (1, 256, 32, 32, 64), (1,
           (1, 256, 32, 32, 128), (1, 512, 16, 16, 256), (1, 256, 32, 32, 256), (8, 64, 128, 128, 64)]
 
 
+def shapes_arg(text: str) -> list[tuple[int, ...]]:
+    """--shapes: "N,C,H,W,COUT" layers separated by ";" (3x3, stride 1, pad 1, as CenterNet's DCN layers)."""
+    try:
+        shapes = [tuple(int(v) for v in part.split(",")) for part in text.split(";") if part.strip()]
+    except ValueError:
+        shapes = []
+    if not shapes or any(len(s) != 5 or min(s) < 1 for s in shapes):
+        raise argparse.ArgumentTypeError(f"{text!r}: want N,C,H,W,COUT[;N,C,H,W,COUT...] with positive integers, "
+                                         "e.g. 1,2048,16,16,256")
+    return shapes
+
+
 def median_us(fn, reps: int, warmup: int = 30) -> float:
     for _ in range(warmup):
         fn()
@@ -130,6 +142,8 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="also time forced split-K factors (tuning; fp16 and TF32)")
     ap.add_argument("--offsets", default="random,smooth", help="offset fields to time: random, smooth")
     ap.add_argument("--modes", default="fp16,tf32,fp32", help="precisions to time: fp16, tf32, fp32")
+    ap.add_argument("--shapes", type=shapes_arg, default=SHAPES,
+                    help="layers N,C,H,W,COUT separated by ';' (default: the issue's eight CenterNet DCN layers)")
     ap.add_argument("--variants", default=dcn_ctypes.DEFAULT_VARIANTS,
                     help=dcn_ctypes.VARIANTS_HELP + "; the first is the one in the ratios")
     ap.add_argument("--producer", action="store_true",
@@ -153,7 +167,7 @@ def main() -> None:
     variants = [int(v) for v in args.variants.split(",")]
     all_modes = {"fp16": (torch.float16, True), "tf32": (torch.float32, True), "fp32": (torch.float32, False)}
     modes = [(m, *all_modes[m]) for m in args.modes.split(",")]
-    for shape, (mode, dtype, tf32), offsets in itertools.product(SHAPES, modes, args.offsets.split(",")):
+    for shape, (mode, dtype, tf32), offsets in itertools.product(args.shapes, modes, args.offsets.split(",")):
         n, c, h, w, cout = shape
         x, off, mask, weight, bias = inputs(shape, dtype, gen, offsets)
         run_tv = lambda: deform_conv2d(x, off, weight, bias, padding=(1, 1), mask=mask)

@@ -19,7 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 from torchvision.ops import deform_conv2d
 
 import dcn_ctypes
-from bench_dcn import SHAPES, capture_graph, inputs
+from bench_dcn import SHAPES, capture_graph, inputs, shapes_arg
 
 
 def short(name: str) -> str:
@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--modes", default="fp16,tf32", help="precisions: fp16, tf32, fp32")
     ap.add_argument("--variant", type=int, default=0, help=dcn_ctypes.VARIANTS_HELP + " (one of them)")
+    ap.add_argument("--shapes", type=shapes_arg, default=SHAPES,
+                    help="layers N,C,H,W,COUT separated by ';' (default: the issue's eight CenterNet DCN layers)")
     args = ap.parse_args()
     lib = dcn_ctypes.load(args.lib)
     lib.centernet_dcnv2_set_variant(args.variant)
@@ -69,7 +71,7 @@ def main() -> None:
     print(f"card: {torch.cuda.get_device_name()}; median us per kernel over {args.reps} replays of a one-call graph")
     print("| N,C,H,W -> Cout | prec | ours: span (kernels) | torchvision: span |")
     print("|---|---|---|---|")
-    for shape in SHAPES:
+    for shape in args.shapes:
         for mode in args.modes.split(","):
             dtype, tf32 = all_modes[mode]
             n, c, h, w, cout = shape

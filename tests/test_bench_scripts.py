@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script", ["bench_dcn.py", "gpu_check.py", "trace_dcn.py", "profile_one.py"])
+@pytest.mark.parametrize("script", ["bench_dcn.py", "gpu_check.py", "trace_dcn.py", "profile_one.py", "model_dcn.py"])
 def test_script_imports_and_parses_help(script):
     if script == "profile_one.py":  # positional usage only: import it as a module instead of running it
         cmd = [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); import profile_one"]
