@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One device run: build the DCNv2 kernel as a shared library, check it, benchmark it, trace its kernels, measure the
-# card's launch / latency / L1 floors. Logs go to
+# One device run: build the DCNv2 kernel as a shared library, check it, benchmark it, trace its kernels, run it inside
+# whole networks (with a patched tree), measure the card's launch / latency / L1 floors. Logs go to
 # $OUT (or build/).
 # Usage (repo root): bash bench/gpu_run.sh [--sweep]
 set -euo pipefail
@@ -26,6 +26,12 @@ python3 bench/gpu_check.py 2>&1 | tee "$OUT/check.log" || status=1
 rm -f "$OUT/rates.txt"
 python3 bench/bench_dcn.py --rates-out "$OUT/rates.txt" "$@" 2>&1 | tee "$OUT/bench.log" || status=1
 python3 bench/trace_dcn.py 2>&1 | grep -v -i "warn" | tee "$OUT/trace.log" || status=1
+# the kernel inside whole networks, where a patched tree exists (`make patch`; CENTERNET_TREE overrides the place)
+if [ -f "${CENTERNET_TREE:-build/CenterNet}/src/lib/models/networks/dcn/__init__.py" ]; then
+  python3 bench/model_dcn.py 2>&1 | grep -v -i "warn" | tee "$OUT/model.log" || status=1
+else
+  echo "bench/model_dcn.py skipped: no patched CenterNet tree (run \`make patch\` first)" | tee "$OUT/model.log"
+fi
 # what a call costs with no work in it, the SMs' cached-load rate, and the least a call of each layer does, against
 # the floors computed from the benchmark's own measured rates (docs/kernel.md, "Where the time goes")
 rates=$(cat "$OUT/rates.txt" 2>/dev/null || true)
