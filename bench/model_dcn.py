@@ -34,6 +34,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import dcn_ctypes
+from bench_dcn import graph_us
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # centernet_trt (tree lookup, decode) without installing the package
 from centernet_trt import upstream  # noqa: E402
@@ -155,7 +158,6 @@ class KernelDCN:
         self.lib, self.allow_tf32, self.configs = lib, allow_tf32, {}
 
     def __call__(self, x, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups):
-        import dcn_ctypes
         key = (tuple(x.shape), tuple(weight.shape), tuple(stride), tuple(padding), tuple(dilation), int(groups),
                int(deformable_groups), x.dtype)
         dcn = self.configs.get(key)
@@ -235,8 +237,6 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=20, help="timed graph replays")
     args = ap.parse_args()
 
-    import dcn_ctypes
-    from bench_dcn import graph_us
     tree = upstream.import_tree(args.tree)
     lib = dcn_ctypes.load(args.lib)
     card = torch.cuda.get_device_name()
@@ -253,7 +253,6 @@ def main() -> int:
                            f"{s['offset_std']:.2f}, {100 * s['fractional']:.0f} % fractional)" for s in stats)
         print(f"{arch}: {len(stats)} DCN layers: {layers}")
         ref = head_outputs(copy.deepcopy(model).double(), x.double())
-        ref = {k: v.double() for k, v in ref.items()}
         for prec in ("fp32", "tf32", "fp16"):
             net = copy.deepcopy(model).half() if prec == "fp16" else model
             inp = x.half() if prec == "fp16" else x
