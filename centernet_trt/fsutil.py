@@ -10,6 +10,13 @@ from pathlib import Path
 from .errors import UserError
 
 
+def chmod_as_created(path: str | os.PathLike, base: int = 0o666) -> None:
+    """Give a mkstemp/mkdtemp result (0600/0700) the mode an ordinary open/mkdir would: base minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, base & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
@@ -23,10 +30,7 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
-        # mkstemp makes 0600; the result is an ordinary file, so give it the umask's usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        chmod_as_created(tmp)  # the result is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UserError, cli
+from .fsutil import chmod_as_created
 from .patch import gitpython
 from .upstream import PROJECT_ROOT
 
@@ -118,9 +119,7 @@ def extract(repo, ref: str, dest: str | os.PathLike) -> Path:
             raise UserError(f"{ref}:include/ has no NvInferRuntime.h; is this github.com/NVIDIA/TensorRT?")
         if header_version(tmp) != want:
             raise UserError(f"{ref}:include/NvInferVersion.h says TensorRT {header_version(tmp)}, not {want}")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; this is an ordinary folder (e.g. read by a container)
+        chmod_as_created(tmp, 0o777)  # an ordinary folder (e.g. read by a container)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
