@@ -29,6 +29,9 @@
 
 #include <cuda_fp16.h>
 #include <mma.h>
+#ifdef CENTERNET_DCN_CUBLAS
+#include <cublas_v2.h>
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -1388,6 +1391,133 @@ __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __rest
   }
 }
 
+// ---- im2col + GEMM path (v15 experiment, benchmark variant 13; builds with CENTERNET_DCN_CUBLAS) ----
+// The layer as torchvision and TensorRT's own plugin compute it, done well: the prep kernel's NHWC copy (no weight
+// pack), one kernel that samples every (pixel, tap, channel) once into a column matrix col[pixel][c * KK + tap]
+// (the weight's own K order, so the GEMM reads the weight as it lies), then one cuBLAS GEMM per conv group over all
+// images (strided batched). The bias is written into the output first and the GEMM adds to it (beta = 1).
+template <typename T> struct ColArgs {
+  T const* __restrict__ inNHWC;
+  T const* __restrict__ offset;
+  T const* __restrict__ mask;
+  T const* __restrict__ bias;
+  T* __restrict__ col;
+  T* __restrict__ out;
+  Geometry g;
+  long threads;      // N * HoWo * C / VEC sampling threads
+  int colBlocks;     // blocks of sampling threads; the blocks after them fill the output with the bias
+};
+
+constexpr int kColThreads = 256;
+
+// A thread samples one pixel's VEC channels at all KK taps (4 corner vectors per tap, blended in fp32) and writes
+// their KK * VEC column entries (c * KK + tap order: one contiguous 16 * KK-byte run per thread); the runs of a
+// warp's 32 threads are contiguous too, so they go out through shared memory as whole 512-byte rows.
+template <typename T, int KK>
+__global__ void __launch_bounds__(kColThreads) dcnIm2colKernel(ColArgs<T> a) {
+  using Tr = Traits<T>;
+  constexpr int VEC = Traits<T>::kVec;
+  constexpr int RUN = VEC * KK;                    // elements a thread writes
+  constexpr int CHUNKS = RUN * int(sizeof(T)) / 16;  // 16-byte chunks per thread (KK of them)
+  __shared__ __align__(16) uint4 stage[kColThreads / 32][32 * CHUNKS];
+  Geometry const& g = a.g;
+  if (int(blockIdx.x) >= a.colBlocks) {  // bias fill
+    gridDependencyWait();
+    unsigned const total = unsigned(g.N) * g.Cout * g.HoWo;  // < 2^31 (dcnv2CheckSupported)
+    unsigned const stride = (gridDim.x - a.colBlocks) * blockDim.x;
+    for (unsigned i = (blockIdx.x - a.colBlocks) * blockDim.x + threadIdx.x; i < total; i += stride)
+      a.out[i] = a.bias[(i / unsigned(g.HoWo)) % unsigned(g.Cout)];
+    return;
+  }
+  long const tI = long(blockIdx.x) * kColThreads + threadIdx.x;
+  bool const live = tI < a.threads;
+  int const CV = g.C / VEC;
+  long const m = live ? tI / CV : 0;
+  int const cv = live ? int(tI % CV) : 0;
+  int const n = int(m / g.HoWo), p = int(m % g.HoWo);
+  int const ho = p / g.Wo, wo = p % g.Wo;
+  int const c0 = cv * VEC;
+  int const d = g.dg == 1 ? 0 : c0 / g.Cdg;
+  // offsets and masks of all taps first: they do not depend on the prep kernel, so they load while it drains
+  T const* offPix = a.offset + (size_t(n) * 2 * g.dg * KK + size_t(d) * 2 * KK) * g.HoWo + p;
+  T const* maskPix = a.mask + (size_t(n) * g.dg * KK + size_t(d) * KK) * g.HoWo + p;
+  float oy[KK], ox[KK], mk[KK];
+#pragma unroll
+  for (int t = 0; t < KK; ++t) {
+    oy[t] = Tr::toF(offPix[size_t(2 * t) * g.HoWo]);
+    ox[t] = Tr::toF(offPix[size_t(2 * t + 1) * g.HoWo]);
+    mk[t] = Tr::toF(maskPix[size_t(t) * g.HoWo]);
+  }
+  gridDependencyWait();
+  T const* img = a.inNHWC + size_t(n) * g.H * g.W * g.C + c0;
+  float run[RUN];  // blended values, fp32 until they are packed
+  // taps in groups of 3: their 12 corner loads are issued before any is blended (one tap at a time left a thread
+  // waiting for 9 round trips in a row); branch-free, so the compiler can hoist the loads
+  constexpr int TG = KK % 3 == 0 ? 3 : 1;
+#pragma unroll
+  for (int t0 = 0; t0 < KK; t0 += TG) {
+    Pack<T, VEC> r[TG][4];
+    float w[TG][4];
+#pragma unroll
+    for (int u = 0; u < TG; ++u) {
+      int const t = t0 + u;
+      int const ki = t / g.kw, kj = t - ki * g.kw;
+      float const y = float(ho * g.sh - g.ph + ki * g.dh) + oy[t];
+      float const x = float(wo * g.sw - g.pw + kj * g.dw) + ox[t];
+      bool const in = y > -1.f && y < float(g.H) && x > -1.f && x < float(g.W);  // torchvision's rule
+      float const fy = floorf(y), fx = floorf(x);
+      int const y0 = in ? int(fy) : 0, x0 = in ? int(fx) : 0;
+      float const ly = y - fy, lx = x - fx, hy = 1.f - ly, hx = 1.f - lx, m = in ? mk[t] : 0.f;
+      bool const vy0 = y0 >= 0, vy1 = y0 + 1 < g.H, vx0 = x0 >= 0, vx1 = x0 + 1 < g.W;
+      int const at00 = (y0 * g.W + x0) * g.C;
+      int const at[4] = {vy0 && vx0 ? at00 : 0, vy0 && vx1 ? at00 + g.C : 0, vy1 && vx0 ? at00 + g.W * g.C : 0,
+                         vy1 && vx1 ? at00 + (g.W + 1) * g.C : 0};
+      w[u][0] = vy0 && vx0 ? hy * hx * m : 0.f;
+      w[u][1] = vy0 && vx1 ? hy * lx * m : 0.f;
+      w[u][2] = vy1 && vx0 ? ly * hx * m : 0.f;
+      w[u][3] = vy1 && vx1 ? ly * lx * m : 0.f;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) r[u][k] = ldgPack<T, VEC>(img + at[k]);
+    }
+#pragma unroll
+    for (int u = 0; u < TG; ++u)
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) {
+        float s = w[u][0] * Tr::toF(r[u][0].v[e]);
+        s = fmaf(w[u][1], Tr::toF(r[u][1].v[e]), s);
+        s = fmaf(w[u][2], Tr::toF(r[u][2].v[e]), s);
+        s = fmaf(w[u][3], Tr::toF(r[u][3].v[e]), s);
+        run[e * KK + t0 + u] = s;
+      }
+  }
+  // the warp's runs are one contiguous piece of col: stage them, then store 512-byte rows
+  int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  uint4* st = stage[warp];
+#pragma unroll
+  for (int j = 0; j < CHUNKS; ++j) {
+    unsigned q[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      if constexpr (std::is_same<T, __half>::value) {
+        __half2 const h = __floats2half2_rn(run[8 * j + 2 * k], run[8 * j + 2 * k + 1]);
+        q[k] = *reinterpret_cast<unsigned const*>(&h);
+      } else {
+        q[k] = __float_as_uint(run[4 * j + k]);
+      }
+    }
+    st[lane * CHUNKS + j] = make_uint4(q[0], q[1], q[2], q[3]);
+  }
+  __syncwarp();
+  long const warpFirst = tI - lane;  // its run starts at warpFirst * RUN elements
+  long const warpLive = a.threads - warpFirst < 32 ? a.threads - warpFirst : 32;
+  uint4* dst = reinterpret_cast<uint4*>(a.col + size_t(warpFirst) * RUN);
+#pragma unroll
+  for (int j = 0; j < CHUNKS; ++j) {
+    int const q = j * 32 + lane;
+    if (q < warpLive * CHUNKS) dst[q] = st[q];
+  }
+}
+
 size_t alignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 template <typename T> int bkOf() { return Traits<T>::kBK; }
@@ -1670,11 +1800,94 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   return pl;
 }
 
+#ifdef CENTERNET_DCN_CUBLAS
+constexpr size_t kBlasWorkspace = size_t(32) << 20;  // cuBLAS's recommendation for Hopper (split-K GEMMs)
+
+// Column path (benchmark variant 13): where it applies and the workspace it needs (NHWC copy, columns, cuBLAS's).
+template <typename T> bool colApplies(DCNv2Params const& p) {
+  constexpr int VEC = Traits<T>::kVec;
+  return p.kernelH * p.kernelW == 9 && (p.inChannels / p.groups) % VEC == 0 &&
+         (p.inChannels / p.deformableGroups) % VEC == 0;
+}
+template <typename T> size_t colWorkspace(DCNv2Params const& p) {
+  size_t const in = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
+  size_t const col = alignUp(size_t(p.batch) * p.outHeight * p.outWidth * p.inChannels * 9 * sizeof(T), kAlign);
+  return in + col + kBlasWorkspace;
+}
+
+cublasHandle_t blasHandle() {  // one per process (benchmark variant; the plugin would own one per context)
+  static cublasHandle_t h = [] {
+    cublasHandle_t x = nullptr;
+    return cublasCreate(&x) == CUBLAS_STATUS_SUCCESS ? x : nullptr;
+  }();
+  return h;
+}
+
+template <typename T>
+cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input, T const* offset, T const* mask,
+    T const* weight, T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
+  if (workspaceSize < colWorkspace<T>(p)) return cudaErrorInvalidValue;
+  cublasHandle_t const h = blasHandle();
+  if (h == nullptr) return cudaErrorInitializationError;
+  char* ws = static_cast<char*>(workspace);
+  size_t const inBytes = alignUp(size_t(g.N) * g.C * g.H * g.W * sizeof(T), kAlign);
+  size_t const colBytes = alignUp(size_t(g.N) * g.HoWo * g.C * 9 * sizeof(T), kAlign);
+  T* inNHWC = reinterpret_cast<T*>(ws);
+  T* col = reinterpret_cast<T*>(ws + inBytes);
+  void* blasWs = ws + inBytes + colBytes;
+
+  PrepArgs<T> pa = {};
+  pa.in = input; pa.weight = weight; pa.inNHWC = inNHWC; pa.wpack = nullptr;
+  pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
+  constexpr int kVE = 16 / int(sizeof(T));
+  pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
+  int const tileC = pa.vecTrans ? 128 / int(sizeof(T)) : 32, tileHW = pa.vecTrans ? 64 : 32;
+  pa.transBlocksC = (g.C + tileC - 1) / tileC;
+  pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
+  pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
+  pa.packBlocks = 0;  // the GEMM reads the weight as it lies
+  dcnPrepKernel<T><<<pa.transBlocks, kPrepThreads, 0, stream>>>(pa);
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+
+  ColArgs<T> ca;
+  ca.inNHWC = inNHWC; ca.offset = offset; ca.mask = mask; ca.bias = bias; ca.col = col; ca.out = output; ca.g = g;
+  ca.threads = long(g.N) * g.HoWo * (g.C / Traits<T>::kVec);
+  ca.colBlocks = int((ca.threads + kColThreads - 1) / kColThreads);
+  int const fillBlocks = bias ? std::min(1024, int((long(g.N) * g.Cout * g.HoWo + kColThreads - 1) / kColThreads)) : 0;
+  e = launchPDL(dcnIm2colKernel<T, 9>, dim3(ca.colBlocks + fillBlocks), dim3(kColThreads), 0, stream, ca);
+  if (e != cudaSuccess) return e;
+
+  if (cublasSetStream(h, stream) != CUBLAS_STATUS_SUCCESS ||
+      cublasSetWorkspace(h, blasWs, kBlasWorkspace) != CUBLAS_STATUS_SUCCESS)  // after SetStream, which resets it
+    return cudaErrorUnknown;
+  bool const half = std::is_same<T, __half>::value;
+  cudaDataType_t const dt = half ? CUDA_R_16F : CUDA_R_32F;
+  cublasComputeType_t const ct = half ? CUBLAS_COMPUTE_32F
+                                 : p.allowTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  float const alpha = 1.f, beta = bias ? 1.f : 0.f;
+  int const K = g.Cin_g * 9, lda = g.C * 9;
+  for (int gi = 0; gi < g.groups; ++gi) {
+    // out[n][o][p] (+)= sum_k col[n][p][k] * weight[o][k], i.e. C(HoWo x Cout_g, col-major) = col^T * W
+    cublasStatus_t const s = cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, g.HoWo, g.Cout_g, K, &alpha,
+        col + size_t(gi) * K, dt, lda, (long long)(g.HoWo) * lda, weight + size_t(gi) * g.Cout_g * K, dt, K, 0,
+        &beta, output + size_t(gi) * g.Cout_g * g.HoWo, dt, g.HoWo, (long long)(g.Cout) * g.HoWo, g.N, ct,
+        CUBLAS_GEMM_DEFAULT);
+    if (s != CUBLAS_STATUS_SUCCESS) return cudaErrorUnknown;
+  }
+  return cudaSuccess;
+}
+#endif
+
 template <typename T>
 cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T const* mask, T const* weight,
     T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
   if (workspace == nullptr || !input || !offset || !mask || !weight || !output) return cudaErrorInvalidValue;
   Plan pl = planOf<T>(p);
+#ifdef CENTERNET_DCN_CUBLAS
+  if (gVariant == 13 && colApplies<T>(p))
+    return forwardColT<T>(p, pl.g, input, offset, mask, weight, bias, output, workspace, workspaceSize, stream);
+#endif
   // A workspace sized on another GPU (other SM count) may hold fewer partials: split less, never fail.
   while (pl.g.splits > 1 && layoutOf<T>(p, pl.g.splits).total > workspaceSize) setSplits(pl, pl.g.splits - 1);
   Layout const l = layoutOf<T>(p, pl.g.splits);
@@ -1796,6 +2009,11 @@ char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type) {
 
 size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type) {
   if (dcnv2CheckSupported(p, type) != nullptr) return 0;
+#ifdef CENTERNET_DCN_CUBLAS
+  if (gVariant == 13)
+    if (type == DCNv2DataType::kHALF ? colApplies<__half>(p) : colApplies<float>(p))
+      return type == DCNv2DataType::kHALF ? colWorkspace<__half>(p) : colWorkspace<float>(p);
+#endif
   return type == DCNv2DataType::kHALF ? layoutOf<__half>(p, planOf<__half>(p).g.splits).total
                                       : layoutOf<float>(p, planOf<float>(p).g.splits).total;
 }
