@@ -14,6 +14,9 @@ torchvision's fp32 runs its GEMM in strict fp32 (torch's default allow_tf32=Fals
 Context column "GEMM": cuBLAS (torch.mm, same timing) on the dense product torchvision runs after its im2col,
 (Cout x 9C) @ (9C x N*H*W), in the row's precision (TF32 for "tf32"): what a plain GEMM of the layer's size costs here,
 next to the issue's target time (torchvision / 5 in fp16, / 3 in fp32).
+Column "im2col": the plugin's second TensorRT tactic (im2col + cuBLAS GEMM, DCNv2Algo::kIm2colGemm) where cuBLAS
+loads, timed the same way; TensorRT times both tactics at engine build and keeps the faster, so "best" is the
+speed-up an engine gets from the faster of the two.
 """
 from __future__ import annotations
 
@@ -149,6 +152,7 @@ def main() -> None:
     ap.add_argument("--producer", action="store_true",
                     help="precede every call with the kernel that writes its offsets (a device copy), as in a network, "
                          "where the layer before is another kernel; that kernel's own time is subtracted")
+    ap.add_argument("--no-im2col", action="store_true", help="skip the im2col + cuBLAS tactic's column")
     ap.add_argument("--rates-out", default=None,
                     help="also write the measured rates to this file, as bench/gpu_floors.cu's --rates wants them")
     args = ap.parse_args()
@@ -184,6 +188,15 @@ def main() -> None:
             out = torch.empty(dv.out_shape, dtype=dtype, device="cuda")
             times[v] = timed(lambda: dv(x, off, mask, weight, bias, out), args.calls, args.reps)
         lib.centernet_dcnv2_set_variant(variants[0])  # the variant is read at each call: the default one from here on
+        col_us = None
+        if not args.no_im2col and lib.centernet_dcnv2_set_algo(1) is None:  # tactic 1, where cuBLAS loads
+            try:
+                dc = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
+                out = torch.empty(dc.out_shape, dtype=dtype, device="cuda")
+                col_us = timed(lambda: dc(x, off, mask, weight, bias, out), args.calls, args.reps)
+            except ValueError:  # the tactic does not take this layer
+                pass
+            lib.centernet_dcnv2_set_algo(0)
         dcn = dcns[variants[0]]
         run_ours = lambda: dcn(x, off, mask, weight, bias, out)
         ours = times[variants[0]]
@@ -208,21 +221,24 @@ def main() -> None:
             parts.append(f"noPDL:{timed(run_ours, args.calls, 20):.1f}")
             lib.centernet_dcnv2_set_pdl(1)
             sweep = " splits " + " ".join(parts)
-        rows.append((shape, mode, offsets, ours, tv, floor, others, gemm, target))
+        rows.append((shape, mode, offsets, ours, tv, floor, others, gemm, target, col_us))
         producer = f" (after an offset-producing kernel of {produce_us:.1f} us, subtracted)" if args.producer else ""
         print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us ({others or '-'}), torchvision {tv:.1f} us, "
-              f"x{tv / ours:.1f}, floor {floor:.1f} us, /floor {ours / floor:.1f}, im2col GEMM alone {gemm:.1f} us, "
+              f"x{tv / ours:.1f}, im2col tactic {'-' if col_us is None else f'{col_us:.1f} us'}, floor {floor:.1f} us, "
+              f"/floor {ours / floor:.1f}, im2col GEMM alone {gemm:.1f} us, "
               f"target {target:.1f} us; {eager};{sweep}{producer}", flush=True)
     print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = TF32 MMA"
           f"{'; each call after an offset-producing kernel, its time subtracted' if args.producer else ''})")
-    print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | floor | ours/floor "
-          "| GEMM | target |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for shape, mode, offsets, ours, tv, floor, others, gemm, target in rows:
+    print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | im2col | best "
+          "| floor | ours/floor | GEMM | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for shape, mode, offsets, ours, tv, floor, others, gemm, target, col_us in rows:
         n, c, h, w, cout = shape
         tvname = "fp16" if mode == "fp16" else "fp32"
+        col, best = ("-", tv / ours) if col_us is None else (f"{col_us:.1f}", tv / min(ours, col_us))
         print(f"| {n},{c},{h},{w} -> {cout} | {mode} (tv {tvname}) | {offsets} | {ours:.1f} | {others or '-'} | "
-              f"{tv:.1f} | {tv / ours:.1f}x | {floor:.1f} | {ours / floor:.1f} | {gemm:.1f} | {target:.1f} |")
+              f"{tv:.1f} | {tv / ours:.1f}x | {col} | {best:.1f}x | {floor:.1f} | {ours / floor:.1f} | {gemm:.1f} | "
+              f"{target:.1f} |")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,11 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     if hasattr(lib, "centernet_dcnv2_set_variant"):  # benchmark hook (kernel variants), absent in older builds
         lib.centernet_dcnv2_set_variant.restype = None
         lib.centernet_dcnv2_set_variant.argtypes = [ctypes.c_int]
+    if hasattr(lib, "centernet_dcnv2_set_algo"):  # 0 = fused, 1 = im2col + cuBLAS (the plugin's tactics)
+        lib.centernet_dcnv2_set_algo.restype = ctypes.c_char_p
+        lib.centernet_dcnv2_set_algo.argtypes = [ctypes.c_int]
+    else:
+        lib.centernet_dcnv2_set_algo = lambda algo: None if algo == 0 else b"this build has no algorithm switch"
     return lib
 
 

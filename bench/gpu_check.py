@@ -136,19 +136,33 @@ def main() -> int:
     if not hasattr(lib, "centernet_dcnv2_set_variant"):
         variants = variants[:1]
     set_variant = getattr(lib, "centernet_dcnv2_set_variant", lambda v: None)
+    # the im2col + cuBLAS tactic too, where cuBLAS loads (each case it takes, every precision)
+    no_col = lib.centernet_dcnv2_set_algo(1)
+    lib.centernet_dcnv2_set_algo(0)
+    print(f"im2col tactic: {'not checked: ' + no_col.decode() if no_col else 'checked'}")
     for case in cases:
         for mode, dtype, tf32 in modes:
             # heuristic split-K and a forced split (both paths of the kernel) for the default variant; the
             # heuristic for the others (strict fp32 has one kernel)
             runs = [(variants[0], 0), (variants[0], 3)] + [(v, 0) for v in variants[1:] if mode != "fp32"]
+            runs += [] if no_col else [("im2col", 0)]
             for variant, splits in runs:
-                set_variant(variant)
                 inputs, cfg = make_inputs(case, dtype, gen)  # fresh data for every run
                 ref = tv_forward(*[None if t is None else t.double() for t in inputs], cfg)
-                lib.centernet_dcnv2_set_splits(splits)
-                out = run_ours(lib, case, inputs, cfg, dtype, tf32)
-                lib.centernet_dcnv2_set_splits(0)
-                set_variant(variants[0])
+                if variant == "im2col":
+                    lib.centernet_dcnv2_set_algo(1)
+                    try:
+                        out = run_ours(lib, case, inputs, cfg, dtype, tf32)
+                    except ValueError:  # a layer the tactic does not take (the fused kernel covers it)
+                        continue
+                    finally:
+                        lib.centernet_dcnv2_set_algo(0)
+                else:
+                    set_variant(variant)
+                    lib.centernet_dcnv2_set_splits(splits)
+                    out = run_ours(lib, case, inputs, cfg, dtype, tf32)
+                    lib.centernet_dcnv2_set_splits(0)
+                    set_variant(variants[0])
                 finite = bool(torch.isfinite(out).all())
                 err = rel(out, ref) if finite else float("nan")
                 err_tv = rel(out, tv_forward(*inputs, cfg))

@@ -29,9 +29,14 @@
 
 #include <cuda_fp16.h>
 #include <mma.h>
-#ifdef CENTERNET_DCN_CUBLAS
+// cuBLAS for the im2col tactic: its headers at build time where the toolkit has them, the library loaded at run
+// time (dlopen, as TensorRT's own plugins do), so the plugin links only the CUDA runtime and loads without cuBLAS.
+#if __has_include(<cublas_v2.h>)
 #include <cublas_v2.h>
+#include <dlfcn.h>
+#define CENTERNET_DCN_CUBLAS 1
 #endif
+#include <string>
 
 #include <algorithm>
 #include <cstdint>
@@ -1391,11 +1396,13 @@ __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __rest
   }
 }
 
-// ---- im2col + GEMM path (v15 experiment, benchmark variant 13; builds with CENTERNET_DCN_CUBLAS) ----
-// The layer as torchvision and TensorRT's own plugin compute it, done well: the prep kernel's NHWC copy (no weight
-// pack), one kernel that samples every (pixel, tap, channel) once into a column matrix col[pixel][c * KK + tap]
-// (the weight's own K order, so the GEMM reads the weight as it lies), then one cuBLAS GEMM per conv group over all
-// images (strided batched). The bias is written into the output first and the GEMM adds to it (beta = 1).
+// ---- the im2col tactic (DCNv2Algo::kIm2colGemm, v15; needs cuBLAS) ----
+// The layer as torchvision and TensorRT's own plugin compute it: the prep kernel's NHWC copy (no weight pack), one
+// kernel that samples every (pixel, tap, channel) once into a column matrix col[pixel][c * KK + tap] (the weight's
+// own K order, so the GEMM reads the weight as it lies), then a cuBLAS GEMM per conv group over the images of a
+// chunk (strided batched). The bias is written into the output first and the GEMM adds to it (beta = 1). Faster
+// than the fused kernel where the weight is large or the tile grid leaves SMs idle (docs/kernel.md, v15);
+// TensorRT times both and keeps the faster one per layer.
 template <typename T> struct ColArgs {
   T const* __restrict__ inNHWC;
   T const* __restrict__ offset;
@@ -1404,7 +1411,8 @@ template <typename T> struct ColArgs {
   T* __restrict__ col;
   T* __restrict__ out;
   Geometry g;
-  long threads;      // N * HoWo * C / VEC sampling threads
+  int n0;            // first image of this chunk
+  long threads;      // images of the chunk * HoWo * C / VEC sampling threads
   int colBlocks;     // blocks of sampling threads; the blocks after them fill the output with the bias
 };
 
@@ -1423,10 +1431,11 @@ __global__ void __launch_bounds__(kColThreads) dcnIm2colKernel(ColArgs<T> a) {
   Geometry const& g = a.g;
   if (int(blockIdx.x) >= a.colBlocks) {  // bias fill
     gridDependencyWait();
-    unsigned const total = unsigned(g.N) * g.Cout * g.HoWo;  // < 2^31 (dcnv2CheckSupported)
+    unsigned const first = unsigned(a.n0) * g.Cout * g.HoWo;  // the chunk's outputs; all < 2^31 (CheckSupported)
+    unsigned const total = unsigned(a.threads / (g.C / VEC) / g.HoWo) * g.Cout * g.HoWo;
     unsigned const stride = (gridDim.x - a.colBlocks) * blockDim.x;
     for (unsigned i = (blockIdx.x - a.colBlocks) * blockDim.x + threadIdx.x; i < total; i += stride)
-      a.out[i] = a.bias[(i / unsigned(g.HoWo)) % unsigned(g.Cout)];
+      a.out[first + i] = a.bias[(i / unsigned(g.HoWo)) % unsigned(g.Cout)];
     return;
   }
   long const tI = long(blockIdx.x) * kColThreads + threadIdx.x;
@@ -1434,7 +1443,7 @@ __global__ void __launch_bounds__(kColThreads) dcnIm2colKernel(ColArgs<T> a) {
   int const CV = g.C / VEC;
   long const m = live ? tI / CV : 0;
   int const cv = live ? int(tI % CV) : 0;
-  int const n = int(m / g.HoWo), p = int(m % g.HoWo);
+  int const n = a.n0 + int(m / g.HoWo), p = int(m % g.HoWo);
   int const ho = p / g.Wo, wo = p % g.Wo;
   int const c0 = cv * VEC;
   int const d = g.dg == 1 ? 0 : c0 / g.Cdg;
@@ -1451,44 +1460,36 @@ __global__ void __launch_bounds__(kColThreads) dcnIm2colKernel(ColArgs<T> a) {
   gridDependencyWait();
   T const* img = a.inNHWC + size_t(n) * g.H * g.W * g.C + c0;
   float run[RUN];  // blended values, fp32 until they are packed
-  // taps in groups of 3: their 12 corner loads are issued before any is blended (one tap at a time left a thread
-  // waiting for 9 round trips in a row); branch-free, so the compiler can hoist the loads
-  constexpr int TG = KK % 3 == 0 ? 3 : 1;
+  // one tap at a time: measured faster than issuing the corner loads of 3 taps before blending, branch-free (fp16
+  // 1,64,192,192->64 62.5 vs 76.2 us, the 8-image batch 225 vs 270, TF32 44 vs 49 on 1,64,128,128->64; H100)
 #pragma unroll
-  for (int t0 = 0; t0 < KK; t0 += TG) {
-    Pack<T, VEC> r[TG][4];
-    float w[TG][4];
-#pragma unroll
-    for (int u = 0; u < TG; ++u) {
-      int const t = t0 + u;
-      int const ki = t / g.kw, kj = t - ki * g.kw;
-      float const y = float(ho * g.sh - g.ph + ki * g.dh) + oy[t];
-      float const x = float(wo * g.sw - g.pw + kj * g.dw) + ox[t];
-      bool const in = y > -1.f && y < float(g.H) && x > -1.f && x < float(g.W);  // torchvision's rule
-      float const fy = floorf(y), fx = floorf(x);
-      int const y0 = in ? int(fy) : 0, x0 = in ? int(fx) : 0;
-      float const ly = y - fy, lx = x - fx, hy = 1.f - ly, hx = 1.f - lx, m = in ? mk[t] : 0.f;
+  for (int t = 0; t < KK; ++t) {
+    int const ki = t / g.kw, kj = t % g.kw;
+    float const y = float(ho * g.sh - g.ph + ki * g.dh) + oy[t];
+    float const x = float(wo * g.sw - g.pw + kj * g.dw) + ox[t];
+    float w[4] = {0.f, 0.f, 0.f, 0.f};
+    int at[4] = {0, 0, 0, 0};
+    if (y > -1.f && y < float(g.H) && x > -1.f && x < float(g.W)) {  // torchvision's rule
+      int const y0 = int(floorf(y)), x0 = int(floorf(x));
+      float const ly = y - float(y0), lx = x - float(x0), hy = 1.f - ly, hx = 1.f - lx;
       bool const vy0 = y0 >= 0, vy1 = y0 + 1 < g.H, vx0 = x0 >= 0, vx1 = x0 + 1 < g.W;
       int const at00 = (y0 * g.W + x0) * g.C;
-      int const at[4] = {vy0 && vx0 ? at00 : 0, vy0 && vx1 ? at00 + g.C : 0, vy1 && vx0 ? at00 + g.W * g.C : 0,
-                         vy1 && vx1 ? at00 + (g.W + 1) * g.C : 0};
-      w[u][0] = vy0 && vx0 ? hy * hx * m : 0.f;
-      w[u][1] = vy0 && vx1 ? hy * lx * m : 0.f;
-      w[u][2] = vy1 && vx0 ? ly * hx * m : 0.f;
-      w[u][3] = vy1 && vx1 ? ly * lx * m : 0.f;
-#pragma unroll
-      for (int k = 0; k < 4; ++k) r[u][k] = ldgPack<T, VEC>(img + at[k]);
+      if (vy0 && vx0) { at[0] = at00; w[0] = hy * hx * mk[t]; }
+      if (vy0 && vx1) { at[1] = at00 + g.C; w[1] = hy * lx * mk[t]; }
+      if (vy1 && vx0) { at[2] = at00 + g.W * g.C; w[2] = ly * hx * mk[t]; }
+      if (vy1 && vx1) { at[3] = at00 + (g.W + 1) * g.C; w[3] = ly * lx * mk[t]; }
     }
+    Pack<T, VEC> r[4];
 #pragma unroll
-    for (int u = 0; u < TG; ++u)
+    for (int k = 0; k < 4; ++k) r[k] = ldgPack<T, VEC>(img + at[k]);
 #pragma unroll
-      for (int e = 0; e < VEC; ++e) {
-        float s = w[u][0] * Tr::toF(r[u][0].v[e]);
-        s = fmaf(w[u][1], Tr::toF(r[u][1].v[e]), s);
-        s = fmaf(w[u][2], Tr::toF(r[u][2].v[e]), s);
-        s = fmaf(w[u][3], Tr::toF(r[u][3].v[e]), s);
-        run[e * KK + t0 + u] = s;
-      }
+    for (int e = 0; e < VEC; ++e) {
+      float s = w[0] * Tr::toF(r[0].v[e]);
+      s = fmaf(w[1], Tr::toF(r[1].v[e]), s);
+      s = fmaf(w[2], Tr::toF(r[2].v[e]), s);
+      s = fmaf(w[3], Tr::toF(r[3].v[e]), s);
+      run[e * KK + t] = s;
+    }
   }
   // the warp's runs are one contiguous piece of col: stage them, then store 512-byte rows
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -1800,41 +1801,123 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   return pl;
 }
 
-#ifdef CENTERNET_DCN_CUBLAS
-constexpr size_t kBlasWorkspace = size_t(32) << 20;  // cuBLAS's recommendation for Hopper (split-K GEMMs)
+// The im2col tactic's plan: images per chunk (the column matrix of a chunk stays within kColBudget, or one image)
+// and the workspace (NHWC copy, one chunk's columns, cuBLAS's own).
+constexpr size_t kBlasWorkspace = size_t(32) << 20;  // cuBLAS's recommendation for Hopper (its split-K GEMMs need it:
+                                                     // 4 MB made 1,2048,16,16->256 fp32 1.6x slower, H100)
+constexpr size_t kColBudget = size_t(32) << 20;
+struct ColPlan {
+  int images;  // per chunk
+  size_t inBytes, colBytes, total;
+};
+template <typename T> ColPlan colPlanOf(DCNv2Params const& p) {
+  ColPlan c;
+  size_t const perImage = size_t(p.outHeight) * p.outWidth * p.inChannels * p.kernelH * p.kernelW * sizeof(T);
+  c.images = int(std::max<size_t>(1, std::min<size_t>(size_t(p.batch), kColBudget / std::max<size_t>(perImage, 1))));
+  c.inBytes = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
+  c.colBytes = alignUp(perImage * c.images, kAlign);
+  c.total = c.inBytes + c.colBytes + kBlasWorkspace;
+  return c;
+}
 
-// Column path (benchmark variant 13): where it applies and the workspace it needs (NHWC copy, columns, cuBLAS's).
-template <typename T> bool colApplies(DCNv2Params const& p) {
+// Why the im2col tactic cannot run these params (nullptr: it can). 3 x 3 kernels with 16-byte channel vectors, as
+// every CenterNet DCN layer has; the fused kernel covers the rest.
+template <typename T> char const* colUnsupported(DCNv2Params const& p) {
+#ifndef CENTERNET_DCN_CUBLAS
+  (void)p;
+  return "DCNv2: the im2col tactic needs cuBLAS headers (cublas_v2.h) at build time; this build has none";
+#else
   constexpr int VEC = Traits<T>::kVec;
-  return p.kernelH * p.kernelW == 9 && (p.inChannels / p.groups) % VEC == 0 &&
-         (p.inChannels / p.deformableGroups) % VEC == 0;
-}
-template <typename T> size_t colWorkspace(DCNv2Params const& p) {
-  size_t const in = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
-  size_t const col = alignUp(size_t(p.batch) * p.outHeight * p.outWidth * p.inChannels * 9 * sizeof(T), kAlign);
-  return in + col + kBlasWorkspace;
+  if (p.kernelH * p.kernelW != 9) return "DCNv2: the im2col tactic supports 3x3 kernels only";
+  if ((p.inChannels / p.groups) % VEC != 0 || (p.inChannels / p.deformableGroups) % VEC != 0)
+    return "DCNv2: the im2col tactic needs channels per group a multiple of 8 (fp16) / 4 (fp32)";
+  return nullptr;
+#endif
 }
 
-cublasHandle_t blasHandle() {  // one per process (benchmark variant; the plugin would own one per context)
-  static cublasHandle_t h = [] {
-    cublasHandle_t x = nullptr;
-    return cublasCreate(&x) == CUBLAS_STATUS_SUCCESS ? x : nullptr;
-  }();
-  return h;
+}  // namespace
+
+#ifdef CENTERNET_DCN_CUBLAS
+// cuBLAS loaded at run time: the entry points the tactic calls and one handle.
+struct DCNv2Blas {
+  void* lib = nullptr;
+  cublasHandle_t handle = nullptr;
+  decltype(&cublasDestroy_v2) destroy = nullptr;
+  decltype(&cublasSetStream_v2) setStream = nullptr;
+  decltype(&cublasSetWorkspace_v2) setWorkspace = nullptr;
+  // the C entry point (C++ also sees an overload taking the compute type as a cudaDataType_t)
+  cublasStatus_t (*gemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, void const*,
+      void const*, cudaDataType_t, int, long long, void const*, cudaDataType_t, int, long long, void const*, void*,
+      cudaDataType_t, int, long long, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+};
+
+DCNv2Blas* dcnv2BlasCreate(char const** why) {
+  static thread_local std::string reason;
+  auto fail = [&](std::string const& r, DCNv2Blas* b) -> DCNv2Blas* {
+    reason = r;
+    if (why) *why = reason.c_str();
+    dcnv2BlasDestroy(b);
+    return nullptr;
+  };
+  // the cuBLAS of the CUDA major this library was built with (its ABI), else whatever libcublas.so is
+  std::string const name = "libcublas.so." + std::to_string(CUDART_VERSION / 1000);
+  void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr)
+    return fail("DCNv2: " + name + " not found on the library path (install cuBLAS or add its folder to "
+                "LD_LIBRARY_PATH); the im2col tactic is unavailable", nullptr);
+  auto* b = new (std::nothrow) DCNv2Blas;
+  if (b == nullptr) {
+    dlclose(lib);
+    return fail("DCNv2: out of host memory", nullptr);
+  }
+  b->lib = lib;
+  auto create = reinterpret_cast<decltype(&cublasCreate_v2)>(dlsym(lib, "cublasCreate_v2"));
+  b->destroy = reinterpret_cast<decltype(b->destroy)>(dlsym(lib, "cublasDestroy_v2"));
+  b->setStream = reinterpret_cast<decltype(b->setStream)>(dlsym(lib, "cublasSetStream_v2"));
+  b->setWorkspace = reinterpret_cast<decltype(b->setWorkspace)>(dlsym(lib, "cublasSetWorkspace_v2"));
+  b->gemm = reinterpret_cast<decltype(b->gemm)>(dlsym(lib, "cublasGemmStridedBatchedEx"));
+  if (!create || !b->destroy || !b->setStream || !b->setWorkspace || !b->gemm)
+    return fail("DCNv2: " + name + " lacks cublasGemmStridedBatchedEx or cublasSetWorkspace (cuBLAS >= 11 needed)", b);
+  if (create(&b->handle) != CUBLAS_STATUS_SUCCESS) {
+    b->handle = nullptr;
+    return fail("DCNv2: cublasCreate failed (no CUDA device, or out of memory)", b);
+  }
+  return b;
 }
+
+void dcnv2BlasDestroy(DCNv2Blas* b) {
+  if (b == nullptr) return;
+  if (b->handle) b->destroy(b->handle);
+  if (b->lib) dlclose(b->lib);
+  delete b;
+}
+#else
+struct DCNv2Blas {};
+DCNv2Blas* dcnv2BlasCreate(char const** why) {
+  if (why) *why = "DCNv2: built without cuBLAS headers (cublas_v2.h); the im2col tactic is unavailable";
+  return nullptr;
+}
+void dcnv2BlasDestroy(DCNv2Blas* b) { delete b; }
+#endif
+
+namespace {
 
 template <typename T>
 cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input, T const* offset, T const* mask,
-    T const* weight, T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
-  if (workspaceSize < colWorkspace<T>(p)) return cudaErrorInvalidValue;
-  cublasHandle_t const h = blasHandle();
-  if (h == nullptr) return cudaErrorInitializationError;
+    T const* weight, T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream,
+    DCNv2Blas* blas) {
+#ifndef CENTERNET_DCN_CUBLAS
+  (void)p; (void)g; (void)input; (void)offset; (void)mask; (void)weight; (void)bias; (void)output; (void)workspace;
+  (void)workspaceSize; (void)stream; (void)blas;
+  return cudaErrorNotSupported;
+#else
+  ColPlan const cp = colPlanOf<T>(p);
+  if (blas == nullptr || workspaceSize < cp.total) return cudaErrorInvalidValue;
   char* ws = static_cast<char*>(workspace);
-  size_t const inBytes = alignUp(size_t(g.N) * g.C * g.H * g.W * sizeof(T), kAlign);
-  size_t const colBytes = alignUp(size_t(g.N) * g.HoWo * g.C * 9 * sizeof(T), kAlign);
   T* inNHWC = reinterpret_cast<T*>(ws);
-  T* col = reinterpret_cast<T*>(ws + inBytes);
-  void* blasWs = ws + inBytes + colBytes;
+  T* col = reinterpret_cast<T*>(ws + cp.inBytes);
+  void* blasWs = ws + cp.inBytes + cp.colBytes;
 
   PrepArgs<T> pa = {};
   pa.in = input; pa.weight = weight; pa.inNHWC = inNHWC; pa.wpack = nullptr;
@@ -1850,44 +1933,49 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
 
-  ColArgs<T> ca;
-  ca.inNHWC = inNHWC; ca.offset = offset; ca.mask = mask; ca.bias = bias; ca.col = col; ca.out = output; ca.g = g;
-  ca.threads = long(g.N) * g.HoWo * (g.C / Traits<T>::kVec);
-  ca.colBlocks = int((ca.threads + kColThreads - 1) / kColThreads);
-  int const fillBlocks = bias ? std::min(1024, int((long(g.N) * g.Cout * g.HoWo + kColThreads - 1) / kColThreads)) : 0;
-  e = launchPDL(dcnIm2colKernel<T, 9>, dim3(ca.colBlocks + fillBlocks), dim3(kColThreads), 0, stream, ca);
-  if (e != cudaSuccess) return e;
-
-  if (cublasSetStream(h, stream) != CUBLAS_STATUS_SUCCESS ||
-      cublasSetWorkspace(h, blasWs, kBlasWorkspace) != CUBLAS_STATUS_SUCCESS)  // after SetStream, which resets it
+  // SetWorkspace after SetStream, which resets it; the workspace keeps cuBLAS from allocating (graph capture)
+  if (blas->setStream(blas->handle, stream) != CUBLAS_STATUS_SUCCESS ||
+      blas->setWorkspace(blas->handle, blasWs, kBlasWorkspace) != CUBLAS_STATUS_SUCCESS)
     return cudaErrorUnknown;
   bool const half = std::is_same<T, __half>::value;
   cudaDataType_t const dt = half ? CUDA_R_16F : CUDA_R_32F;
-  cublasComputeType_t const ct = half ? CUBLAS_COMPUTE_32F
-                                 : p.allowTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  // fp32: TF32 tensor cores exactly where the fused kernel uses them (allowTF32), else plain fp32 arithmetic
+  cublasComputeType_t const ct = !half && p.allowTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   float const alpha = 1.f, beta = bias ? 1.f : 0.f;
   int const K = g.Cin_g * 9, lda = g.C * 9;
-  for (int gi = 0; gi < g.groups; ++gi) {
-    // out[n][o][p] (+)= sum_k col[n][p][k] * weight[o][k], i.e. C(HoWo x Cout_g, col-major) = col^T * W
-    cublasStatus_t const s = cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, g.HoWo, g.Cout_g, K, &alpha,
-        col + size_t(gi) * K, dt, lda, (long long)(g.HoWo) * lda, weight + size_t(gi) * g.Cout_g * K, dt, K, 0,
-        &beta, output + size_t(gi) * g.Cout_g * g.HoWo, dt, g.HoWo, (long long)(g.Cout) * g.HoWo, g.N, ct,
-        CUBLAS_GEMM_DEFAULT);
-    if (s != CUBLAS_STATUS_SUCCESS) return cudaErrorUnknown;
+  for (int n0 = 0; n0 < g.N; n0 += cp.images) {
+    int const nc = std::min(cp.images, g.N - n0);
+    ColArgs<T> ca;
+    ca.inNHWC = inNHWC; ca.offset = offset; ca.mask = mask; ca.bias = bias; ca.col = col; ca.out = output; ca.g = g;
+    ca.n0 = n0;
+    ca.threads = long(nc) * g.HoWo * (g.C / Traits<T>::kVec);
+    ca.colBlocks = int((ca.threads + kColThreads - 1) / kColThreads);
+    int const fillBlocks = bias ? std::min(1024, int((long(nc) * g.Cout * g.HoWo + kColThreads - 1) / kColThreads)) : 0;
+    e = launchPDL(dcnIm2colKernel<T, 9>, dim3(ca.colBlocks + fillBlocks), dim3(kColThreads), 0, stream, ca);
+    if (e != cudaSuccess) return e;
+    for (int gi = 0; gi < g.groups; ++gi) {
+      // out[n][o][p] (+)= sum_k col[n][p][k] * weight[o][k]: C (HoWo x Cout_g, column-major) = col^T W
+      cublasStatus_t const st = blas->gemm(blas->handle, CUBLAS_OP_T, CUBLAS_OP_N, g.HoWo, g.Cout_g, K, &alpha,
+          col + size_t(gi) * K, dt, lda, (long long)(g.HoWo) * lda, weight + size_t(gi) * g.Cout_g * K, dt, K, 0,
+          &beta, output + (size_t(n0) * g.Cout + size_t(gi) * g.Cout_g) * g.HoWo, dt, g.HoWo,
+          (long long)(g.Cout) * g.HoWo, nc, ct, CUBLAS_GEMM_DEFAULT);
+      if (st != CUBLAS_STATUS_SUCCESS) return cudaErrorUnknown;
+    }
   }
   return cudaSuccess;
-}
 #endif
+}
 
 template <typename T>
 cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T const* mask, T const* weight,
-    T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream) {
+    T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream, DCNv2Algo algo,
+    DCNv2Blas* blas) {
   if (workspace == nullptr || !input || !offset || !mask || !weight || !output) return cudaErrorInvalidValue;
   Plan pl = planOf<T>(p);
-#ifdef CENTERNET_DCN_CUBLAS
-  if (gVariant == 13 && colApplies<T>(p))
-    return forwardColT<T>(p, pl.g, input, offset, mask, weight, bias, output, workspace, workspaceSize, stream);
-#endif
+  if (algo == DCNv2Algo::kIm2colGemm)
+    return colUnsupported<T>(p) ? cudaErrorInvalidValue
+                                : forwardColT<T>(p, pl.g, input, offset, mask, weight, bias, output, workspace,
+                                      workspaceSize, stream, blas);
   // A workspace sized on another GPU (other SM count) may hold fewer partials: split less, never fail.
   while (pl.g.splits > 1 && layoutOf<T>(p, pl.g.splits).total > workspaceSize) setSplits(pl, pl.g.splits - 1);
   Layout const l = layoutOf<T>(p, pl.g.splits);
@@ -2007,28 +2095,32 @@ char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type) {
   return nullptr;
 }
 
-size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type) {
-  if (dcnv2CheckSupported(p, type) != nullptr) return 0;
-#ifdef CENTERNET_DCN_CUBLAS
-  if (gVariant == 13)
-    if (type == DCNv2DataType::kHALF ? colApplies<__half>(p) : colApplies<float>(p))
-      return type == DCNv2DataType::kHALF ? colWorkspace<__half>(p) : colWorkspace<float>(p);
-#endif
+char const* dcnv2AlgoUnsupported(DCNv2Params const& p, DCNv2DataType type, DCNv2Algo algo) {
+  if (char const* why = dcnv2CheckSupported(p, type)) return why;
+  if (algo == DCNv2Algo::kFused) return nullptr;
+  if (algo != DCNv2Algo::kIm2colGemm) return "DCNv2: unknown algorithm";
+  return type == DCNv2DataType::kHALF ? colUnsupported<__half>(p) : colUnsupported<float>(p);
+}
+
+size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type, DCNv2Algo algo) {
+  if (dcnv2AlgoUnsupported(p, type, algo) != nullptr) return 0;
+  if (algo == DCNv2Algo::kIm2colGemm)
+    return type == DCNv2DataType::kHALF ? colPlanOf<__half>(p).total : colPlanOf<float>(p).total;
   return type == DCNv2DataType::kHALF ? layoutOf<__half>(p, planOf<__half>(p).g.splits).total
                                       : layoutOf<float>(p, planOf<float>(p).g.splits).total;
 }
 
 cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* input, void const* offset,
     void const* mask, void const* weight, void const* bias, void* output, void* workspace, size_t workspaceSize,
-    cudaStream_t stream) {
-  if (dcnv2CheckSupported(p, type) != nullptr) return cudaErrorInvalidValue;
+    cudaStream_t stream, DCNv2Algo algo, DCNv2Blas* blas) {
+  if (dcnv2AlgoUnsupported(p, type, algo) != nullptr) return cudaErrorInvalidValue;
   if (type == DCNv2DataType::kHALF)
     return forwardT<__half>(p, static_cast<__half const*>(input), static_cast<__half const*>(offset),
         static_cast<__half const*>(mask), static_cast<__half const*>(weight), static_cast<__half const*>(bias),
-        static_cast<__half*>(output), workspace, workspaceSize, stream);
+        static_cast<__half*>(output), workspace, workspaceSize, stream, algo, blas);
   return forwardT<float>(p, static_cast<float const*>(input), static_cast<float const*>(offset),
       static_cast<float const*>(mask), static_cast<float const*>(weight), static_cast<float const*>(bias),
-      static_cast<float*>(output), workspace, workspaceSize, stream);
+      static_cast<float*>(output), workspace, workspaceSize, stream, algo, blas);
 }
 
 void dcnv2SetForcedSplits(int splits) { gForcedSplits = splits; }
@@ -2038,6 +2130,9 @@ void dcnv2SetKernelVariant(int variant) { gVariant = variant; }
 }  // namespace centernet_trt
 
 namespace {
+centernet_trt::DCNv2Algo gAbiAlgo = centernet_trt::DCNv2Algo::kFused;  // the C ABI's algorithm (set_algo)
+centernet_trt::DCNv2Blas* gAbiBlas = nullptr;                          // loaded on first use, kept for the process
+
 centernet_trt::DCNv2Params makeParams(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32) {
@@ -2058,24 +2153,35 @@ int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth
     size_t workspaceSize, void* stream) {
   return int(centernet_trt::dcnv2Forward(makeParams(CENTERNET_DCN_FLAT_ARGS),
       static_cast<centernet_trt::DCNv2DataType>(dtype), input, offset, mask, weight, bias, output, workspace,
-      workspaceSize, static_cast<cudaStream_t>(stream)));
+      workspaceSize, static_cast<cudaStream_t>(stream), gAbiAlgo, gAbiBlas));
 }
 
 size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype) {
   return centernet_trt::dcnv2WorkspaceSize(
-      makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype));
+      makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype), gAbiAlgo);
 }
 
 char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype) {
-  return centernet_trt::dcnv2CheckSupported(
-      makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype));
+  return centernet_trt::dcnv2AlgoUnsupported(
+      makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype), gAbiAlgo);
 }
 
 void centernet_dcnv2_set_splits(int splits) { centernet_trt::dcnv2SetForcedSplits(splits); }
 void centernet_dcnv2_set_pdl(int enable) { centernet_trt::dcnv2SetDisablePDL(enable == 0); }
 void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVariant(variant); }
+
+char const* centernet_dcnv2_set_algo(int algo) {
+  if (algo != 0 && algo != 1) return "DCNv2: algorithm must be 0 (fused) or 1 (im2col + cuBLAS)";
+  if (algo == 1 && gAbiBlas == nullptr) {
+    char const* why = nullptr;
+    gAbiBlas = centernet_trt::dcnv2BlasCreate(&why);
+    if (gAbiBlas == nullptr) return why;
+  }
+  gAbiAlgo = static_cast<centernet_trt::DCNv2Algo>(algo);
+  return nullptr;
+}
 }

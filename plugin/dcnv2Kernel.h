@@ -16,15 +16,32 @@ struct DCNv2Params {
   bool allowTF32;  // fp32 only: TF32 tensor cores (default true); false = strict fp32 path
 };
 
+// Two algorithms (the plugin's TensorRT tactics; TensorRT times both at engine build and keeps the faster):
+//   kFused      the fused deformable implicit GEMM (tactic 0, the default; every supported layer);
+//   kIm2colGemm sampled columns + a cuBLAS GEMM (tactic 1; 3x3 kernels with 16-byte channel vectors, a build with
+//               cuBLAS headers and libcublas loadable at run time). Faster on weight-heavy and large layers.
+enum class DCNv2Algo : int { kFused = 0, kIm2colGemm = 1 };
+
+// cuBLAS loaded at run time (dlopen of libcublas.so.<CUDA major>) with a handle of its own; the plugin library never
+// links it. Create on the thread/context that will use it, outside enqueue (it allocates). nullptr when cuBLAS
+// cannot be loaded; *why (if given) then names the reason and the fix.
+struct DCNv2Blas;
+DCNv2Blas* dcnv2BlasCreate(char const** why);
+void dcnv2BlasDestroy(DCNv2Blas* blas);
+
+// Why `algo` cannot run these params (nullptr: it can). Includes dcnv2CheckSupported's reasons.
+char const* dcnv2AlgoUnsupported(DCNv2Params const& p, DCNv2DataType type, DCNv2Algo algo);
+
 // Bytes of scratch the forward needs (the plugin declares it as TensorRT workspace; no allocation in enqueue).
-size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type);
+size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type, DCNv2Algo algo = DCNv2Algo::kFused);
 
 // All tensors NCHW contiguous, same type. offset: [N, 2*dg*kh*kw, Ho, Wo] laid out like torchvision
 // (per deformable group, per tap: dy, dx); mask: [N, dg*kh*kw, Ho, Wo] (already sigmoid-ed); weight:
 // [Cout, Cin/groups, kh, kw]; bias: [Cout] (may be nullptr). All device work on `stream`.
+// kIm2colGemm needs `blas` (dcnv2BlasCreate); its stream and workspace are set on each call.
 cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* input, void const* offset,
     void const* mask, void const* weight, void const* bias, void* output, void* workspace, size_t workspaceSize,
-    cudaStream_t stream);
+    cudaStream_t stream, DCNv2Algo algo = DCNv2Algo::kFused, DCNv2Blas* blas = nullptr);
 
 // Validates params (positive sizes, divisibility of channels by groups/deformableGroups, ...). Returns nullptr if
 // supported, else a static message naming the problem (the plugin reports it at build time).
@@ -65,4 +82,7 @@ char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHei
 void centernet_dcnv2_set_splits(int splits);
 void centernet_dcnv2_set_pdl(int enable);
 void centernet_dcnv2_set_variant(int variant);
+// Algorithm of later calls in this process (0 = fused, 1 = im2col + cuBLAS, loading cuBLAS on first use): nullptr
+// when it can run, else the reason. forward / workspace_size / check_supported then answer for that algorithm.
+char const* centernet_dcnv2_set_algo(int algo);
 }

@@ -601,6 +601,30 @@ int32_t DCNv2Plugin::configurePlugin(
                 makeParams(dims, type);
             }
         }
+        // The im2col tactic depends only on channels, kernel size and groups (static in the weight's shape), so the
+        // profile's largest shape decides; offered only where cuBLAS loads (else TensorRT never times it).
+        Dims dims[kNB_INPUTS];
+        for (int32_t i = 0; i < kNB_INPUTS; ++i)
+        {
+            dims[i] = in[i].max;
+        }
+        bool const concreteMax = std::all_of(dims, dims + kNB_INPUTS,
+            [](Dims const& d)
+            {
+                return std::all_of(d.d, d.d + d.nbDims,
+                    [](int64_t v)
+                    {
+                        return v >= 1;
+                    });
+            });
+        mIm2colOffered = concreteMax
+            && dcnv2AlgoUnsupported(makeParams(dims, type), toKernelType(type), DCNv2Algo::kIm2colGemm) == nullptr;
+        if (mIm2colOffered && !mBlas)
+        {
+            char const* why = nullptr;
+            mBlas.reset(dcnv2BlasCreate(&why), dcnv2BlasDestroy);
+            mIm2colOffered = static_cast<bool>(mBlas); // no cuBLAS here: the fused kernel alone (not an error)
+        }
         return 0;
     }
     catch (...)
@@ -629,7 +653,13 @@ size_t DCNv2Plugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int3
                 dims[i] = bound == 0 ? inputs[i].min : inputs[i].max;
             }
             DataType const type = inputs[0].desc.type;
-            size = std::max(size, dcnv2WorkspaceSize(makeParams(dims, type), toKernelType(type)));
+            DCNv2Params const p = makeParams(dims, type);
+            size = std::max(size, dcnv2WorkspaceSize(p, toKernelType(type), DCNv2Algo::kFused));
+            // TensorRT may size the workspace before it picks a tactic: room for either
+            if (mIm2colOffered || mTactic == kTACTIC_IM2COL)
+            {
+                size = std::max(size, dcnv2WorkspaceSize(p, toKernelType(type), DCNv2Algo::kIm2colGemm));
+            }
         }
         return size;
     }
@@ -648,6 +678,33 @@ char const* DCNv2Plugin::getTimingCacheID() noexcept
 char const* DCNv2Plugin::getMetadataString() noexcept
 {
     return mDescription.c_str();
+}
+
+int32_t DCNv2Plugin::getNbTactics() noexcept
+{
+    return mIm2colOffered ? 1 : 0;
+}
+
+int32_t DCNv2Plugin::getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept
+{
+    try
+    {
+        if (nbTactics != getNbTactics() || (nbTactics > 0 && tactics == nullptr))
+        {
+            throw std::invalid_argument("getValidTactics called with room for " + std::to_string(nbTactics)
+                                        + " tactics; getNbTactics() is " + std::to_string(getNbTactics()));
+        }
+        if (nbTactics == 1)
+        {
+            tactics[0] = kTACTIC_IM2COL;
+        }
+        return 0;
+    }
+    catch (...)
+    {
+        logException("getValidTactics");
+    }
+    return 1;
 }
 
 int32_t DCNv2Plugin::onShapeChange(
@@ -716,14 +773,23 @@ int32_t DCNv2Plugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
         }
         DCNv2Params const p = makeParams(dims, type);
         DCNv2DataType const kernelType = toKernelType(type);
-        size_t const workspaceSize = dcnv2WorkspaceSize(p, kernelType);
+        DCNv2Algo const algo = mTactic == kTACTIC_IM2COL ? DCNv2Algo::kIm2colGemm : DCNv2Algo::kFused;
+        if (algo == DCNv2Algo::kIm2colGemm && !mBlas)
+        {
+            throw std::runtime_error("tactic " + std::to_string(mTactic) + " (im2col + cuBLAS) without a cuBLAS handle");
+        }
+        if (char const* why = dcnv2AlgoUnsupported(p, kernelType, algo))
+        {
+            throw std::invalid_argument(why);
+        }
+        size_t const workspaceSize = dcnv2WorkspaceSize(p, kernelType, algo);
         if (workspaceSize > 0 && workspace == nullptr)
         {
             throw std::invalid_argument(
                 "the kernel needs " + std::to_string(workspaceSize) + " bytes of workspace but none was given");
         }
         cudaError_t const status = dcnv2Forward(p, kernelType, inputs[kINPUT], inputs[kOFFSET], inputs[kMASK],
-            inputs[kWEIGHT], inputs[kBIAS], outputs[0], workspace, workspaceSize, stream);
+            inputs[kWEIGHT], inputs[kBIAS], outputs[0], workspace, workspaceSize, stream, algo, mBlas.get());
         if (status != cudaSuccess)
         {
             throw std::runtime_error(std::string("kernel launch failed: ") + cudaGetErrorString(status));
@@ -739,8 +805,62 @@ int32_t DCNv2Plugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
 
 IPluginV3* DCNv2Plugin::attachToContext(IPluginResourceContext* /*context*/) noexcept
 {
-    // No per-context resources: a plain copy serves every execution context.
-    return clone();
+    try
+    {
+        // Each execution context gets its own copy and, for the im2col tactic, its own cuBLAS handle (contexts may
+        // enqueue concurrently on different streams; a handle's stream and workspace are set per call).
+        std::unique_ptr<DCNv2Plugin> p(new DCNv2Plugin(*this));
+        p->mBlas.reset();
+        if (p->mTactic == kTACTIC_IM2COL)
+        {
+            p->ensureBlas();
+        }
+        return p.release();
+    }
+    catch (...)
+    {
+        logException("attachToContext");
+    }
+    return nullptr;
+}
+
+void DCNv2Plugin::ensureBlas()
+{
+    if (mBlas)
+    {
+        return;
+    }
+    char const* why = nullptr;
+    mBlas.reset(dcnv2BlasCreate(&why), dcnv2BlasDestroy);
+    if (!mBlas)
+    {
+        throw std::runtime_error(std::string(why ? why : "cuBLAS unavailable")
+                                 + " (this engine chose the im2col tactic for this layer where it was built; rebuild "
+                                   "the engine on this machine, or make cuBLAS loadable here)");
+    }
+}
+
+int32_t DCNv2Plugin::setTactic(int32_t tactic) noexcept
+{
+    try
+    {
+        if (tactic != 0 && tactic != kTACTIC_IM2COL)
+        {
+            throw std::invalid_argument("unknown tactic " + std::to_string(tactic) + " (0 = fused kernel, "
+                                        + std::to_string(kTACTIC_IM2COL) + " = im2col + cuBLAS)");
+        }
+        if (tactic == kTACTIC_IM2COL)
+        {
+            ensureBlas();
+        }
+        mTactic = tactic;
+        return 0;
+    }
+    catch (...)
+    {
+        logException("setTactic");
+    }
+    return 1;
 }
 
 PluginFieldCollection const* DCNv2Plugin::getFieldsToSerialize() noexcept

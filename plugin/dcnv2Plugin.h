@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,8 @@ public:
     static constexpr int32_t kMASK = 2;
     static constexpr int32_t kWEIGHT = 3;
     static constexpr int32_t kBIAS = 4;
+    //! Custom tactic (TensorRT times it against the default tactic 0, the fused kernel, and keeps the faster).
+    static constexpr int32_t kTACTIC_IM2COL = 1;
 
     explicit DCNv2Plugin(DCNv2Attributes const& attributes);
     DCNv2Plugin(DCNv2Plugin const&) = default;
@@ -73,6 +76,8 @@ public:
         nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
     char const* getTimingCacheID() noexcept override;
     char const* getMetadataString() noexcept override;
+    int32_t getNbTactics() noexcept override;
+    int32_t getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept override;
 
     // IPluginV3OneRuntime
     int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
@@ -81,15 +86,22 @@ public:
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
+    int32_t setTactic(int32_t tactic) noexcept override;
 
 private:
     //! Kernel parameters for concrete input shapes (dims[i] = dims of input i); throws std::invalid_argument naming
     //! the inconsistency if the shapes do not fit together or the kernel does not support them.
     DCNv2Params makeParams(nvinfer1::Dims const* dims, nvinfer1::DataType type) const;
+    //! cuBLAS for the im2col tactic, loaded now if it is not yet; throws std::runtime_error naming the fix if it
+    //! cannot be (never called from enqueue: creating a handle allocates).
+    void ensureBlas();
 
     DCNv2Attributes mAttributes;
     bool mAllowTF32{true};    //!< false when CENTERNET_DCNV2_STRICT_FP32=1 at creation (not serialized on purpose)
     std::string mDescription; //!< attributes as text: timing cache id and metadata string
+    bool mIm2colOffered{false};         //!< configurePlugin: the im2col tactic takes this layer and cuBLAS loads
+    int32_t mTactic{0};                 //!< setTactic: 0 = fused kernel, kTACTIC_IM2COL = im2col + cuBLAS
+    std::shared_ptr<DCNv2Blas> mBlas;   //!< cuBLAS handle; clones share it, each execution context gets its own
 
     // Backing store for getFieldsToSerialize(); rebuilt on each call so copies never point into another object.
     std::vector<nvinfer1::PluginField> mDataToSerialize;

@@ -845,6 +845,88 @@ bool checkBuildInterface(Caps const& caps, Case const& c)
     return shapeOk;
 }
 
+//! Whether the im2col tactic should be offered for this case: a 3x3 kernel with 16-byte channel vectors, and cuBLAS
+//! loadable here (the plugin loads the same soname).
+bool im2colExpected(Case const& c)
+{
+    int64_t const vec = c.type == DataType::kHALF ? 8 : 4;
+    static bool const blas = []
+    {
+        std::string const name = "libcublas.so." + std::to_string(CUDART_VERSION / 1000);
+        void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (h == nullptr)
+        {
+            h = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
+        }
+        std::printf("  (%s %s here)\n", name.c_str(), h ? "loads" : "does not load");
+        return h != nullptr; // kept open: the plugin's dlopen then shares it
+    }();
+    return c.kh * c.kw == 9 && (c.c / c.groups) % vec == 0 && (c.c / c.dg) % vec == 0 && blas;
+}
+
+//! The custom tactic (im2col + cuBLAS): offered exactly where it can run; through setTactic it matches the float64
+//! reference, is bitwise reproducible (rerun, CUDA-graph replay, attachToContext copy with its own cuBLAS handle);
+//! unknown tactics and wrong tactic buffers are refused without crashing.
+void checkIm2colTactic(Case const& c, Shape const& s, std::vector<HostTensor> const& host,
+    std::vector<double> const& ref, IPluginV3* built, Caps const& caps, void* workspace, cudaStream_t stream)
+{
+    int32_t const nb = caps.build->getNbTactics();
+    bool const expected = im2colExpected(c);
+    check(nb == (expected ? 1 : 0),
+        c.name + ": getNbTactics() == " + std::to_string(expected ? 1 : 0) + " (got " + std::to_string(nb) + ")");
+    int32_t wrong[2] = {0, 0};
+    check(caps.build->getValidTactics(wrong, nb + 1) != 0, c.name + ": getValidTactics refuses a wrong count");
+    check(caps.runtime->setTactic(7) != 0, c.name + ": setTactic refuses an unknown tactic");
+    if (nb != 1)
+    {
+        return;
+    }
+    int32_t tactic = 0;
+    check(caps.build->getValidTactics(&tactic, 1) == 0 && tactic == 1, c.name + ": getValidTactics gives tactic 1");
+    std::unique_ptr<IPluginV3> tp(built->clone());
+    Caps const tc = capabilities(tp.get(), false);
+    if (!check(tc.runtime->setTactic(1) == 0, c.name + ": setTactic(1)"))
+    {
+        return;
+    }
+    RunResult first;
+    if (!runOnce(tc.runtime, c, s, host, workspace, stream, first))
+    {
+        return;
+    }
+    double const err = relError(toDouble(first.output, c.type), ref);
+    check(err <= tolerance(c), c.name + ": im2col tactic matches the float64 reference (rel err " + std::to_string(err)
+                                   + " <= " + std::to_string(tolerance(c)) + ")");
+    std::printf("  im2col tactic: rel err %.3g (tol %.0e)\n", err, tolerance(c));
+    std::unique_ptr<IPluginV3> attached(tc.runtime->attachToContext(nullptr));
+    std::vector<std::pair<std::string, RunResult>> runs;
+    auto again = [&](IPluginV3OneRuntime* rt, std::string const& what, bool graph)
+    {
+        RunResult out;
+        if (runOnce(rt, c, s, host, workspace, stream, out, graph))
+        {
+            runs.emplace_back(what, std::move(out));
+        }
+    };
+    again(tc.runtime, "rerun", false);
+    again(tc.runtime, "CUDA-graph replay", true);
+    if (check(attached != nullptr, c.name + ": attachToContext() of the im2col-tactic plugin"))
+    {
+        again(capabilities(attached.get(), false).runtime, "attachToContext() copy", false);
+    }
+    std::string differing;
+    for (auto const& [what, out] : runs)
+    {
+        if (out.output != first.output)
+        {
+            differing += (differing.empty() ? "" : "; ") + what + " " + describeDiff(out.output, first.output, c.type);
+        }
+    }
+    check(differing.empty() && runs.size() == 3,
+        c.name + ": im2col tactic bitwise identical over " + std::to_string(runs.size() + 1) + " runs"
+            + (differing.empty() ? std::string() : " -- " + differing));
+}
+
 //! Full life cycle for one case. Returns false if the case could not run at all.
 bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
 {
@@ -940,6 +1022,10 @@ bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
 
     if (!gpu)
     {
+        // tactic calls that need no GPU: an unknown tactic and a wrong tactic buffer are refused, not crashed on
+        int32_t room[2] = {0, 0};
+        check(caps.runtime->setTactic(7) != 0 && caps.build->getValidTactics(room, caps.build->getNbTactics() + 1) != 0,
+            c.name + ": setTactic / getValidTactics refuse an unknown tactic and a wrong count");
         ++gSkipped;
         return true;
     }
@@ -1028,6 +1114,7 @@ bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
                               + (rerunsDiffer ? " [reruns of the same object differ too: the kernel is not "
                                                 "run-to-run deterministic]"
                                               : "")));
+        checkIm2colTactic(c, s, host, ref, plugin.get(), caps, workspace, stream);
     }
     cudaStreamDestroy(stream);
     cudaFree(workspace);
