@@ -24,6 +24,9 @@
 //   3. finalize (split-K only): the partials summed in split order + bias -> output type.
 //   On sm_90 the main and finalize kernels use programmatic dependent launch: the sampling table (which reads
 //   only offset and mask) is built while the prep kernel drains.
+// A second algorithm (DCNv2Algo::kIm2colGemm, the plugin's TensorRT tactic 1): the prep kernel's NHWC copy, then
+// dcnIm2colKernel writes the samples once as a column matrix and cuBLAS (opened at run time) multiplies it by the
+// weight as it lies. TensorRT times both per layer; it wins on weight-heavy and large layers and in strict fp32.
 // docs/kernel.md has the design notes, the floor arithmetic and the measured times.
 #include "dcnv2Kernel.h"
 

@@ -42,7 +42,8 @@ def _cublas_include() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ptxas_report(tmp_path_factory) -> str:
+def kernel_object(tmp_path_factory) -> tuple[Path, str]:
+    """The kernel compiled for sm_90a (compile only) and ptxas' report."""
     if NVCC is None:
         pytest.skip("nvcc not on PATH: the CUDA kernel compile check needs the CUDA toolkit")
     out = tmp_path_factory.mktemp("nvcc") / "dcnv2Kernel.o"
@@ -51,7 +52,12 @@ def ptxas_report(tmp_path_factory) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"nvcc failed:\n{proc.stderr[-4000:]}"
     assert out.stat().st_size > 0
-    return proc.stderr
+    return out, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def ptxas_report(kernel_object) -> str:
+    return kernel_object[1]
 
 
 def test_kernel_compiles_for_hopper(ptxas_report):
@@ -74,6 +80,32 @@ def test_no_kernel_spills_much(ptxas_report):
     spills = [int(b) for b in re.findall(r"(\d+) bytes spill stores", ptxas_report)]
     assert spills, "ptxas printed no resource report"
     assert max(spills) <= 16, f"register spills in the kernel: {spills}"
+
+
+def test_algorithm_switch_explains_itself(kernel_object, tmp_path):
+    """The C ABI's algorithm switch (the Python tools' way to the im2col tactic): unknown algorithms are refused, and
+    where cuBLAS cannot serve (not on the library path, or no GPU for a handle) the reason names cuBLAS and the fix;
+    the library never links cuBLAS (it is opened at run time)."""
+    import ctypes
+
+    lib_path = tmp_path / "libdcnv2_kernel.so"
+    link = subprocess.run([NVCC, "-shared", "-o", str(lib_path), str(kernel_object[0])], capture_output=True,
+                          text=True, timeout=300)
+    assert link.returncode == 0, link.stderr[-4000:]
+    needed = subprocess.run(["readelf", "-d", str(lib_path)], capture_output=True, text=True).stdout
+    assert "cublas" not in needed, needed
+    lib = ctypes.CDLL(str(lib_path))
+    lib.centernet_dcnv2_set_algo.restype = ctypes.c_char_p
+    lib.centernet_dcnv2_set_algo.argtypes = [ctypes.c_int]
+    assert b"algorithm must be 0" in lib.centernet_dcnv2_set_algo(2)
+    why = lib.centernet_dcnv2_set_algo(1)
+    if why is None:  # a GPU with cuBLAS on the library path: the tactic is available here
+        assert _cuda_device_present()
+    elif _cublas_include() or Path("/usr/local/cuda/include/cublas_v2.h").is_file():
+        assert b"cublas" in why.lower() and (b"LD_LIBRARY_PATH" in why or b"cublasCreate failed" in why), why
+    else:
+        assert b"built without cuBLAS headers" in why, why
+    assert lib.centernet_dcnv2_set_algo(0) is None
 
 
 def test_kernel_compiles_for_turing_and_ampere():
