@@ -196,7 +196,8 @@ def main() -> None:
                 col_us = timed(lambda: dc(x, off, mask, weight, bias, out), args.calls, args.reps)
             except ValueError:  # the tactic does not take this layer
                 pass
-            lib.centernet_dcnv2_set_algo(0)
+            finally:
+                lib.centernet_dcnv2_set_algo(0)
         dcn = dcns[variants[0]]
         run_ours = lambda: dcn(x, off, mask, weight, bias, out)
         ours = times[variants[0]]

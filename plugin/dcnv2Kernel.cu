@@ -1714,6 +1714,8 @@ struct Plan {
   dim3 grid;
   bool vec, tf32, useReg, useWg, large;
   int regNT, bn, wgCfg;
+  int perSM;      // resident blocks per SM of the chosen kernel
+  int maxSplits;  // the most K splits the heuristic gives any shape of this layer
 };
 
 void setSplits(Plan& pl, int splits) {
@@ -1780,28 +1782,74 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   dim3 const& grid = pl.grid;
 
   // Split K over blocks when the tile grid alone cannot fill the GPU (small images, many channels).
+  // about two resident blocks per SM (measured on H200: more splits cost partial-sum traffic, fewer leave SMs idle)
+  // (warpgroup kernel: its register cap's blocks per SM, fewer where a large sampling table limits them)
+  auto wgPerSM = [&] {
+    int const fit = int(size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0)) / (wgBlockSmem(wgCfg) + 1024));
+    return std::max(1, std::min(kWgConfigs[wgCfg].minb, fit));
+  };
+  int const perSM = pl.perSM = useWg  ? wgPerSM()
+                               : useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16)
+                                        : 2;
+  // at least two K steps per warpgroup (warpgroup kernel) / per K group of warps (register kernel)
+  pl.maxSplits = std::max(1, g.nChunks / (useWg ? 2 * kWgConfigs[wgCfg].kg : useReg ? 4 : 3));
   int splits = gForcedSplits;
   if (splits <= 0) {
     long const blocks = long(grid.x) * grid.y;
-    // about two resident blocks per SM (measured on H200: more splits cost partial-sum traffic, fewer leave SMs idle)
-    // (warpgroup kernel: its register cap's blocks per SM, fewer where a large sampling table limits them)
-    auto wgPerSM = [&] {
-      int const fit = int(size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0)) / (wgBlockSmem(wgCfg) + 1024));
-      return std::max(1, std::min(kWgConfigs[wgCfg].minb, fit));
-    };
-    int const perSM = useWg    ? wgPerSM()
-                      : useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16)
-                               : 2;
     // at most one wave: blocks x splits rounded up past the resident blocks put the rest in a second wave that
     // nearly doubles the call (H100: 1,2048,16,16->256 fp16, 8 tiles x 17 splits = 136 > 132 blocks: 32.5 us; 16
     // splits: 22.1)
-    splits = int(long(perSM) * smCount / blocks);
-    // at least two K steps per warpgroup (warpgroup kernel) / per K group of warps (register kernel)
-    splits = std::min(splits, std::max(1, g.nChunks / (useWg ? 2 * kWgConfigs[wgCfg].kg : useReg ? 4 : 3)));
+    splits = std::min(int(long(perSM) * smCount / blocks), pl.maxSplits);
   }
   splits = std::max(1, std::min(splits, g.nChunks));
   setSplits(pl, splits);
   return pl;
+}
+
+// The fused kernel's workspace for a shape. It must grow with the shape: TensorRT sizes it at the profile's smallest
+// and largest shapes and hands that to every shape in between, and the plugin cannot learn the size it got. The
+// split-K partials are what does not grow by themselves (a smaller plane splits more), so they get room for one wave
+// of partial tiles on up to kWorkspaceSMs SMs or the layer's most splits, whichever is less, whatever the shape's
+// own split count; forwardT splits less where that is short (a GPU with more SMs).
+constexpr long kWorkspaceSMs = 160;
+template <typename T> size_t fusedWorkspace(DCNv2Params const& p) {
+  Plan const pl = planOf<T>(p);
+  Layout const l = layoutOf<T>(p, pl.g.splits);
+  size_t const outBytes = size_t(p.batch) * p.outChannels * p.outHeight * p.outWidth * sizeof(float);
+  size_t const wave = size_t(kWorkspaceSMs) * pl.perSM * kBM * pl.bn * sizeof(float);  // one wave of partial tiles
+  size_t const acc = pl.maxSplits > 1 ? alignUp(std::min(wave, size_t(pl.maxSplits) * outBytes), kAlign) : 0;
+  return l.inBytes + l.wBytes + std::max(l.accBytes, acc);  // (a forced split, benchmark only, may need more)
+}
+
+// The prep kernel's transpose part, the same for both algorithms: NCHW -> NHWC, its path and grid (regTrans: the
+// register-transpose instantiation). The caller adds the weight pack (or none: packBlocks 0) and launches with
+// launchPrep.
+template <typename T> PrepArgs<T> transposeArgs(Geometry const& g, T const* input, T* inNHWC, bool& regTrans) {
+  PrepArgs<T> pa = {};
+  pa.in = input; pa.inNHWC = inNHWC;
+  pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
+  constexpr int kVE = 16 / int(sizeof(T));
+  pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
+  // fp16 register transpose where its tiles fill the GPU at least twice (the 8-image batch on an H100: 117.6-118.4 ->
+  // 112.2 us); on five of the seven batch-1 layers its 4x larger tiles left SMs idle: up to 0.9 us slower.
+  auto setTransTiles = [&](int tileC, int tileHW) {  // the transpose grid for tiles of tileC x tileHW
+    pa.transBlocksC = (g.C + tileC - 1) / tileC;
+    pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
+    pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
+  };
+  setTransTiles(kTransC16, kTransS16);
+  regTrans = std::is_same<T, __half>::value && pa.vecTrans &&
+             pa.transBlocks >= 2L * deviceAttr(cudaDevAttrMultiProcessorCount, 132);
+  if (!regTrans) setTransTiles(pa.vecTrans ? 128 / int(sizeof(T)) : 32, pa.vecTrans ? 64 : 32);
+  return pa;
+}
+
+template <typename T> cudaError_t launchPrep(PrepArgs<T> const& pa, bool regTrans, cudaStream_t stream) {
+  auto prep = dcnPrepKernel<T>;
+  if constexpr (std::is_same<T, __half>::value)
+    if (regTrans) prep = dcnPrepKernel<T, true>;
+  prep<<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
+  return cudaGetLastError();
 }
 
 // The im2col tactic's plan: images per chunk (the column matrix of a chunk stays within kColBudget, or one image)
@@ -1816,9 +1864,10 @@ struct ColPlan {
 template <typename T> ColPlan colPlanOf(DCNv2Params const& p) {
   ColPlan c;
   size_t const perImage = size_t(p.outHeight) * p.outWidth * p.inChannels * p.kernelH * p.kernelW * sizeof(T);
-  c.images = int(std::max<size_t>(1, std::min<size_t>(size_t(p.batch), kColBudget / std::max<size_t>(perImage, 1))));
+  // grows with the shape (see fusedWorkspace): all images, capped at the budget, but at least one image
+  c.colBytes = alignUp(std::min(size_t(p.batch) * perImage, std::max(perImage, kColBudget)), kAlign);
+  c.images = int(std::min<size_t>(size_t(p.batch), c.colBytes / perImage));
   c.inBytes = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
-  c.colBytes = alignUp(perImage * c.images, kAlign);
   c.total = c.inBytes + c.colBytes + kBlasWorkspace;
   return c;
 }
@@ -1843,7 +1892,6 @@ template <typename T> char const* colUnsupported(DCNv2Params const& p) {
 #ifdef CENTERNET_DCN_CUBLAS
 // cuBLAS loaded at run time: the entry points the tactic calls and one handle.
 struct DCNv2Blas {
-  void* lib = nullptr;
   cublasHandle_t handle = nullptr;
   decltype(&cublasDestroy_v2) destroy = nullptr;
   decltype(&cublasSetStream_v2) setStream = nullptr;
@@ -1855,44 +1903,46 @@ struct DCNv2Blas {
 };
 
 DCNv2Blas* dcnv2BlasCreate(char const** why) {
-  static thread_local std::string reason;
-  auto fail = [&](std::string const& r, DCNv2Blas* b) -> DCNv2Blas* {
-    reason = r;
-    if (why) *why = reason.c_str();
+  static thread_local std::string reason;  // *why points here until this thread's next call
+  auto fail = [&](char const* r, DCNv2Blas* b) -> DCNv2Blas* {
+    if (why) *why = r;
     dcnv2BlasDestroy(b);
     return nullptr;
   };
-  // the cuBLAS of the CUDA major this library was built with (its ABI), else whatever libcublas.so is
-  std::string const name = "libcublas.so." + std::to_string(CUDART_VERSION / 1000);
-  void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr)
-    return fail("DCNv2: " + name + " not found on the library path (install cuBLAS or add its folder to "
-                "LD_LIBRARY_PATH); the im2col tactic is unavailable", nullptr);
-  auto* b = new (std::nothrow) DCNv2Blas;
-  if (b == nullptr) {
-    dlclose(lib);
-    return fail("DCNv2: out of host memory", nullptr);
+  try {
+    // the cuBLAS of the CUDA major this library was built with (the ABI its headers describe). Never closed: a
+    // library unloaded while the process runs on is a risk for nothing (it stays mapped for the next handle).
+    std::string const name = "libcublas.so." + std::to_string(CUDART_VERSION / 1000);
+    void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      reason = "DCNv2: " + name + " not found on the library path (install cuBLAS of CUDA " +
+               std::to_string(CUDART_VERSION / 1000) + " or add its folder to LD_LIBRARY_PATH); the im2col tactic "
+               "is unavailable";
+      return fail(reason.c_str(), nullptr);
+    }
+    auto* b = new DCNv2Blas;
+    auto create = reinterpret_cast<decltype(&cublasCreate_v2)>(dlsym(lib, "cublasCreate_v2"));
+    b->destroy = reinterpret_cast<decltype(b->destroy)>(dlsym(lib, "cublasDestroy_v2"));
+    b->setStream = reinterpret_cast<decltype(b->setStream)>(dlsym(lib, "cublasSetStream_v2"));
+    b->setWorkspace = reinterpret_cast<decltype(b->setWorkspace)>(dlsym(lib, "cublasSetWorkspace_v2"));
+    b->gemm = reinterpret_cast<decltype(b->gemm)>(dlsym(lib, "cublasGemmStridedBatchedEx"));
+    if (!create || !b->destroy || !b->setStream || !b->setWorkspace || !b->gemm) {
+      reason = "DCNv2: " + name + " lacks cublasGemmStridedBatchedEx or cublasSetWorkspace (cuBLAS >= 11 needed)";
+      return fail(reason.c_str(), b);
+    }
+    if (create(&b->handle) != CUBLAS_STATUS_SUCCESS) {
+      b->handle = nullptr;
+      return fail("DCNv2: cublasCreate failed (no CUDA device, or out of memory)", b);
+    }
+    return b;
+  } catch (...) {  // std::bad_alloc: this is also called from the C ABI, where nothing may throw
+    return fail("DCNv2: out of host memory while loading cuBLAS", nullptr);
   }
-  b->lib = lib;
-  auto create = reinterpret_cast<decltype(&cublasCreate_v2)>(dlsym(lib, "cublasCreate_v2"));
-  b->destroy = reinterpret_cast<decltype(b->destroy)>(dlsym(lib, "cublasDestroy_v2"));
-  b->setStream = reinterpret_cast<decltype(b->setStream)>(dlsym(lib, "cublasSetStream_v2"));
-  b->setWorkspace = reinterpret_cast<decltype(b->setWorkspace)>(dlsym(lib, "cublasSetWorkspace_v2"));
-  b->gemm = reinterpret_cast<decltype(b->gemm)>(dlsym(lib, "cublasGemmStridedBatchedEx"));
-  if (!create || !b->destroy || !b->setStream || !b->setWorkspace || !b->gemm)
-    return fail("DCNv2: " + name + " lacks cublasGemmStridedBatchedEx or cublasSetWorkspace (cuBLAS >= 11 needed)", b);
-  if (create(&b->handle) != CUBLAS_STATUS_SUCCESS) {
-    b->handle = nullptr;
-    return fail("DCNv2: cublasCreate failed (no CUDA device, or out of memory)", b);
-  }
-  return b;
 }
 
 void dcnv2BlasDestroy(DCNv2Blas* b) {
   if (b == nullptr) return;
   if (b->handle) b->destroy(b->handle);
-  if (b->lib) dlclose(b->lib);
   delete b;
 }
 #else
@@ -1915,25 +1965,21 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
   (void)workspaceSize; (void)stream; (void)blas;
   return cudaErrorNotSupported;
 #else
-  ColPlan const cp = colPlanOf<T>(p);
-  if (blas == nullptr || workspaceSize < cp.total) return cudaErrorInvalidValue;
+  ColPlan cp = colPlanOf<T>(p);
+  if (blas == nullptr || workspaceSize < cp.inBytes + kBlasWorkspace) return cudaErrorInvalidValue;
+  // as many images per chunk as the columns' share of the workspace given holds (at least the plan's)
+  size_t const perImage = size_t(g.HoWo) * g.C * 9 * sizeof(T);
+  cp.colBytes = workspaceSize - cp.inBytes - kBlasWorkspace;
+  cp.images = int(std::min<size_t>(size_t(g.N), cp.colBytes / perImage));
+  if (cp.images < 1) return cudaErrorInvalidValue;
   char* ws = static_cast<char*>(workspace);
   T* inNHWC = reinterpret_cast<T*>(ws);
-  T* col = reinterpret_cast<T*>(ws + cp.inBytes);
-  void* blasWs = ws + cp.inBytes + cp.colBytes;
+  void* blasWs = ws + cp.inBytes;  // 256-byte aligned, as cuBLAS wants
+  T* col = reinterpret_cast<T*>(ws + cp.inBytes + kBlasWorkspace);
 
-  PrepArgs<T> pa = {};
-  pa.in = input; pa.weight = weight; pa.inNHWC = inNHWC; pa.wpack = nullptr;
-  pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
-  constexpr int kVE = 16 / int(sizeof(T));
-  pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
-  int const tileC = pa.vecTrans ? 128 / int(sizeof(T)) : 32, tileHW = pa.vecTrans ? 64 : 32;
-  pa.transBlocksC = (g.C + tileC - 1) / tileC;
-  pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
-  pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
-  pa.packBlocks = 0;  // the GEMM reads the weight as it lies
-  dcnPrepKernel<T><<<pa.transBlocks, kPrepThreads, 0, stream>>>(pa);
-  cudaError_t e = cudaGetLastError();
+  bool regTrans = false;
+  PrepArgs<T> pa = transposeArgs<T>(g, input, inNHWC, regTrans);  // no pack: the GEMM reads the weight as it lies
+  cudaError_t e = launchPrep(pa, regTrans, stream);
   if (e != cudaSuccess) return e;
 
   // SetWorkspace after SetStream, which resets it; the workspace keeps cuBLAS from allocating (graph capture)
@@ -1994,22 +2040,9 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   float* acc = reinterpret_cast<float*>(ws + l.inBytes + l.wBytes);
 
 
-  PrepArgs<T> pa;
-  pa.in = input; pa.weight = weight; pa.inNHWC = inNHWC; pa.wpack = wpack;
-  pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
-  constexpr int kVE = 16 / int(sizeof(T));
-  pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
-  // fp16 register transpose where its tiles fill the GPU at least twice (the 8-image batch on an H100: 117.6-118.4 ->
-  // 112.2 us); on five of the seven batch-1 layers its 4x larger tiles left SMs idle: up to 0.9 us slower.
-  auto setTransTiles = [&](int tileC, int tileHW) {  // the transpose grid for tiles of tileC x tileHW
-    pa.transBlocksC = (g.C + tileC - 1) / tileC;
-    pa.transBlocksHW = (pa.HW + tileHW - 1) / tileHW;
-    pa.transBlocks = g.N * pa.transBlocksC * pa.transBlocksHW;
-  };
-  setTransTiles(kTransC16, kTransS16);
-  bool const regTrans = std::is_same<T, __half>::value && pa.vecTrans &&
-                        pa.transBlocks >= 2L * deviceAttr(cudaDevAttrMultiProcessorCount, 132);
-  if (!regTrans) setTransTiles(pa.vecTrans ? 128 / int(sizeof(T)) : 32, pa.vecTrans ? 64 : 32);
+  bool regTrans = false;
+  PrepArgs<T> pa = transposeArgs<T>(g, input, inNHWC, regTrans);
+  pa.weight = weight; pa.wpack = wpack;
   pa.frag = pl.useWg ? 2 : useReg ? 1 : 0;
   pa.fragTF32 = useReg && !std::is_same<T, __half>::value;
   pa.groups = g.groups; pa.Cout_g = g.Cout_g; pa.nSteps = g.nSteps; pa.ntPad = g.ntPad;
@@ -2020,11 +2053,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  auto prep = dcnPrepKernel<T>;
-  if constexpr (std::is_same<T, __half>::value)
-    if (regTrans) prep = dcnPrepKernel<T, true>;
-  prep<<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
-  cudaError_t e = cudaGetLastError();
+  cudaError_t e = launchPrep(pa, regTrans, stream);
   if (e != cudaSuccess) return e;
 
   MainArgs<T> ma;
@@ -2109,8 +2138,7 @@ size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type, DCNv2Algo al
   if (dcnv2AlgoUnsupported(p, type, algo) != nullptr) return 0;
   if (algo == DCNv2Algo::kIm2colGemm)
     return type == DCNv2DataType::kHALF ? colPlanOf<__half>(p).total : colPlanOf<float>(p).total;
-  return type == DCNv2DataType::kHALF ? layoutOf<__half>(p, planOf<__half>(p).g.splits).total
-                                      : layoutOf<float>(p, planOf<float>(p).g.splits).total;
+  return type == DCNv2DataType::kHALF ? fusedWorkspace<__half>(p) : fusedWorkspace<float>(p);
 }
 
 cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* input, void const* offset,

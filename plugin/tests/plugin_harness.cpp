@@ -868,7 +868,8 @@ bool im2colExpected(Case const& c)
 //! reference, is bitwise reproducible (rerun, CUDA-graph replay, attachToContext copy with its own cuBLAS handle);
 //! unknown tactics and wrong tactic buffers are refused without crashing.
 void checkIm2colTactic(Case const& c, Shape const& s, std::vector<HostTensor> const& host,
-    std::vector<double> const& ref, IPluginV3* built, Caps const& caps, void* workspace, cudaStream_t stream)
+    std::vector<double> const& ref, IPluginV3* built, IPluginV3* restored, Caps const& caps, void* workspace,
+    cudaStream_t stream)
 {
     int32_t const nb = caps.build->getNbTactics();
     bool const expected = im2colExpected(c);
@@ -914,6 +915,13 @@ void checkIm2colTactic(Case const& c, Shape const& s, std::vector<HostTensor> co
     {
         again(capabilities(attached.get(), false).runtime, "attachToContext() copy", false);
     }
+    // as a deserialized engine runs it: recreated from the serialized fields (never configured), setTactic(1)
+    std::unique_ptr<IPluginV3> rp(restored->clone());
+    Caps const rc = capabilities(rp.get(), false);
+    if (check(rc.runtime->setTactic(1) == 0, c.name + ": setTactic(1) on the plugin recreated for runtime"))
+    {
+        again(rc.runtime, "recreated for runtime + setTactic(1)", false);
+    }
     std::string differing;
     for (auto const& [what, out] : runs)
     {
@@ -922,7 +930,7 @@ void checkIm2colTactic(Case const& c, Shape const& s, std::vector<HostTensor> co
             differing += (differing.empty() ? "" : "; ") + what + " " + describeDiff(out.output, first.output, c.type);
         }
     }
-    check(differing.empty() && runs.size() == 3,
+    check(differing.empty() && runs.size() == 4,
         c.name + ": im2col tactic bitwise identical over " + std::to_string(runs.size() + 1) + " runs"
             + (differing.empty() ? std::string() : " -- " + differing));
 }
@@ -1030,12 +1038,29 @@ bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
         return true;
     }
 
+    // The workspace TensorRT would give (getWorkspaceSize for the profile) plus a guard band: every shape of the
+    // profile must stay inside it (the plugin cannot learn the size it got, so it must never need more).
     void* workspace = nullptr;
-    if (workspaceSize > 0 && cudaMalloc(&workspace, workspaceSize) != cudaSuccess)
+    if (cudaMalloc(&workspace, workspaceSize + kGUARD_BYTES) != cudaSuccess)
     {
         check(false, c.name + ": cudaMalloc workspace");
         return false;
     }
+    uint8_t* const wsGuard = static_cast<uint8_t*>(workspace) + workspaceSize;
+    CUDA_OK(cudaMemset(wsGuard, kGUARD, kGUARD_BYTES));
+    auto workspaceGuardIntact = [&](std::string const& when) -> bool
+    {
+        std::vector<uint8_t> band(kGUARD_BYTES);
+        CUDA_OK(cudaMemcpy(band.data(), wsGuard, kGUARD_BYTES, cudaMemcpyDeviceToHost));
+        check(std::all_of(band.begin(), band.end(),
+                  [](uint8_t b)
+                  {
+                      return b == kGUARD;
+                  }),
+            c.name + ": " + when + ": nothing written past the declared workspace (" + std::to_string(workspaceSize)
+                + " bytes)");
+        return true;
+    };
     cudaStream_t stream{};
     cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
     bool first = true;
@@ -1063,6 +1088,7 @@ bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
         double const err = relError(toDouble(r.output, c.type), ref);
         std::string const shapeText
             = "N=" + std::to_string(s.n) + " H=" + std::to_string(s.h) + " W=" + std::to_string(s.w);
+        workspaceGuardIntact(shapeText);
         check(err <= tolerance(c), c.name + " " + shapeText + ": matches the float64 reference (rel err "
                                        + std::to_string(err) + " <= " + std::to_string(tolerance(c)) + ")");
         std::printf("  %s: rel err %.3g (tol %.0e)\n", shapeText.c_str(), err, tolerance(c));
@@ -1114,7 +1140,8 @@ bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
                               + (rerunsDiffer ? " [reruns of the same object differ too: the kernel is not "
                                                 "run-to-run deterministic]"
                                               : "")));
-        checkIm2colTactic(c, s, host, ref, plugin.get(), caps, workspace, stream);
+        checkIm2colTactic(c, s, host, ref, plugin.get(), restored.get(), caps, workspace, stream);
+        workspaceGuardIntact("after the repeated runs and the im2col tactic");
     }
     cudaStreamDestroy(stream);
     cudaFree(workspace);
@@ -1344,6 +1371,11 @@ std::vector<Case> cases()
         {"fp16_dynamic_NHW", 32, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1, 2, H, false, true, true,
             {{2, 24, 30}, {1, 9, 13}, {3, 32, 32}}},
         {"fp32_groups2", 32, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2, 1, F, false, true, false, {{1, 12, 12}}, true},
+        // a shape between the profile's extremes that splits K more than either (on an H100: 144 tiles at 96 x 96, no
+        // split; 25 at 40 x 40, 5 splits): the workspace sized at the extremes must still hold its partials (3 x 5, so
+        // the im2col tactic's larger workspace is not offered and cannot hide an overrun)
+        {"fp16_dynamic_split_K", 128, 128, 3, 5, {1, 1}, {1, 2}, {1, 1}, 1, 1, H, false, false, true,
+            {{1, 96, 96}, {1, 8, 8}, {1, 40, 40}}},
     };
 }
 } // namespace
