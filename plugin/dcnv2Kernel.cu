@@ -1862,16 +1862,20 @@ constexpr size_t kBlasWorkspace = size_t(32) << 20;  // cuBLAS's recommendation 
                                                      // 4 MB made 1,2048,16,16->256 fp32 1.6x slower, H100)
 constexpr size_t kColBudget = size_t(32) << 20;
 struct ColPlan {
-  int images;  // per chunk
+  int images;  // per chunk (0: the workspace given holds no image's columns)
   size_t inBytes, colBytes, total;
 };
-template <typename T> ColPlan colPlanOf(DCNv2Params const& p) {
+// given = 0: the plan for sizing the workspace; else the plan for a workspace of `given` bytes (as many images per
+// chunk as its columns' share holds).
+template <typename T> ColPlan colPlanOf(DCNv2Params const& p, size_t given = 0) {
   ColPlan c;
   size_t const perImage = size_t(p.outHeight) * p.outWidth * p.inChannels * p.kernelH * p.kernelW * sizeof(T);
-  // grows with the shape (see fusedWorkspace): all images, capped at the budget, but at least one image
-  c.colBytes = alignUp(std::min(size_t(p.batch) * perImage, std::max(perImage, kColBudget)), kAlign);
-  c.images = int(std::min<size_t>(size_t(p.batch), c.colBytes / perImage));
   c.inBytes = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
+  // grows with the shape (see fusedWorkspace): all images, capped at the budget, but at least one image
+  c.colBytes = given == 0 ? alignUp(std::min(size_t(p.batch) * perImage, std::max(perImage, kColBudget)), kAlign)
+               : given >= c.inBytes + kBlasWorkspace ? given - c.inBytes - kBlasWorkspace
+                                                     : 0;
+  c.images = int(std::min<size_t>(size_t(p.batch), c.colBytes / perImage));
   c.total = c.inBytes + c.colBytes + kBlasWorkspace;
   return c;
 }
@@ -1969,13 +1973,8 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
   (void)workspaceSize; (void)stream; (void)blas;
   return cudaErrorNotSupported;
 #else
-  ColPlan cp = colPlanOf<T>(p);
-  if (blas == nullptr || workspaceSize < cp.inBytes + kBlasWorkspace) return cudaErrorInvalidValue;
-  // as many images per chunk as the columns' share of the workspace given holds (at least the plan's)
-  size_t const perImage = size_t(g.HoWo) * g.C * 9 * sizeof(T);
-  cp.colBytes = workspaceSize - cp.inBytes - kBlasWorkspace;
-  cp.images = int(std::min<size_t>(size_t(g.N), cp.colBytes / perImage));
-  if (cp.images < 1) return cudaErrorInvalidValue;
+  ColPlan const cp = colPlanOf<T>(p, workspaceSize);
+  if (blas == nullptr || cp.images < 1) return cudaErrorInvalidValue;
   char* ws = static_cast<char*>(workspace);
   T* inNHWC = reinterpret_cast<T*>(ws);
   void* blasWs = ws + cp.inBytes;  // 256-byte aligned, as cuBLAS wants

@@ -582,6 +582,8 @@ int32_t DCNv2Plugin::configurePlugin(
             }
         }
         // Check the profile's smallest and largest shapes: both are concrete even when N/H/W are dynamic.
+        DCNv2Params largest{};
+        bool largestConcrete = false;
         for (int32_t bound = 0; bound < 2; ++bound)
         {
             Dims dims[kNB_INPUTS];
@@ -598,32 +600,24 @@ int32_t DCNv2Plugin::configurePlugin(
             }
             if (concrete)
             {
-                makeParams(dims, type);
+                largest = makeParams(dims, type);
+                largestConcrete = bound == 1;
             }
         }
         // The im2col tactic depends only on channels, kernel size and groups (static in the weight's shape), so the
         // profile's largest shape decides; offered only where cuBLAS loads (else TensorRT never times it).
-        Dims dims[kNB_INPUTS];
-        for (int32_t i = 0; i < kNB_INPUTS; ++i)
+        mIm2colOffered = largestConcrete
+            && dcnv2AlgoUnsupported(largest, toKernelType(type), DCNv2Algo::kIm2colGemm) == nullptr;
+        if (mIm2colOffered)
         {
-            dims[i] = in[i].max;
-        }
-        bool const concreteMax = std::all_of(dims, dims + kNB_INPUTS,
-            [](Dims const& d)
+            try
             {
-                return std::all_of(d.d, d.d + d.nbDims,
-                    [](int64_t v)
-                    {
-                        return v >= 1;
-                    });
-            });
-        mIm2colOffered = concreteMax
-            && dcnv2AlgoUnsupported(makeParams(dims, type), toKernelType(type), DCNv2Algo::kIm2colGemm) == nullptr;
-        if (mIm2colOffered && !mBlas)
-        {
-            char const* why = nullptr;
-            mBlas.reset(dcnv2BlasCreate(&why), dcnv2BlasDestroy);
-            mIm2colOffered = static_cast<bool>(mBlas); // no cuBLAS here: the fused kernel alone (not an error)
+                ensureBlas();
+            }
+            catch (std::runtime_error const&)
+            {
+                mIm2colOffered = false; // no cuBLAS here: the fused kernel alone (not an error)
+            }
         }
         return 0;
     }
