@@ -35,6 +35,16 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     if hasattr(lib, "centernet_dcnv2_set_variant"):  # benchmark hook (kernel variants), absent in older builds
         lib.centernet_dcnv2_set_variant.restype = None
         lib.centernet_dcnv2_set_variant.argtypes = [ctypes.c_int]
+    if hasattr(lib, "centernet_dcnv2_set_stream_k"):  # 0 = heuristic, 1 = never, 2 = wherever it can run
+        lib.centernet_dcnv2_set_stream_k.restype = None
+        lib.centernet_dcnv2_set_stream_k.argtypes = [ctypes.c_int]
+    else:
+        lib.centernet_dcnv2_set_stream_k = lambda mode: None
+    if hasattr(lib, "centernet_dcnv2_plan"):  # the fused path's launch plan in words
+        lib.centernet_dcnv2_plan.restype = ctypes.c_char_p
+        lib.centernet_dcnv2_plan.argtypes = ints
+    else:
+        lib.centernet_dcnv2_plan = lambda *a: b"(no plan text in this build)"
     if hasattr(lib, "centernet_dcnv2_set_algo"):  # 0 = fused, 1 = im2col + cuBLAS (the plugin's tactics)
         lib.centernet_dcnv2_set_algo.restype = ctypes.c_char_p
         lib.centernet_dcnv2_set_algo.argtypes = [ctypes.c_int]
@@ -71,6 +81,7 @@ class DCN:
         if msg:
             raise ValueError(msg.decode())
         self.ws_bytes = lib.centernet_dcnv2_workspace_size(*self.ints)
+        self.plan = lib.centernet_dcnv2_plan(*self.ints).decode()  # under the hooks set now, like the workspace
         self.ws = torch.empty(max(self.ws_bytes, 1), dtype=torch.uint8, device="cuda")
 
     def __call__(self, x, offset, mask, weight, bias, out):

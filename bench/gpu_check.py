@@ -37,6 +37,8 @@ CASES = [dict(shape=s) for s in BASELINE] + [
     dict(shape=(1, 64, 37, 53, 64), bias=False),
     dict(shape=(1, 64, 20, 20, 128), dg=8),                # large sampling table: the smallest warpgroup stages
     dict(shape=(8, 72, 96, 90, 32)),                       # fp16 register transpose: C, H*W not its tile multiples
+    dict(shape=(2, 64, 72, 72, 128)),                      # stream-K ranges longer than a tile (whole tiles + pieces)
+    dict(shape=(1, 64, 31, 31, 256), groups=2),            # 128-channel tiles of two conv groups
 ]
 
 
@@ -113,6 +115,7 @@ def run_ours(lib, case, inputs, cfg, dtype, allow_tf32):
     out = torch.full(dcn.out_shape, float("nan"), dtype=dtype, device="cuda")  # poison: every element must be written
     dcn(x, off, mask, weight, bias, out)
     torch.cuda.synchronize()
+    run_ours.last_plan = dcn.plan
     return out
 
 
@@ -130,6 +133,7 @@ def main() -> int:
     gen = torch.Generator(device="cuda").manual_seed(args.seed)
     print(f"device: {torch.cuda.get_device_name()}")
     failures = 0
+    sk_runs = wg_runs = 0
     rows = []
     modes = [("fp16", torch.float16, True), ("tf32", torch.float32, True), ("fp32", torch.float32, False)]
     variants = [int(v) for v in args.variants.split(",")]
@@ -146,6 +150,7 @@ def main() -> int:
             # heuristic for the others (strict fp32 has one kernel)
             runs = [(variants[0], 0), (variants[0], 3)] + [(v, 0) for v in variants[1:] if mode != "fp32"]
             runs += [] if no_col else [("im2col", 0)]
+            runs += [] if mode == "fp32" else [("stream-k", 0)]  # forced on wherever the warpgroup kernel can take it
             for variant, splits in runs:
                 inputs, cfg = make_inputs(case, dtype, gen)  # fresh data for every run
                 ref = tv_forward(*[None if t is None else t.double() for t in inputs], cfg)
@@ -157,21 +162,36 @@ def main() -> int:
                         continue
                     finally:
                         lib.centernet_dcnv2_set_algo(0)
+                elif variant == "stream-k":
+                    lib.centernet_dcnv2_set_stream_k(2)
+                    try:
+                        out = run_ours(lib, case, inputs, cfg, dtype, tf32)
+                        again = run_ours(lib, case, inputs, cfg, dtype, tf32)
+                    finally:
+                        lib.centernet_dcnv2_set_stream_k(0)
+                    if "stream-K" not in run_ours.last_plan:  # a configuration it does not take: the default run's
+                        continue
+                    sk_runs += 1
+                    if not torch.equal(out, again):  # pieces summed in a fixed order: the same bits every run
+                        print(f"FAIL stream-K {mode} {case}: two runs on the same inputs differ")
+                        failures += 1
                 else:
                     set_variant(variant)
                     lib.centernet_dcnv2_set_splits(splits)
                     out = run_ours(lib, case, inputs, cfg, dtype, tf32)
                     lib.centernet_dcnv2_set_splits(0)
                     set_variant(variants[0])
+                    wg_runs += "warpgroup" in run_ours.last_plan
                 finite = bool(torch.isfinite(out).all())
                 err = rel(out, ref) if finite else float("nan")
                 err_tv = rel(out, tv_forward(*inputs, cfg))
                 ok = finite and err <= TOL[mode]
                 failures += not ok
                 rows.append((case, mode, splits, err, err_tv, ok))
+                plan = "" if variant == "im2col" else f" [{run_ours.last_plan}]"
                 print(f"{'ok  ' if ok else 'FAIL'} {mode} variant={variant} splits={'auto' if splits == 0 else splits} "
-                      f"{case} rel_vs_f64={err:.2e} rel_vs_torchvision_same_dtype={err_tv:.2e} tol={TOL[mode]:.0e}",
-                      flush=True)
+                      f"{case} rel_vs_f64={err:.2e} rel_vs_torchvision_same_dtype={err_tv:.2e} tol={TOL[mode]:.0e}"
+                      f"{plan}", flush=True)
     # tiny cases against the direct loop reference (independent of torchvision)
     for case in [dict(shape=(2, 8, 7, 9, 6), dg=2), dict(shape=(1, 16, 6, 5, 8), stride=(2, 2))]:
         for mode, dtype, tf32 in modes:
@@ -190,7 +210,11 @@ def main() -> int:
     print(f"{'ok  ' if msg else 'FAIL'} rejects C % groups != 0: {msg!r}")
     failures += not msg
     worst = {m: max((r[3] for r in rows if r[1] == m), default=0) for m, _, _ in modes}
-    print(f"SUMMARY: {len(rows)} kernel runs, {failures} failures; worst rel error vs float64: "
+    # stream-K exists only in the sm_90a warpgroup kernel: on such a device its runs must have happened
+    if wg_runs and not sk_runs:
+        print("FAIL no case ran with stream-K although the warpgroup kernel runs here")
+        failures += 1
+    print(f"SUMMARY: {len(rows)} kernel runs ({sk_runs} with stream-K), {failures} failures; worst rel error vs float64: "
           + ", ".join(f"{m}={v:.2e} (tol {TOL[m]:.0e})" for m, v in worst.items()))
     return 1 if failures else 0
 
