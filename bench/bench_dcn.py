@@ -14,8 +14,6 @@ torchvision's fp32 runs its GEMM in strict fp32 (torch's default allow_tf32=Fals
 Context column "GEMM": cuBLAS (torch.mm, same timing) on the dense product torchvision runs after its im2col,
 (Cout x 9C) @ (9C x N*H*W), in the row's precision (TF32 for "tf32"): what a plain GEMM of the layer's size costs here,
 next to the issue's target time (torchvision / 5 in fp16, / 3 in fp32).
---stream-k times the first variant also with stream-K scheduling forced off and forced on ("noSK", "SK" among the
-other variants; v16: where the heuristic takes it, "ours" is the SK run).
 Column "im2col": the plugin's second TensorRT tactic (im2col + cuBLAS GEMM, DCNv2Algo::kIm2colGemm) where cuBLAS
 loads, timed the same way; TensorRT times both tactics at engine build and keeps the faster, so "best" is the
 speed-up an engine gets from the faster of the two.
@@ -155,8 +153,6 @@ def main() -> None:
                     help="precede every call with the kernel that writes its offsets (a device copy), as in a network, "
                          "where the layer before is another kernel; that kernel's own time is subtracted")
     ap.add_argument("--no-im2col", action="store_true", help="skip the im2col + cuBLAS tactic's column")
-    ap.add_argument("--stream-k", action="store_true",
-                    help="also time the first variant with stream-K forced off and forced on (noSK / SK)")
     ap.add_argument("--rates-out", default=None,
                     help="also write the measured rates to this file, as bench/gpu_floors.cu's --rates wants them")
     args = ap.parse_args()
@@ -192,15 +188,6 @@ def main() -> None:
             out = torch.empty(dv.out_shape, dtype=dtype, device="cuda")
             times[v] = timed(lambda: dv(x, off, mask, weight, bias, out), args.calls, args.reps)
         lib.centernet_dcnv2_set_variant(variants[0])  # the variant is read at each call: the default one from here on
-        if args.stream_k and mode != "fp32":  # stream-K is a warpgroup-kernel schedule (no strict fp32)
-            for name, sk in (("noSK", 1), ("SK", 2)):
-                lib.centernet_dcnv2_set_stream_k(sk)  # before sizing the workspace, like the variants
-                try:
-                    dv = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
-                    out = torch.empty(dv.out_shape, dtype=dtype, device="cuda")
-                    times[name] = timed(lambda: dv(x, off, mask, weight, bias, out), args.calls, args.reps)
-                finally:
-                    lib.centernet_dcnv2_set_stream_k(0)
         col_us = None
         if not args.no_im2col and lib.centernet_dcnv2_set_algo(1) is None:  # tactic 1, where cuBLAS loads
             try:
@@ -217,8 +204,7 @@ def main() -> None:
         tv = timed(run_tv, args.calls, args.reps)
         gemm = im2col_gemm_us(shape, dtype, tf32, args.calls, args.reps)
         target = tv / (5 if mode == "fp16" else 3)
-        others = " ".join(f"{v if isinstance(v, str) else f'v{v}'} {t:.1f}" for v, t in times.items()
-                          if v != variants[0])
+        others = " ".join(f"v{v} {t:.1f}" for v, t in times.items() if v != variants[0])
         eager = f"eager ours {median_us(run_ours, 100):.1f} tv {median_us(run_tv, 100):.1f}"
         flops = 2.0 * n * h * w * cout * c * 9
         esz = x.element_size()

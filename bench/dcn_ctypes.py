@@ -35,11 +35,6 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     if hasattr(lib, "centernet_dcnv2_set_variant"):  # benchmark hook (kernel variants), absent in older builds
         lib.centernet_dcnv2_set_variant.restype = None
         lib.centernet_dcnv2_set_variant.argtypes = [ctypes.c_int]
-    if hasattr(lib, "centernet_dcnv2_set_stream_k"):  # 0 = heuristic, 1 = never, 2 = wherever it can run
-        lib.centernet_dcnv2_set_stream_k.restype = None
-        lib.centernet_dcnv2_set_stream_k.argtypes = [ctypes.c_int]
-    else:
-        lib.centernet_dcnv2_set_stream_k = lambda mode: None
     if hasattr(lib, "centernet_dcnv2_plan"):  # the fused path's launch plan in words
         lib.centernet_dcnv2_plan.restype = ctypes.c_char_p
         lib.centernet_dcnv2_plan.argtypes = ints

@@ -114,9 +114,6 @@ struct Geometry {
   int N, C, H, W, Cout, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, groups, dg;
   int Cin_g, Cout_g, Cdg, KK, M, HoWo, chunksPerTap, Kpad, nChunks, splits, chunksPerSplit, tilesN, tilesX, tilesY;
   int nSteps, ntPad;  // register-fragment kernel: K steps per tap, packed n-tiles per group
-  // Stream-K (warpgroup kernel, v16): skBlocks > 0 blocks share the skTiles x nChunks K steps of all output tiles in
-  // equal contiguous ranges (a range may end inside a tile); 0 = one block per tile and K split (grid.z).
-  int skBlocks, skTiles;
 };
 
 // Sampling record of one (tap, deformable group, pixel): 4 NHWC base offsets (channel 0) and 4 weights that
@@ -328,22 +325,6 @@ __device__ __forceinline__ BlockTile blockTile(Geometry const& g) {
   return b;
 }
 
-// Stream-K: tile t of the linear order (n-tiles and groups fastest, so neighbouring ranges share a pixel patch) and
-// the K-step ranges of the blocks. Block b owns steps [start(b), start(b + 1)) of all tiles' steps laid end to end;
-// a range that covers a whole tile stores it directly, a piece of a tile goes into one of the block's two partial
-// slots (slot 2b: the range's first piece, 2b + 1: its last), which the finalize sums in block order.
-__device__ __forceinline__ long long skStart(Geometry const& g, int b) {
-  return (long long)b * ((long long)g.skTiles * g.nChunks) / g.skBlocks;
-}
-__device__ __forceinline__ int skBlockOf(Geometry const& g, long long step) {  // the block whose range holds step
-  return int(((step + 1) * g.skBlocks - 1) / ((long long)g.skTiles * g.nChunks));
-}
-__device__ __forceinline__ BlockTile skTile(Geometry const& g, int t) {  // (cb, ce left 0: the caller's range)
-  int const ny = g.groups * g.tilesN, x = t / ny, y = t - x * ny, perImg = g.tilesY * g.tilesX;
-  int const img = x / perImg, r = x - img * perImg;
-  return BlockTile{img, r / g.tilesX * kTH, r % g.tilesX * kTW, y / g.tilesN, y % g.tilesN, 0, 0};
-}
-
 // out[n] = value(n) + bias for the channels n = nFirst, nFirst + nStep, ... < nEnd of one pixel (o: channel nFirst);
 // bias loaded 4 at a time ahead of the stores (one at a time, each waited for its own global-load latency: ncu,
 // ~1/8 of the warpgroup kernel's stall samples on 1,64,128,128->64).
@@ -368,10 +349,9 @@ __device__ __forceinline__ void storeChannels(T* o, T const* b, int nFirst, int 
 // out along pixels (coalesced NCHW stores) + bias into the output, or under split-K as this split's fp32 partial
 // into its own workspace slice (no atomics: the finalize pass sums the slices in a fixed order). PARTS > 1: the
 // block's warpgroups staged one partial tile each, partStride floats apart, summed in a fixed order.
-// skPart (stream-K): this piece of the tile goes, fp32 and without bias, into that partial slot ([n][m], kBM x BN).
 template <typename T, int THREADS, int BN, int LDC, int PARTS = 1>
 __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs, int img, int ho0, int wo0, int grp,
-    int n0, int partStride = 0, float* skPart = nullptr) {
+    int n0, int partStride = 0) {
   Geometry const& g = a.g;
   int const tid = threadIdx.x;
   int const mi = tid % kBM;
@@ -390,10 +370,6 @@ __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs,
     for (int q = 1; q < PARTS; ++q) v += cs[q * partStride];
     return v;
   };
-  if (skPart) {
-    for (int n = nFirst; n < nEnd; n += kNStep) skPart[n * kBM + mi] = staged(n);
-    return;
-  }
   if (g.splits == 1) {
     storeChannels(a.out + oFirst, a.bias ? a.bias + coFirst : nullptr, nFirst, nEnd, kNStep, g.HoWo, staged);
     return;
@@ -948,7 +924,7 @@ __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint3
 // WIDE = 2 (TF32, v11): a step is one tap x 256 bytes of channels (two 128-byte rows, two A and B sub-stages, 8
 // wgmma), so the per-step work (sampling-record reads, barrier, waits, fences, addresses) is spread over twice the
 // channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
-template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool SK = false>
+template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T> a) {
 #ifndef CENTERNET_DCN_WGMMA
   __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
@@ -977,37 +953,13 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   int const lt = tid % kWgThreads;
   uint32_t const sA = sBase + wgi * kGroupBytes;
   uint32_t const sB = sA + kWgStagesA * kStageA;
-  constexpr bool kHalf = std::is_same<T, __half>::value;
-  // Without stream-K one pass: the block's tile and K split. With it, the pieces of tiles in the block's range, in
-  // order (the stages, table and C partials are reused: a barrier between pieces).
-  long long x = 0, xEnd = 0;
-  if constexpr (SK) {
-    x = skStart(g, blockIdx.x);
-    xEnd = skStart(g, blockIdx.x + 1);
-  }
-  for (bool firstPiece = true;; firstPiece = false) {
-  BlockTile bt;
-  float* skPart = nullptr;
-  if constexpr (SK) {
-    if (x >= xEnd) break;
-    int const t = int(x / g.nChunks);
-    long long const t0 = (long long)t * g.nChunks;
-    bt = skTile(g, t);
-    bt.cb = int(x - t0);
-    bt.ce = int(min(xEnd - t0, (long long)g.nChunks));
-    if (bt.cb > 0 || bt.ce < g.nChunks)
-      skPart = a.acc + size_t(2 * blockIdx.x + (firstPiece ? 0 : 1)) * (kBM * BN);
-    x = t0 + bt.ce;
-    if (!firstPiece) __syncthreads();  // the previous piece's epilogue has read its C partials and the table
-  } else {
-    if (!firstPiece) break;
-    bt = blockTile(g);
-  }
+  BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
   if (cb >= ce) {
     gridDependencyWait();
     return;
   }
+  constexpr bool kHalf = std::is_same<T, __half>::value;
   buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
@@ -1155,8 +1107,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
       Cs[(8 * j + 2 * (lane & 3) + (e & 1)) * LDC + mRow + 8 * (e >> 1)] = acc[4 * j + e];
   __syncthreads();
   storeTile<T, THREADS, BN, LDC, KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
-      kGroupBytes / int(sizeof(float)), skPart);
-  }
+      kGroupBytes / int(sizeof(float)));
 #endif
 }
 
@@ -1448,53 +1399,6 @@ __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __rest
   }
 }
 
-// Stream-K finalize: a thread per 4 outputs of a tile (4 pixels of one 8-pixel row, one channel; kSkFinThreads per
-// block, bn / 16 blocks per tile). A tile that one block's range covered was stored directly; the pieces of a cut tile
-// are loaded (up to 8 at a time, all in flight) and summed in block order (fixed: same bits every run) + bias.
-constexpr int kSkFinThreads = 256;
-template <typename T>
-__global__ void __launch_bounds__(kSkFinThreads) dcnSkFinalizeKernel(float const* __restrict__ acc,
-    T const* __restrict__ bias, T* __restrict__ out, Geometry g, int bn) {
-  using Tr = Traits<T>;
-  gridDependencyWait();
-  int const perTile = kBM * bn / (4 * kSkFinThreads);
-  int const t = blockIdx.x / perTile;
-  int const e = 4 * ((blockIdx.x - t * perTile) * kSkFinThreads + threadIdx.x);  // [n][m] index of the first output
-  long long const t0 = (long long)t * g.nChunks;
-  int const b0 = skBlockOf(g, t0), b1 = skBlockOf(g, t0 + g.nChunks - 1);
-  if (b0 == b1) return;
-  BlockTile const bt = skTile(g, t);
-  int const n = e / kBM, mi = e % kBM;
-  int const ho = bt.ho0 + mi / kTW, wo = bt.wo0 + mi % kTW;
-  if (bt.nb * bn + n >= g.Cout_g || ho >= g.Ho || wo >= g.Wo) return;
-  // the piece of tile t is block b's first (slot 2b), except in b0 when b0's range starts before t (its last: 2b0 + 1)
-  int const firstSlot = 2 * b0 + (skStart(g, b0) < t0 ? 1 : 0);
-  auto part = [&](int b) {
-    int const slot = b == b0 ? firstSlot : 2 * b;
-    return __ldcs(reinterpret_cast<float4 const*>(acc + size_t(slot) * (kBM * bn) + e));
-  };
-  constexpr int kBatch = 8;
-  float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
-  for (int bb = b0; bb <= b1; bb += kBatch) {
-    float4 v[kBatch];
-#pragma unroll
-    for (int k = 0; k < kBatch; ++k)
-      if (bb + k <= b1) v[k] = part(bb + k);
-#pragma unroll
-    for (int k = 0; k < kBatch; ++k)
-      if (bb + k <= b1) {
-        s.x += v[k].x; s.y += v[k].y; s.z += v[k].z; s.w += v[k].w;
-      }
-  }
-  int const co = bt.grp * g.Cout_g + bt.nb * bn + n;
-  float const bv = bias ? Tr::toF(bias[co]) : 0.f;
-  T* o = out + (size_t(bt.img) * g.Cout + co) * g.HoWo + ho * g.Wo + wo;
-  float const r[4] = {s.x, s.y, s.z, s.w};
-#pragma unroll
-  for (int k = 0; k < 4; ++k)
-    if (wo + k < g.Wo) o[k] = Tr::fromF(r[k] + bv);
-}
-
 // ---- the im2col tactic (DCNv2Algo::kIm2colGemm, v15; needs cuBLAS) ----
 // The layer as torchvision and TensorRT's own plugin compute it: the prep kernel's NHWC copy (no weight pack), one
 // kernel that samples every (pixel, tap, channel) once into a column matrix col[pixel][c * KK + tap] (the weight's
@@ -1652,8 +1556,7 @@ struct Layout {
   size_t inBytes, wBytes, accBytes, total;
 };
 
-// skBytes: stream-K's partial slots (replace the split partials; skAccBytes)
-template <typename T> Layout layoutOf(DCNv2Params const& p, int splits, size_t skBytes = 0) {
+template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
   int const Cin_g = p.inChannels / p.groups;
   int const BK = bkOf<T>();
   int const Kpad = (Cin_g + BK - 1) / BK * BK;
@@ -1663,7 +1566,6 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits, size_t s
   l.wBytes = alignUp(std::max({rowBytes, fragPackElems<T>(p) * sizeof(T), wgPackElems<T>(p) * sizeof(T)}), kAlign);
   // split-K: one fp32 partial output per split, summed in a fixed order by the finalize pass
   l.accBytes = splits > 1 ? alignUp(size_t(splits) * p.batch * p.outChannels * p.outHeight * p.outWidth * sizeof(float), kAlign) : 0;
-  l.accBytes = std::max(l.accBytes, alignUp(skBytes, kAlign));
   l.total = l.inBytes + l.wBytes + l.accBytes;
   return l;
 }
@@ -1674,7 +1576,6 @@ int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 // configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration)
 int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
-int gStreamK = 0;          // benchmark switch: 0 = the heuristic, 1 = never, 2 = wherever the warpgroup kernel runs
 
 size_t infoBytes(DCNv2Params const& p) {
   return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * sizeof(SampleInfo);
@@ -1764,10 +1665,10 @@ constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
 template <int BN> size_t wgTileBytesOf(WgConfig c) { return 1024 + size_t(c.kg) * wgGroupBytes(BN, c.ahead, c.wide); }
 
 #ifdef CENTERNET_DCN_SM90A
-template <typename T, int BN, int CFG, bool SK = false>
+template <typename T, int BN, int CFG>
 cudaError_t launchWg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
   constexpr WgConfig c = kWgConfigs[CFG];
-  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, SK>;
+  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide>;
   smemBytes += wgTileBytesOf<BN>(c);
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
   if (e != cudaSuccess) return e;
@@ -1790,13 +1691,9 @@ cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, dim3 grid, size_t s
       if constexpr (BN == 64) return launchWg<T, BN, 1>(args, grid, smemBytes, stream);
       else return cudaErrorInvalidValue;  // wgConfigOf never picks it
     case 3:
-      if constexpr (std::is_same<T, float>::value)
-        return args.g.skBlocks ? launchWg<T, BN, 3, true>(args, grid, smemBytes, stream)
-                               : launchWg<T, BN, 3>(args, grid, smemBytes, stream);
+      if constexpr (std::is_same<T, float>::value) return launchWg<T, BN, 3>(args, grid, smemBytes, stream);
       else return cudaErrorInvalidValue;  // planOf never picks it
-    default:
-      return args.g.skBlocks ? launchWg<T, BN, 2, true>(args, grid, smemBytes, stream)
-                             : launchWg<T, BN, 2>(args, grid, smemBytes, stream);
+    default: return launchWg<T, BN, 2>(args, grid, smemBytes, stream);
   }
 }
 #endif
@@ -1825,9 +1722,6 @@ struct Plan {
   int maxSplits;  // the most K splits the heuristic gives any shape of this layer
 };
 
-// Stream-K's partial slots: two tiles per block (a range's first and last piece), fp32.
-size_t skAccBytes(long blocks, int bn) { return size_t(2) * blocks * kBM * bn * sizeof(float); }
-
 void setSplits(Plan& pl, int splits) {
   Geometry& g = pl.g;
   splits = std::max(1, std::min(splits, g.nChunks));
@@ -1836,22 +1730,9 @@ void setSplits(Plan& pl, int splits) {
   pl.grid.z = g.splits;
 }
 
-// Whether stream-K beats whole tiles split `splits` ways, in K steps on the critical path: waves x steps per block,
-// plus a block's fixed work (sampling table, prologue, epilogue: kSkBlockSteps) per wave or per piece (about two
-// pieces per stream-K block) and the finalize pass where there is one.
-constexpr long kSkBlockSteps = 4, kSkFinalizeSteps = 4;
-bool skBetter(long tiles, long steps, int splits, long slots) {
-  long const perSplit = (steps + splits - 1) / splits;
-  long const waves = (tiles * splits + slots - 1) / slots;
-  long const now = waves * (perSplit + kSkBlockSteps) + (splits > 1 ? kSkFinalizeSteps : 0);
-  long const sk = (tiles * steps + slots - 1) / slots + 2 * kSkBlockSteps + kSkFinalizeSteps;
-  return 10 * sk < 9 * now;
-}
-
-template <typename T> Plan planOf(DCNv2Params const& p, bool allowSK = true) {
+template <typename T> Plan planOf(DCNv2Params const& p) {
   Plan pl;
   Geometry& g = pl.g;
-  g.skBlocks = g.skTiles = 0;
   g.N = p.batch; g.C = p.inChannels; g.H = p.inHeight; g.W = p.inWidth; g.Cout = p.outChannels;
   g.Ho = p.outHeight; g.Wo = p.outWidth; g.kh = p.kernelH; g.kw = p.kernelW; g.sh = p.strideH; g.sw = p.strideW;
   g.ph = p.padH; g.pw = p.padW; g.dh = p.dilationH; g.dw = p.dilationW; g.groups = p.groups;
@@ -1926,22 +1807,6 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool allowSK = true) {
   }
   splits = std::max(1, std::min(splits, g.nChunks));
   setSplits(pl, splits);
-
-  // Stream-K (warpgroup kernel): where whole tiles and K splits leave part of the last wave idle (a tile grid just
-  // past one wave, or too few tiles and K steps to split evenly), one wave of blocks shares all tiles' K steps
-  // equally. Only in the one-block-per-SM configurations (the loop over pieces spills under the two-block ones'
-  // 128-register cap), so the two slots per SM that fusedWorkspace reserves suffice; not with a forced split.
-  long const slots = long(perSM) * smCount;
-  long const tiles = long(grid.x) * grid.y;
-  long const units = tiles * g.nChunks;
-  bool const skOk = allowSK && pl.useWg && kWgConfigs[wgCfg].minb == 1 && gForcedSplits <= 0 && gStreamK != 1 &&
-                    units >= slots;
-  if (skOk && (gStreamK == 2 || skBetter(tiles, g.nChunks, g.splits, slots))) {
-    g.skBlocks = int(slots);
-    g.skTiles = int(tiles);
-    setSplits(pl, 1);
-    pl.grid = dim3(g.skBlocks, 1, 1);
-  }
   return pl;
 }
 
@@ -1953,9 +1818,7 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool allowSK = true) {
 constexpr long kWorkspaceSMs = 160;
 template <typename T> size_t fusedWorkspace(DCNv2Params const& p) {
   Plan const pl = planOf<T>(p);
-  // stream-K's slots (one block per SM) for up to kWorkspaceSMs SMs wherever the warpgroup kernel runs, whatever
-  // the configuration and split: a shape between a profile's extremes may take it though neither does
-  Layout const l = layoutOf<T>(p, pl.g.splits, pl.useWg ? skAccBytes(kWorkspaceSMs, pl.bn) : 0);
+  Layout const l = layoutOf<T>(p, pl.g.splits);
   size_t const outBytes = size_t(p.batch) * p.outChannels * p.outHeight * p.outWidth * sizeof(float);
   size_t const wave = size_t(kWorkspaceSMs) * pl.perSM * kBM * pl.bn * sizeof(float);  // one wave of partial tiles
   size_t const acc = pl.maxSplits > 1 ? alignUp(std::min(wave, size_t(pl.maxSplits) * outBytes), kAlign) : 0;
@@ -2162,16 +2025,13 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
     DCNv2Blas* blas) {
   if (workspace == nullptr || !input || !offset || !mask || !weight || !output) return cudaErrorInvalidValue;
   Plan pl = planOf<T>(p);
-  // stream-K's slots missing from a workspace sized elsewhere: the split plan instead
-  if (pl.g.skBlocks && layoutOf<T>(p, 1, skAccBytes(pl.g.skBlocks, pl.bn)).total > workspaceSize)
-    pl = planOf<T>(p, false);
   if (algo == DCNv2Algo::kIm2colGemm)
     return colUnsupported<T>(p) ? cudaErrorInvalidValue
                                 : forwardColT<T>(p, pl.g, input, offset, mask, weight, bias, output, workspace,
                                       workspaceSize, stream, blas);
   // A workspace sized on another GPU (other SM count) may hold fewer partials: split less, never fail.
   while (pl.g.splits > 1 && layoutOf<T>(p, pl.g.splits).total > workspaceSize) setSplits(pl, pl.g.splits - 1);
-  Layout const l = layoutOf<T>(p, pl.g.splits, pl.g.skBlocks ? skAccBytes(pl.g.skBlocks, pl.bn) : 0);
+  Layout const l = layoutOf<T>(p, pl.g.splits);
   if (workspaceSize < l.total) return cudaErrorInvalidValue;
   Geometry const& g = pl.g;
   dim3 const grid = pl.grid;
@@ -2228,10 +2088,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   }
   if (e != cudaSuccess) return e;
 
-  if (g.skBlocks) {
-    e = launchPDL(dcnSkFinalizeKernel<T>, dim3(g.skTiles * (kBM * pl.bn / (4 * kSkFinThreads))), dim3(kSkFinThreads),
-        0, stream, acc, bias, output, g, pl.bn);
-  } else if (g.splits > 1) {
+  if (g.splits > 1) {
     int const total = g.N * g.Cout * g.HoWo;
     int const vec4 = g.HoWo % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
     int const blocks = std::min((vec4 ? total / 4 : total) / 256 + 1, 8192);
@@ -2304,19 +2161,15 @@ cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* i
 void dcnv2SetForcedSplits(int splits) { gForcedSplits = splits; }
 void dcnv2SetDisablePDL(bool disable) { gDisablePDL = disable; }
 void dcnv2SetKernelVariant(int variant) { gVariant = variant; }
-void dcnv2SetStreamK(int mode) { gStreamK = mode; }
 
-// What the fused path's launch plan is for these params on this device (benchmark and check output).
+// The fused path's launch plan for these params on this device, in words (benchmark and check output).
 std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   if (dcnv2CheckSupported(p, type) != nullptr) return "unsupported";
   Plan const pl = type == DCNv2DataType::kHALF ? planOf<__half>(p) : planOf<float>(p);
-  std::string t = pl.useWg ? "warpgroup cfg " + std::to_string(pl.wgCfg) : pl.useReg ? "register" : "tile";
-  t += ", " + std::to_string(pl.bn) + "-channel tiles, " + std::to_string(pl.perSM) + " per SM, ";
-  if (pl.g.skBlocks)
-    return t + "stream-K: " + std::to_string(pl.g.skBlocks) + " blocks over " + std::to_string(pl.g.skTiles) +
-           " tiles x " + std::to_string(pl.g.nChunks) + " K steps";
-  return t + std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) +
-         " K steps, " + std::to_string(pl.g.splits) + " split(s)";
+  std::string const kernel = pl.useWg ? "warpgroup cfg " + std::to_string(pl.wgCfg) : pl.useReg ? "register" : "tile";
+  return kernel + ", " + std::to_string(pl.bn) + "-channel tiles, " + std::to_string(pl.perSM) + " per SM, " +
+         std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) + " K steps, " +
+         std::to_string(pl.g.splits) + " split(s)";
 }
 
 }  // namespace centernet_trt
@@ -2365,7 +2218,6 @@ char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHei
 void centernet_dcnv2_set_splits(int splits) { centernet_trt::dcnv2SetForcedSplits(splits); }
 void centernet_dcnv2_set_pdl(int enable) { centernet_trt::dcnv2SetDisablePDL(enable == 0); }
 void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVariant(variant); }
-void centernet_dcnv2_set_stream_k(int mode) { centernet_trt::dcnv2SetStreamK(mode); }
 
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,

@@ -55,9 +55,6 @@ void dcnv2SetDisablePDL(bool disable);
 // build carries it); 1 = the shared-memory tile kernel of the first version on every path; 2 = the register-fragment
 // kernel with 64-channel blocks only; 3 = the register-fragment kernel (v7's default; no warpgroup kernel).
 void dcnv2SetKernelVariant(int variant);
-// Benchmark hook: stream-K scheduling of the warpgroup kernel (v16): 0 = where the heuristic takes it, 1 = never,
-// 2 = wherever the warpgroup kernel runs (still not with a forced split).
-void dcnv2SetStreamK(int mode);
 
 // Output spatial size of a convolution (same rule as torch): (in + 2*pad - dil*(k-1) - 1) / stride + 1.
 inline int dcnv2OutSize(int in, int k, int stride, int pad, int dil) {
@@ -85,9 +82,8 @@ char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHei
 void centernet_dcnv2_set_splits(int splits);
 void centernet_dcnv2_set_pdl(int enable);
 void centernet_dcnv2_set_variant(int variant);
-void centernet_dcnv2_set_stream_k(int mode);
-// The fused path's launch plan on the current device, in words (kernel, tiles, K split or stream-K); the text stays
-// valid until the calling thread's next call.
+// The fused path's launch plan on the current device in words (kernel, configuration, tiles, K steps, splits), under
+// the hooks set now; the text stays valid until the calling thread's next call.
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype);

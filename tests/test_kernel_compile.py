@@ -120,6 +120,32 @@ def test_algorithm_switch_explains_itself(kernel_object, tmp_path):
     assert lib.centernet_dcnv2_set_algo(0) is None
 
 
+def test_plan_text_names_the_launch(kernel_object, tmp_path):
+    """The C ABI's plan text (printed by the check and the benchmark): kernel, tiles, K steps and split count as the
+    launch computes them, and "unsupported" for params the kernel rejects. Without a GPU the planner sees a card of
+    the fallback size (132 SMs, no tensor-core paths): 1,512,16,16->256 fp16 then runs the shared-tile kernel on 16
+    64-channel tiles x 72 K steps (9 taps x 8 chunks of 64 channels), split floor(2 x 132 / 16) = 16 ways, capped at
+    72 / 3 and rounded to whole 5-step splits: 15."""
+    import ctypes
+
+    lib_path = tmp_path / "libdcnv2_kernel.so"
+    link = subprocess.run([NVCC, "-shared", "-o", str(lib_path), str(kernel_object[0])], capture_output=True,
+                          text=True, timeout=300)
+    assert link.returncode == 0, link.stderr[-4000:]
+    lib = ctypes.CDLL(str(lib_path))
+    lib.centernet_dcnv2_plan.restype = ctypes.c_char_p
+    lib.centernet_dcnv2_plan.argtypes = [ctypes.c_int] * 19
+    layer = [1, 512, 16, 16, 256, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]  # ..., groups, dg, allowTF32, fp16
+    text = lib.centernet_dcnv2_plan(*layer).decode()
+    if _cuda_device_present():  # the real card's plan: only its shape
+        assert re.fullmatch(r"(warpgroup cfg \d|register|tile), \d+-channel tiles, \d+ per SM, \d+ tiles x \d+ K steps, "
+                            r"\d+ split\(s\)", text), text
+    else:
+        assert text == "tile, 64-channel tiles, 2 per SM, 16 tiles x 72 K steps, 15 split(s)", text
+    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1]  # 30 channels, groups 4
+    assert lib.centernet_dcnv2_plan(*bad) == b"unsupported"
+
+
 def test_kernel_compiles_for_turing_and_ampere():
     """The plugin is also built for sm_75..89 (CMake default); TF32 variants compile to a trap below sm_80."""
     if NVCC is None:
