@@ -72,6 +72,16 @@ def ptxas_report(kernel_object) -> str:
     return kernel_object[1]
 
 
+@pytest.fixture(scope="module")
+def kernel_library(kernel_object, tmp_path_factory) -> Path:
+    """The compiled kernel linked as the shared library the Python tools load (ctypes)."""
+    lib_path = tmp_path_factory.mktemp("lib") / "libdcnv2_kernel.so"
+    link = subprocess.run([NVCC, "-shared", "-o", str(lib_path), str(kernel_object[0])], capture_output=True,
+                          text=True, timeout=300)
+    assert link.returncode == 0, link.stderr[-4000:]
+    return lib_path
+
+
 def test_kernel_compiles_for_hopper(ptxas_report):
     kernels = re.findall(r"Compiling entry function '(\w+)'", ptxas_report)
     # fp16 / TF32 / FFMA main-kernel variants, the register-fragment kernels (fp16 and TF32, 64- and 128-channel
@@ -94,19 +104,15 @@ def test_no_kernel_spills_much(ptxas_report):
     assert max(spills) <= 16, f"register spills in the kernel: {spills}"
 
 
-def test_algorithm_switch_explains_itself(kernel_object, tmp_path):
+def test_algorithm_switch_explains_itself(kernel_library):
     """The C ABI's algorithm switch (the Python tools' way to the im2col tactic): unknown algorithms are refused, and
     where cuBLAS cannot serve (not on the library path, or no GPU for a handle) the reason names cuBLAS and the fix;
     the library never links cuBLAS (it is opened at run time)."""
     import ctypes
 
-    lib_path = tmp_path / "libdcnv2_kernel.so"
-    link = subprocess.run([NVCC, "-shared", "-o", str(lib_path), str(kernel_object[0])], capture_output=True,
-                          text=True, timeout=300)
-    assert link.returncode == 0, link.stderr[-4000:]
-    needed = subprocess.run(["readelf", "-d", str(lib_path)], capture_output=True, text=True).stdout
+    needed = subprocess.run(["readelf", "-d", str(kernel_library)], capture_output=True, text=True).stdout
     assert "cublas" not in needed, needed
-    lib = ctypes.CDLL(str(lib_path))
+    lib = ctypes.CDLL(str(kernel_library))
     lib.centernet_dcnv2_set_algo.restype = ctypes.c_char_p
     lib.centernet_dcnv2_set_algo.argtypes = [ctypes.c_int]
     assert b"algorithm must be 0" in lib.centernet_dcnv2_set_algo(2)
@@ -120,7 +126,7 @@ def test_algorithm_switch_explains_itself(kernel_object, tmp_path):
     assert lib.centernet_dcnv2_set_algo(0) is None
 
 
-def test_plan_text_names_the_launch(kernel_object, tmp_path):
+def test_plan_text_names_the_launch(kernel_library):
     """The C ABI's plan text (printed by the check and the benchmark): kernel, tiles, K steps and split count as the
     launch computes them, and "unsupported" for params the kernel rejects. Without a GPU the planner sees a card of
     the fallback size (132 SMs, no tensor-core paths): 1,512,16,16->256 fp16 then runs the shared-tile kernel on 16
@@ -128,11 +134,7 @@ def test_plan_text_names_the_launch(kernel_object, tmp_path):
     72 / 3 and rounded to whole 5-step splits: 15."""
     import ctypes
 
-    lib_path = tmp_path / "libdcnv2_kernel.so"
-    link = subprocess.run([NVCC, "-shared", "-o", str(lib_path), str(kernel_object[0])], capture_output=True,
-                          text=True, timeout=300)
-    assert link.returncode == 0, link.stderr[-4000:]
-    lib = ctypes.CDLL(str(lib_path))
+    lib = ctypes.CDLL(str(kernel_library))
     lib.centernet_dcnv2_plan.restype = ctypes.c_char_p
     lib.centernet_dcnv2_plan.argtypes = [ctypes.c_int] * 19
     layer = [1, 512, 16, 16, 256, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]  # ..., groups, dg, allowTF32, fp16
