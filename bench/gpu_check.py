@@ -172,10 +172,10 @@ def main() -> int:
                 ok = finite and err <= TOL[mode]
                 failures += not ok
                 rows.append((case, mode, splits, err, err_tv, ok))
-                plan = "" if variant == "im2col" else f" [{plan}]"  # the fused path's plan
+                shown = "" if variant == "im2col" else f" [{plan}]"  # the fused path's plan
                 print(f"{'ok  ' if ok else 'FAIL'} {mode} variant={variant} splits={'auto' if splits == 0 else splits} "
                       f"{case} rel_vs_f64={err:.2e} rel_vs_torchvision_same_dtype={err_tv:.2e} tol={TOL[mode]:.0e}"
-                      f"{plan}", flush=True)
+                      f"{shown}", flush=True)
     # tiny cases against the direct loop reference (independent of torchvision)
     for case in [dict(shape=(2, 8, 7, 9, 6), dg=2), dict(shape=(1, 16, 6, 5, 8), stride=(2, 2))]:
         for mode, dtype, tf32 in modes:

@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script", ["bench_dcn.py", "gpu_check.py", "trace_dcn.py", "profile_one.py", "model_dcn.py"])
+@pytest.mark.parametrize("script", ["bench_dcn.py", "gpu_check.py", "trace_dcn.py", "profile_one.py", "model_dcn.py",
+                                    "timeline_dcn.py"])
 def test_script_imports_and_parses_help(script):
     if script == "profile_one.py":  # positional usage only: import it as a module instead of running it
         cmd = [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); import profile_one"]
@@ -65,3 +66,29 @@ def test_gpu_floors_program_compiles_and_takes_the_benchmarks_rates(tmp_path):
     assert good == "753.200,406.100,51.300,3009.400"
     proc = subprocess.run([str(exe), "1", "1", "--rates", good], capture_output=True, text=True, timeout=600)
     assert "--rates wants" not in proc.stderr  # accepted; without a GPU it then stops at the first CUDA call
+
+
+def test_timeline_instrumentation_fits_the_kernel(tmp_path):
+    """bench/timeline_dcn.py instruments a copy of the kernel at fixed anchors: every anchor is still in the kernel
+    exactly once (a kernel change that moves one fails here, not in a device call), a kernel without one is refused
+    with a message naming the fix, and the instrumented copy compiles for sm_90a where nvcc exists."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import timeline_dcn
+    finally:
+        sys.path.pop(0)
+    source = timeline_dcn.KERNEL.read_text()
+    instrumented = timeline_dcn.instrument(source)
+    assert instrumented.count("stamp(1, ") == 5 and "centernet_dcnv2_stamps" in instrumented
+    broken = source.replace(timeline_dcn.INSTRUMENTATION[2][0], "")
+    with pytest.raises(SystemExit, match="update bench/timeline_dcn.py INSTRUMENTATION"):
+        timeline_dcn.instrument(broken)
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc not on PATH: compiling the instrumented kernel needs the CUDA toolkit")
+    (tmp_path / "dcnv2Kernel.h").write_text(timeline_dcn.KERNEL.with_suffix(".h").read_text())
+    (tmp_path / "dcnv2Kernel.cu").write_text(instrumented)
+    proc = subprocess.run([nvcc, "-std=c++17", "-O3", "-c", "-Xcompiler", "-fPIC", "-DCENTERNET_DCN_SM90A", "-gencode",
+                           "arch=compute_90a,code=sm_90a", "-o", str(tmp_path / "k.o"), str(tmp_path / "dcnv2Kernel.cu")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]

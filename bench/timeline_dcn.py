@@ -1,0 +1,190 @@
+"""Timeline of one DCNv2 call, per kernel and per phase of the warpgroup kernel's blocks (docs/kernel.md, "v17").
+
+A timing-only copy of plugin/dcnv2Kernel.cu is instrumented (thread 0 of every block of the prep, warpgroup and
+finalize kernels stores %globaltimer and clock64 at fixed points), built into build/dcn_timeline/ with nvcc, and each
+benchmark layer's call is replayed from a CUDA graph 30 times; the median replay is printed: when the prep kernel
+ends, when the main blocks start, the block-median phases of the main kernel (sampling table, wait for the prep
+kernel, barrier, K loop, epilogue; from clock64 at the blocks' median cycles per ns), when it ends, and when the
+finalize kernel starts and ends (us from the prep kernel's first block). Needs a GPU with the sm_90a warpgroup
+kernel (compute capability 9.0). The instrumented build is slower than the real one by a few stores per block and is
+never used for the benchmark's numbers.
+Usage (repo root): python3 bench/timeline_dcn.py [--reps 30]
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNEL = ROOT / "plugin" / "dcnv2Kernel.cu"
+OUT_DIR = ROOT / "build" / "dcn_timeline"
+STAMP_BLOCKS = 8192  # blocks per kernel that get stamps (kStampBlocks below)
+
+# (anchor in the kernel file, what replaces it): each anchor must occur exactly once
+INSTRUMENTATION = [
+    ("""__device__ __forceinline__ void gridDependencyWait() {""",
+     """constexpr int kStampBlocks = 8192;
+__device__ unsigned long long gStamp[2][3][kStampBlocks][6];  // [globaltimer, clock64][prep, main, finalize][block][phase]
+__device__ __forceinline__ unsigned long long gtime() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ void stamp(int kern, int k) {
+  unsigned const b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  if (threadIdx.x == 0 && b < kStampBlocks) {
+    gStamp[0][kern][b][k] = gtime();
+    gStamp[1][kern][b][k] = clock64();
+  }
+}
+struct StampEnd {
+  int kern;
+  __device__ ~StampEnd() { stamp(kern, 5); }
+};
+__device__ __forceinline__ void gridDependencyWait() {"""),
+    ("""  gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
+  int b = blockIdx.x;""",
+     """  stamp(0, 0);
+  StampEnd se{0};
+  gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
+  int b = blockIdx.x;"""),
+    ("""  BlockTile const bt = blockTile(g);
+  int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
+  if (cb >= ce) {
+    gridDependencyWait();
+    return;
+  }
+  constexpr bool kHalf = std::is_same<T, __half>::value;
+  buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
+  gridDependencyWait();  // from here on we read what the prep kernel wrote
+  __syncthreads();""",
+     """  stamp(1, 0);
+  StampEnd se{1};
+  BlockTile const bt = blockTile(g);
+  int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
+  if (cb >= ce) {
+    gridDependencyWait();
+    return;
+  }
+  constexpr bool kHalf = std::is_same<T, __half>::value;
+  buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
+  stamp(1, 1);
+  gridDependencyWait();  // from here on we read what the prep kernel wrote
+  stamp(1, 2);
+  __syncthreads();
+  stamp(1, 3);"""),
+    ("""  wgWait<0>();
+  fenceAcc(acc);""",
+     """  wgWait<0>();
+  stamp(1, 4);
+  fenceAcc(acc);"""),
+    ("""    int total, int Cout, int HoWo, int splits, int vec4) {
+  using Tr = Traits<T>;
+  gridDependencyWait();""",
+     """    int total, int Cout, int HoWo, int splits, int vec4) {
+  using Tr = Traits<T>;
+  stamp(2, 0);
+  StampEnd se{2};
+  gridDependencyWait();
+  stamp(2, 1);"""),
+    ("""char const* centernet_dcnv2_set_algo(int algo) {""",
+     """int centernet_dcnv2_stamps(void* host, size_t bytes, int clear) {
+  cudaError_t e = cudaMemcpyFromSymbol(host, centernet_trt::gStamp, bytes);
+  if (e == cudaSuccess && clear) {
+    static unsigned long long zeros[2 * 3 * centernet_trt::kStampBlocks * 6];
+    e = cudaMemcpyToSymbol(centernet_trt::gStamp, zeros, sizeof(zeros));
+  }
+  return int(e);
+}
+
+char const* centernet_dcnv2_set_algo(int algo) {""")
+]
+
+
+def instrument(source: str) -> str:
+    """The kernel source with the stamps; a clear error where the kernel no longer has an anchor."""
+    for anchor, replacement in INSTRUMENTATION:
+        count = source.count(anchor)
+        if count != 1:
+            raise SystemExit(f"error: {KERNEL.name} has {count} copies of an instrumentation anchor (want 1); update "
+                             f"bench/timeline_dcn.py INSTRUMENTATION to the kernel's code:\n{anchor}")
+        source = source.replace(anchor, replacement)
+    return source
+
+
+def build() -> Path:
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        raise SystemExit("error: nvcc not on PATH: the instrumented kernel is built with the CUDA toolkit")
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    src = OUT_DIR / "dcnv2Kernel.cu"  # next to a copy of the header it includes
+    shutil.copy(KERNEL.with_suffix(".h"), OUT_DIR / "dcnv2Kernel.h")
+    src.write_text(instrument(KERNEL.read_text()))
+    lib = OUT_DIR / "libdcnv2_timeline.so"
+    proc = subprocess.run([nvcc, "-std=c++17", "-O3", "-DCENTERNET_DCN_SM90A", "-gencode",
+                           "arch=compute_90a,code=sm_90a", "-shared", "-Xcompiler", "-fPIC", "-o", str(lib), str(src)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: nvcc failed on the instrumented kernel:\n{proc.stderr[-3000:]}")
+    return lib
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=30, help="graph replays per layer; the median replay is printed")
+    args = ap.parse_args()
+    import numpy as np
+    import torch
+
+    import bench_dcn
+    import dcn_ctypes
+
+    lib = dcn_ctypes.load(build())
+    lib.centernet_dcnv2_stamps.restype = ctypes.c_int
+    lib.centernet_dcnv2_stamps.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    buf = np.zeros((2, 3, STAMP_BLOCKS, 6), dtype=np.uint64)  # [globaltimer, clock64][prep, main, finalize][block][k]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    print(f"card: {torch.cuda.get_device_name()}; us from the prep kernel's first block; main phases are block medians")
+    print("| layer | prec | plan | call | prep ends | main: first / median start | table | wait | barrier | K loop | "
+          "epilogue | main ends | finalize starts / ends |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for shape in bench_dcn.SHAPES:
+        for mode, dtype in (("fp16", torch.float16), ("tf32", torch.float32)):
+            n, c, h, w, cout = shape
+            x, off, mask, weight, bias = bench_dcn.inputs(shape, dtype, gen, "random")
+            dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=True)
+            out = torch.empty(dcn.out_shape, dtype=dtype, device="cuda")
+            graph = bench_dcn.capture_graph(lambda: dcn(x, off, mask, weight, bias, out), 1)
+            rows = []
+            for _ in range(args.reps):
+                torch.cuda.synchronize()
+                if lib.centernet_dcnv2_stamps(buf.ctypes.data, buf.nbytes, 1) != 0:
+                    raise SystemExit("error: reading the stamps failed")
+                graph.replay()
+                torch.cuda.synchronize()
+                lib.centernet_dcnv2_stamps(buf.ctypes.data, buf.nbytes, 0)
+                gt, ck = buf[0].astype(np.int64), buf[1].astype(np.int64)
+                ran = [gt[k][:, 0] > 0 for k in range(3)]
+                prep, main_, fin = (gt[k][ran[k]] for k in range(3))
+                clk = ck[1][ran[1]]
+                if not len(main_):
+                    raise SystemExit(f"error: {dcn.plan}: no warpgroup-kernel stamps (needs compute capability 9.0)")
+                per_ns = np.median((clk[:, 5] - clk[:, 0]) / np.maximum(main_[:, 5] - main_[:, 0], 1))
+                t0 = prep[:, 0].min()
+                us = lambda v: (v - t0) / 1e3
+                end = fin[:, 5].max() if len(fin) else main_[:, 5].max()
+                phases = [np.median(clk[:, k + 1] - clk[:, k]) / per_ns / 1e3 for k in range(5)]
+                rows.append((us(end), us(prep[:, 5].max()), us(main_[:, 0].min()), us(np.median(main_[:, 0])), phases,
+                             us(main_[:, 5].max()), (us(fin[:, 0].min()), us(end)) if len(fin) else None))
+            call, prep_end, first, median, phases, main_end, fin = sorted(rows, key=lambda r: r[0])[len(rows) // 2]
+            fin_text = "-" if fin is None else f"{fin[0]:.1f} / {fin[1]:.1f}"
+            print(f"| {n},{c},{h},{w} -> {cout} | {mode} | {dcn.plan} | {call:.1f} | {prep_end:.1f} | {first:.1f} / "
+                  f"{median:.1f} | " + " | ".join(f"{p:.2f}" for p in phases) + f" | {main_end:.1f} | {fin_text} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
