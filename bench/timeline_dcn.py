@@ -46,35 +46,33 @@ struct StampEnd {
 };
 __device__ __forceinline__ void gridDependencyWait() {"""),
     ("""  gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
-""",
+  int b = blockIdx.x;""",
      """  stamp(0, 0);
   StampEnd se{0};
   gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
-"""),
+  int b = blockIdx.x;"""),
     ("""  BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
-  if (cb >= ce) {  // (setSplits leaves no empty split; counted anyway, so a finalize never waits forever)
-    afterPrep();
-    arriveTile(a);
+  if (cb >= ce) {
+    gridDependencyWait();
     return;
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
   buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
-  afterPrep();  // from here on we read what the prep kernel wrote
+  gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();""",
      """  stamp(1, 0);
   StampEnd se{1};
   BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
-  if (cb >= ce) {  // (setSplits leaves no empty split; counted anyway, so a finalize never waits forever)
-    afterPrep();
-    arriveTile(a);
+  if (cb >= ce) {
+    gridDependencyWait();
     return;
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
   buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
   stamp(1, 1);
-  afterPrep();  // from here on we read what the prep kernel wrote
+  gridDependencyWait();  // from here on we read what the prep kernel wrote
   stamp(1, 2);
   __syncthreads();
   stamp(1, 3);"""),
@@ -83,12 +81,15 @@ __device__ __forceinline__ void gridDependencyWait() {"""),
      """  wgWait<0>();
   stamp(1, 4);
   fenceAcc(acc);"""),
-    ("""dcnFinalizeKernel(FinArgs<T> a) {  // 16: 32 registers
-  using Tr = Traits<T>;""",
-     """dcnFinalizeKernel(FinArgs<T> a) {  // 16: 32 registers
+    ("""    int total, int Cout, int HoWo, int splits, int vec4) {
+  using Tr = Traits<T>;
+  gridDependencyWait();""",
+     """    int total, int Cout, int HoWo, int splits, int vec4) {
+  using Tr = Traits<T>;
   stamp(2, 0);
   StampEnd se{2};
-  using Tr = Traits<T>;"""),
+  gridDependencyWait();
+  stamp(2, 1);"""),
     ("""char const* centernet_dcnv2_set_algo(int algo) {""",
      """int centernet_dcnv2_stamps(void* host, size_t bytes, int clear) {
   cudaError_t e = cudaMemcpyFromSymbol(host, centernet_trt::gStamp, bytes);

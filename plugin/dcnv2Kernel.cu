@@ -133,7 +133,6 @@ template <typename T> struct MainArgs {
   T const* __restrict__ bias;
   T* __restrict__ out;
   float* __restrict__ acc;
-  int* __restrict__ tileDone;  // split-K: splits stored per output tile (zeroed by the prep kernel)
   Geometry g;
 };
 
@@ -356,28 +355,19 @@ __device__ __forceinline__ void storeChannels(T* o, T const* b, int nFirst, int 
   }
 }
 
-// Split-K: a block has stored its partial tile; count it on the tile's counter (release: the finalize kernel, which
-// may already be running beside this one, sums a tile once all its splits have arrived). Called by every thread.
-template <typename T> __device__ __forceinline__ void arriveTile(MainArgs<T> const& a) {
-  if (a.g.splits == 1) return;
-  __syncthreads();  // every thread's partial stores are issued
-  if (threadIdx.x == 0) {
-    __threadfence();
-    asm volatile("red.release.gpu.global.add.s32 [%0], 1;" ::"l"(a.tileDone + blockIdx.y * gridDim.x + blockIdx.x)
-                 : "memory");
-  }
-}
-
 // Epilogue shared by the main kernels: the block's C tile, staged in shared memory as [n][m] (row stride LDC), goes
 // out along pixels (coalesced NCHW stores) + bias into the output, or under split-K as this split's fp32 partial
 // into its own workspace slice (no atomics: the finalize pass sums the slices in a fixed order). PARTS > 1: the
 // block's warpgroups staged one partial tile each, partStride floats apart, summed in a fixed order.
-template <typename T, int THREADS, int BN, int LDC, int PARTS>
-__device__ __forceinline__ void storeTileAt(MainArgs<T> const& a, float const* Cs, int img, int ho, int wo, int grp,
-    int n0, int partStride) {
+template <typename T, int THREADS, int BN, int LDC, int PARTS = 1>
+__device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs, int img, int ho0, int wo0, int grp,
+    int n0, int partStride = 0) {
   Geometry const& g = a.g;
   int const tid = threadIdx.x;
   int const mi = tid % kBM;
+  int const ho = ho0 + mi / kTW;
+  int const wo = wo0 + mi % kTW;
+  if (ho >= g.Ho || wo >= g.Wo) return;
   int const nFirst = tid / kBM;
   constexpr int kNStep = THREADS / kBM;
   int const nEnd = min(BN, g.Cout_g - n0);
@@ -396,24 +386,6 @@ __device__ __forceinline__ void storeTileAt(MainArgs<T> const& a, float const* C
   }
   float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;
   for (int n = nFirst; n < nEnd; n += kNStep, o += size_t(kNStep) * g.HoWo) *o = staged(n);
-}
-template <typename T, int THREADS, int BN, int LDC, int PARTS = 1>
-__device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs, int img, int ho0, int wo0, int grp,
-    int n0, int partStride = 0) {
-  int const mi = threadIdx.x % kBM;
-  int const ho = ho0 + mi / kTW;
-  int const wo = wo0 + mi % kTW;
-  if (ho < a.g.Ho && wo < a.g.Wo) storeTileAt<T, THREADS, BN, LDC, PARTS>(a, Cs, img, ho, wo, grp, n0, partStride);
-  arriveTile(a);
-}
-
-// After the sampling table: wait for the prep kernel's writes, then let the finalize kernel (split-K) launch; its
-// blocks start only once every main block is past this point, i.e. after the prep kernel zeroed the tile counters.
-__device__ __forceinline__ void afterPrep() {
-  gridDependencyWait();
-#ifndef EXP_NO_TRIGGER
-  gridDependentsMayLaunch();
-#endif
 }
 
 template <typename T, int MODE, int VEC, int kBN>
@@ -447,16 +419,15 @@ __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
   BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, cb = bt.cb, ce = bt.ce;
   int const n0 = bt.nb * kBN;  // within the group
-  if (cb >= ce) {  // (setSplits leaves no empty split; counted anyway, so a finalize never waits forever)
-    afterPrep();
-    arriveTile(a);
+  if (cb >= ce) {
+    gridDependencyWait();
     return;
   }
   // K runs channel chunk outer, tap inner: consecutive chunks re-read the same L1-resident input window.
 
   buildSampleTable<T, false>(a, info, img, ho0, wo0, tid, cb, ce);
   // The sampling table reads only offset and mask (inputs); from here on we read what the prep kernel wrote.
-  afterPrep();
+  gridDependencyWait();
   __syncthreads();
 
   // --- per-thread fixed roles: A channel slot av (rows amBase + it*kARowStep), B slot bk (rows bnBase + ...) --
@@ -744,13 +715,12 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
   BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
   int const n0 = nb * BN;  // within the group
-  if (cb >= ce) {  // (setSplits leaves no empty split; counted anyway, so a finalize never waits forever)
-    afterPrep();
-    arriveTile(a);
+  if (cb >= ce) {
+    gridDependencyWait();
     return;
   }
   buildSampleTable<T, true>(a, info, img, ho0, wo0, tid, cb, ce);
-  afterPrep();  // from here on we read what the prep kernel wrote
+  gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
 
   int const warp = tid >> 5;
@@ -964,10 +934,8 @@ __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint3
 // WIDE = 2 (TF32, v11): a step is one tap x 256 bytes of channels (two 128-byte rows, two A and B sub-stages, 8
 // wgmma), so the per-step work (sampling-record reads, barrier, waits, fences, addresses) is spread over twice the
 // channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
-// Register cap: 240 for the one-block-per-SM configurations (no spills; 252 before), so a 128-thread finalize block
-// of 32 registers fits beside a main block (16 K registers per SM quarter: 2 main warps x 240 x 32 + 1 x 32 x 32).
 template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE>
-__global__ void __maxnreg__(MINB == 1 ? 240 : 65536 / (MINB * kWgThreads * KG)) dcnWgKernel(MainArgs<T> a) {
+__global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T> a) {
 #ifndef CENTERNET_DCN_WGMMA
   __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
 #else
@@ -997,14 +965,13 @@ __global__ void __maxnreg__(MINB == 1 ? 240 : 65536 / (MINB * kWgThreads * KG)) 
   uint32_t const sB = sA + kWgStagesA * kStageA;
   BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
-  if (cb >= ce) {  // (setSplits leaves no empty split; counted anyway, so a finalize never waits forever)
-    afterPrep();
-    arriveTile(a);
+  if (cb >= ce) {
+    gridDependencyWait();
     return;
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
   buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
-  afterPrep();  // from here on we read what the prep kernel wrote
+  gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
 
   int const v = lt & 7;    // 16-byte channel slot of the step
@@ -1168,8 +1135,6 @@ template <typename T> struct PrepArgs {
   size_t packElems;
   int vecTrans;  // 16-byte transpose path (see dcnPrepKernel)
   int weight16;  // weight 16-byte aligned (vector loads in the wgmma pack)
-  int* tileDone;  // split-K tile counters to zero (nTiles of them; 0 without split-K)
-  int nTiles;
 };
 
 constexpr int kPrepThreads = 256;
@@ -1186,8 +1151,6 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
   // (Launched in plain stream order: with PDL, waiting here for the previous kernel, it was 0.4-0.7 us faster only
   // when that kernel was this layer's own previous call, and no faster after another kernel; docs/kernel.md, v12.)
   gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
-  // (the main kernel counts on them only after waiting for this kernel, and the finalize starts after that)
-  for (int i = blockIdx.x * kPrepThreads + threadIdx.x; i < a.nTiles; i += gridDim.x * kPrepThreads) a.tileDone[i] = 0;
   int b = blockIdx.x;
   if constexpr (REGT && std::is_same<T, __half>::value) {
     if (b < a.transBlocks) {
@@ -1394,78 +1357,56 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
   }
 }
 
-// Split-K finalize, per output tile: out = the tile's split partials summed in split order + bias (same bits every
-// run). Launched with PDL and let go by the main kernel once its blocks are past the prep kernel, so its blocks can
-// sit beside the main blocks (128 threads x 32 registers fit next to a 240-register main block) and sum each tile
-// as soon as its last split has arrived, instead of waiting for the whole main grid and a launch. Work item i: tile
-// i / perTile (the main grid's x + gridDim.x * y), part i % perTile of its (channel, pixel row, half row) quads.
-constexpr int kFinThreads = 128;
-template <typename T> struct FinArgs {
-  float const* __restrict__ acc;
-  T const* __restrict__ bias;
-  T* __restrict__ out;
-  int const* __restrict__ tileDone;
-  Geometry g;
-  int gx, bn, perTile, items, vec4;
-};
-
-__device__ __forceinline__ int loadAcquire(int const* p) {
-  int v;
-  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
-template <typename T>
-__global__ void __launch_bounds__(kFinThreads, 16) dcnFinalizeKernel(FinArgs<T> a) {  // 16: 32 registers
+// Split-K finalize: out = sum of the split partials in split order + bias. 32-bit indices (dcnv2CheckSupported keeps
+// outputs below 2^31 elements); four outputs per thread with 16-byte partial loads when H*W is a multiple of 4 and the
+// output is aligned (ncu: the scalar version with 64-bit index division took 2.4-4.6 us on the split-K layers).
+// BATCH > 1: that many partials loaded before any is added (predicated, not a runtime loop), so a 15-split sum waits
+// for one L2 round trip, not four; the adds keep the split order (same bits). It costs registers, hence fewer resident
+// blocks: only for many splits, whose outputs are few (H100: 1,512,16,16->256 fp16 11.9 -> 11.1 us, but
+// 1,128,64,64->128, 2 splits and 512 blocks, 13.6 -> 14.6 with 16). BATCH 1: a plain loop (32 registers).
+template <typename T, int BATCH>
+__global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __restrict__ bias, T* __restrict__ out,
+    int total, int Cout, int HoWo, int splits, int vec4) {
   using Tr = Traits<T>;
-  Geometry const& g = a.g;
-  unsigned const total = unsigned(g.M) * unsigned(g.Cout);  // one partial; < 2^31 (dcnv2CheckSupported)
-  for (int item = blockIdx.x; item < a.items; item += gridDim.x) {
-    int const tile = item / a.perTile, part = item % a.perTile;
-#ifndef EXP_NO_SPIN
-    if (threadIdx.x == 0)
-      while (loadAcquire(a.tileDone + tile) < g.splits) __nanosleep(64);
-#endif
-    __syncthreads();  // (with thread 0's acquire: the tile's partials are visible to the block)
-    int const tx = tile % a.gx, ty = tile / a.gx;
-    int const img = tx / (g.tilesY * g.tilesX), rem = tx % (g.tilesY * g.tilesX);
-    int const ho0 = (rem / g.tilesX) * kTH, wo0 = (rem % g.tilesX) * kTW;
-    int const grp = ty / g.tilesN, n0 = (ty % g.tilesN) * a.bn;
-    int const quads = min(a.bn, g.Cout_g - n0) * (kTH * 2);
-    int const per = (quads + a.perTile - 1) / a.perTile;
-    int const qEnd = min(quads, (part + 1) * per);
-    for (int q = part * per + threadIdx.x; q < qEnd; q += kFinThreads) {
-      int const ho = ho0 + (q >> 1) % kTH, wo = wo0 + (q & 1) * 4;
-      if (ho >= g.Ho || wo >= g.Wo) continue;
-      int const co = grp * g.Cout_g + n0 + q / (kTH * 2);
-      size_t const o = (size_t(img) * g.Cout + co) * g.HoWo + size_t(ho) * g.Wo + wo;
-      float const b = a.bias ? Tr::toF(a.bias[co]) : 0.f;
-      float const* const src = a.acc + o;
-      if (a.vec4 && wo + 4 <= g.Wo) {
-        float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+  gridDependencyWait();
+  // unsigned: total < 2^31 and stride <= 2^21, so i + stride never wraps
+  unsigned const stride = gridDim.x * blockDim.x;
+  if (vec4) {
+    unsigned const total4 = unsigned(total) / 4u, HoWo4 = unsigned(HoWo) / 4u;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total4; i += stride) {
+      float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+      auto part = [&](int k) { return __ldcs(reinterpret_cast<float4 const*>(acc + size_t(k) * total) + i); };
+      if constexpr (BATCH > 1) {
+        for (int k0 = 0; k0 < splits; k0 += BATCH) {
+          float4 v[BATCH];
+#pragma unroll
+          for (int k = 0; k < BATCH; ++k)
+            if (k0 + k < splits) v[k] = part(k0 + k);
+#pragma unroll
+          for (int k = 0; k < BATCH; ++k)
+            if (k0 + k < splits) {  // fixed order: same bits every run
+              s.x += v[k].x; s.y += v[k].y; s.z += v[k].z; s.w += v[k].w;
+            }
+        }
+      } else {
 #pragma unroll 4
-        for (int k = 0; k < g.splits; ++k) {  // fixed order: same bits every run
-          float4 const v = __ldcg(reinterpret_cast<float4 const*>(src + size_t(k) * total));
+        for (int k = 0; k < splits; ++k) {  // fixed order: same bits every run
+          float4 const v = part(k);
           s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w;
         }
-        Pack<T, 4> r;
-        r.v[0] = Tr::fromF(s.x + b); r.v[1] = Tr::fromF(s.y + b); r.v[2] = Tr::fromF(s.z + b); r.v[3] = Tr::fromF(s.w + b);
-        *reinterpret_cast<Pack<T, 4>*>(a.out + o) = r;
-      } else {
-        for (int j = 0; j < 4 && wo + j < g.Wo; ++j) {
-          float s = 0.f;
-          float const* part = src + j;
-          for (int k = 0; k < g.splits; ++k, part += total) s += __ldcg(part);  // fixed order
-          a.out[o + j] = Tr::fromF(s + b);
-        }
       }
+      float const b = bias ? Tr::toF(bias[(i / HoWo4) % unsigned(Cout)]) : 0.f;
+      Pack<T, 4> o;
+      o.v[0] = Tr::fromF(s.x + b); o.v[1] = Tr::fromF(s.y + b); o.v[2] = Tr::fromF(s.z + b); o.v[3] = Tr::fromF(s.w + b);
+      reinterpret_cast<Pack<T, 4>*>(out)[i] = o;
     }
+    return;
   }
-  // The next kernel in the stream must not start before the main kernel has finished (it ends with the counts above,
-  // so this costs little): wait for it before this grid completes.
-#ifndef EXP_NO_FINAL_WAIT
-  gridDependencyWait();
-#endif
+  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < unsigned(total); i += stride) {
+    float sum = 0.f;
+    for (int k = 0; k < splits; ++k) sum += acc[size_t(k) * total + i];  // fixed order: same bits every run
+    out[i] = Tr::fromF(sum + (bias ? Tr::toF(bias[(i / unsigned(HoWo)) % unsigned(Cout)]) : 0.f));
+  }
 }
 
 // ---- the im2col tactic (DCNv2Algo::kIm2colGemm, v15; needs cuBLAS) ----
@@ -1622,15 +1563,8 @@ template <typename T> size_t wgPackElems(DCNv2Params const& p) {
 }
 
 struct Layout {
-  size_t inBytes, wBytes, accBytes, cntBytes, total;
+  size_t inBytes, wBytes, accBytes, total;
 };
-
-// Output tiles of a layer at the narrowest tile (64 channels): the split-K tile counters it may need.
-size_t maxTilesOf(DCNv2Params const& p) {
-  int const coutG = p.outChannels / p.groups;
-  return size_t(p.batch) * ((p.outHeight + kTH - 1) / kTH) * ((p.outWidth + kTW - 1) / kTW) * p.groups *
-         ((coutG + 63) / 64);
-}
 
 template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
   int const Cin_g = p.inChannels / p.groups;
@@ -1642,8 +1576,7 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
   l.wBytes = alignUp(std::max({rowBytes, fragPackElems<T>(p) * sizeof(T), wgPackElems<T>(p) * sizeof(T)}), kAlign);
   // split-K: one fp32 partial output per split, summed in a fixed order by the finalize pass
   l.accBytes = splits > 1 ? alignUp(size_t(splits) * p.batch * p.outChannels * p.outHeight * p.outWidth * sizeof(float), kAlign) : 0;
-  l.cntBytes = splits > 1 ? alignUp(maxTilesOf(p) * sizeof(int), kAlign) : 0;
-  l.total = l.inBytes + l.wBytes + l.accBytes + l.cntBytes;
+  l.total = l.inBytes + l.wBytes + l.accBytes;
   return l;
 }
 
@@ -1899,8 +1832,7 @@ template <typename T> size_t fusedWorkspace(DCNv2Params const& p) {
   size_t const outBytes = size_t(p.batch) * p.outChannels * p.outHeight * p.outWidth * sizeof(float);
   size_t const wave = size_t(kWorkspaceSMs) * pl.perSM * kBM * pl.bn * sizeof(float);  // one wave of partial tiles
   size_t const acc = pl.maxSplits > 1 ? alignUp(std::min(wave, size_t(pl.maxSplits) * outBytes), kAlign) : 0;
-  size_t const cnt = pl.maxSplits > 1 ? alignUp(maxTilesOf(p) * sizeof(int), kAlign) : 0;
-  return l.inBytes + l.wBytes + std::max(l.accBytes, acc) + cnt;  // (a forced split, benchmark only, may need more)
+  return l.inBytes + l.wBytes + std::max(l.accBytes, acc);  // (a forced split, benchmark only, may need more)
 }
 
 // The prep kernel's transpose part, the same for both algorithms: NCHW -> NHWC, its path and grid (regTrans: the
@@ -2120,7 +2052,6 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   T* inNHWC = reinterpret_cast<T*>(ws);
   T* wpack = reinterpret_cast<T*>(ws + l.inBytes);
   float* acc = reinterpret_cast<float*>(ws + l.inBytes + l.wBytes);
-  int* tileDone = g.splits > 1 ? reinterpret_cast<int*>(ws + l.inBytes + l.wBytes + l.accBytes) : nullptr;
 
 
   bool regTrans = false;
@@ -2136,14 +2067,12 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  pa.tileDone = tileDone;
-  pa.nTiles = g.splits > 1 ? int(grid.x * grid.y) : 0;
   cudaError_t e = launchPrep(pa, regTrans, stream);
   if (e != cudaSuccess) return e;
 
   MainArgs<T> ma;
   ma.inNHWC = inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = wpack; ma.bias = bias; ma.out = output;
-  ma.acc = acc; ma.tileDone = tileDone; ma.g = g;
+  ma.acc = acc; ma.g = g;
   size_t const smem = infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = pl.large;
   if (pl.useWg) {
@@ -2170,16 +2099,11 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   if (e != cudaSuccess) return e;
 
   if (g.splits > 1) {
-    FinArgs<T> fa;
-    fa.acc = acc; fa.bias = bias; fa.out = output; fa.tileDone = tileDone; fa.g = g;
-    fa.gx = int(grid.x); fa.bn = pl.bn;
-    fa.vec4 = g.Wo % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
-    // parts per tile: about one finalize block per SM beside the main blocks (at most 16: a part keeps >= 1 quad
-    // per thread of a 64-channel tile)
-    int const tiles = int(grid.x * grid.y);
-    fa.perTile = std::max(1, std::min(16, deviceAttr(cudaDevAttrMultiProcessorCount, 132) / tiles));
-    fa.items = tiles * fa.perTile;
-    e = launchPDL(dcnFinalizeKernel<T>, dim3(fa.items), dim3(kFinThreads), 0, stream, fa);
+    int const total = g.N * g.Cout * g.HoWo;
+    int const vec4 = g.HoWo % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
+    int const blocks = std::min((vec4 ? total / 4 : total) / 256 + 1, 8192);
+    e = launchPDL(g.splits > 4 ? dcnFinalizeKernel<T, 16> : dcnFinalizeKernel<T, 1>, dim3(blocks), dim3(256), 0,
+        stream, acc, bias, output, total, g.Cout, g.HoWo, g.splits, vec4);
   }
   return e;
 }
