@@ -336,18 +336,18 @@ __device__ __forceinline__ BlockTile blockTile(Geometry const& g) {
 }
 
 // out[n] = value(n) + bias for the channels n = nFirst, nFirst + nStep, ... < nEnd of one pixel (o: channel nFirst);
-// bias loaded 4 at a time ahead of the stores (one at a time, each waited for its own global-load latency: ncu,
-// ~1/8 of the warpgroup kernel's stall samples on 1,64,128,128->64).
-template <typename T, typename F>
+// all of a thread's bias values (up to AHEAD) are loaded before the first store: one global-load round trip per
+// epilogue instead of one per 4 channels (v19; each of those waits was ~1/8 of the stall samples in v8, and the
+// epilogue of a layer without split-K took 2.2 us against 0.75 with split-K partials, which need no bias).
+template <int AHEAD, typename T, typename F>
 __device__ __forceinline__ void storeChannels(T* o, T const* b, int nFirst, int nEnd, int nStep, int HoWo, F value) {
   using Tr = Traits<T>;
-  constexpr int kAhead = 4;
-  for (int n0 = nFirst; n0 < nEnd; n0 += kAhead * nStep) {
-    float bv[kAhead];
+  for (int n0 = nFirst; n0 < nEnd; n0 += AHEAD * nStep) {
+    float bv[AHEAD];
 #pragma unroll
-    for (int k = 0; k < kAhead; ++k) bv[k] = (b && n0 + k * nStep < nEnd) ? Tr::toF(b[n0 - nFirst + k * nStep]) : 0.f;
+    for (int k = 0; k < AHEAD; ++k) bv[k] = (b && n0 + k * nStep < nEnd) ? Tr::toF(b[n0 - nFirst + k * nStep]) : 0.f;
 #pragma unroll
-    for (int k = 0; k < kAhead; ++k) {
+    for (int k = 0; k < AHEAD; ++k) {
       int const n = n0 + k * nStep;
       if (n >= nEnd) break;
       o[size_t(n - nFirst) * HoWo] = Tr::fromF(value(n) + bv[k]);
@@ -381,7 +381,9 @@ __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs,
     return v;
   };
   if (g.splits == 1) {
-    storeChannels(a.out + oFirst, a.bias ? a.bias + coFirst : nullptr, nFirst, nEnd, kNStep, g.HoWo, staged);
+    constexpr int kPerThread = (BN + kNStep - 1) / kNStep;  // channels per thread
+    storeChannels<kPerThread < 32 ? kPerThread : 32>(a.out + oFirst, a.bias ? a.bias + coFirst : nullptr, nFirst,
+        nEnd, kNStep, g.HoWo, staged);
     return;
   }
   float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;
