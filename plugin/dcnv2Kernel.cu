@@ -114,7 +114,6 @@ struct Geometry {
   int N, C, H, W, Cout, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, groups, dg;
   int Cin_g, Cout_g, Cdg, KK, M, HoWo, chunksPerTap, Kpad, nChunks, splits, chunksPerSplit, tilesN, tilesX, tilesY;
   int nSteps, ntPad;  // register-fragment kernel: K steps per tap, packed n-tiles per group
-  int pairK;          // warpgroup kernel, 2 K splits: a tile's two split blocks form a cluster and sum there
 };
 
 // Sampling record of one (tap, deformable group, pixel): 4 NHWC base offsets (channel 0) and 4 weights that
@@ -934,51 +933,6 @@ __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint3
 }
 #endif
 
-#ifdef CENTERNET_DCN_WGMMA
-__device__ __forceinline__ void clusterSync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ float ldCluster(uint32_t addr) {
-  float v;
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(addr) : "memory");
-  return v;
-}
-
-// Split-K in two (pairK): the tile's two split blocks are one cluster (blockIdx.z = rank). Each block sums half of
-// the tile's pixels from both blocks' staged C partials (distributed shared memory), in split order as the finalize
-// would, adds the bias and stores the output: no partials in global memory, no finalize launch.
-template <typename T, int THREADS, int BN, int LDC, int PARTS>
-__device__ __forceinline__ void storeTilePair(MainArgs<T> const& a, uint32_t csAddr, int img, int ho0, int wo0,
-    int grp, int n0, int partStride) {
-  clusterSync();  // both blocks' partials are staged
-  uint32_t c[2];
-#pragma unroll
-  for (uint32_t r = 0; r < 2; ++r) asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(c[r]) : "r"(csAddr), "r"(r));
-  constexpr int kHalf = kBM / 2;
-  int const mi = int(blockIdx.z & 1) * kHalf + int(threadIdx.x) % kHalf;
-  int const ho = ho0 + mi / kTW, wo = wo0 + mi % kTW;
-  Geometry const& g = a.g;
-  if (ho < g.Ho && wo < g.Wo) {
-    int const nFirst = int(threadIdx.x) / kHalf;
-    constexpr int kNStep = THREADS / kHalf;
-    int const nEnd = min(BN, g.Cout_g - n0);
-    int const coFirst = grp * g.Cout_g + n0 + nFirst;
-    size_t const oFirst = (size_t(img) * g.Cout + coFirst) * g.HoWo + ho * g.Wo + wo;
-    auto split = [&](int r, int n) {
-      uint32_t const p = c[r] + uint32_t(n * LDC + mi) * 4u;
-      float v = ldCluster(p);
-#pragma unroll
-      for (int q = 1; q < PARTS; ++q) v += ldCluster(p + uint32_t(q * partStride) * 4u);
-      return v;
-    };
-    constexpr int kPerThread = (BN + kNStep - 1) / kNStep;
-    storeChannels<kPerThread < 32 ? kPerThread : 32>(a.out + oFirst, a.bias ? a.bias + coFirst : nullptr, nFirst,
-        nEnd, kNStep, g.HoWo, [&](int n) { return split(0, n) + split(1, n); });
-  }
-  clusterSync();  // the other block has read this block's partials: both may exit
-}
-#endif
-
 // WIDE = 2 (TF32, v11): a step is one tap x 256 bytes of channels (two 128-byte rows, two A and B sub-stages, 8
 // wgmma), so the per-step work (sampling-record reads, barrier, waits, fences, addresses) is spread over twice the
 // channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
@@ -1015,10 +969,6 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
   if (cb >= ce) {
     gridDependencyWait();
-    if (g.pairK) {  // (never with setSplits' ranges; keeps the cluster's barriers matched)
-      clusterSync();
-      clusterSync();
-    }
     return;
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
@@ -1168,11 +1118,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
     for (int e = 0; e < 4; ++e)
       Cs[(8 * j + 2 * (lane & 3) + (e & 1)) * LDC + mRow + 8 * (e >> 1)] = acc[4 * j + e];
   __syncthreads();
-  if (g.pairK)
-    storeTilePair<T, THREADS, BN, LDC, KG>(a, sBase, img, ho0, wo0, grp, nb * BN, kGroupBytes / int(sizeof(float)));
-  else
-    storeTile<T, THREADS, BN, LDC, KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
-        kGroupBytes / int(sizeof(float)));
+  storeTile<T, THREADS, BN, LDC, KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
+      kGroupBytes / int(sizeof(float)));
 #endif
 }
 
@@ -1672,35 +1619,20 @@ bool pdlSupported() { return ccMajor() >= 9 && !gDisablePDL; }
 
 size_t maxSmemOptin() { return size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 48 * 1024)); }
 
-// clusterZ > 1: blocks grouped in clusters of that many along z (the K splits of a tile; pairK).
 template <typename... KArgs, typename... Args>
-cudaError_t launchEx(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, unsigned clusterZ,
+cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
     Args const&... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
-  cudaLaunchAttribute attr[2];
-  unsigned n = 0;
-  if (pdlSupported()) {
-    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[n++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (clusterZ > 1) {
-    attr[n].id = cudaLaunchAttributeClusterDimension;
-    attr[n].val.clusterDim.x = 1;
-    attr[n].val.clusterDim.y = 1;
-    attr[n++].val.clusterDim.z = clusterZ;
-  }
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = n;
+  cfg.numAttrs = pdlSupported() ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kern, args...);
-}
-template <typename... KArgs, typename... Args>
-cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-    Args const&... args) {
-  return launchEx(kern, grid, block, smem, stream, 1u, args...);
 }
 
 template <typename T, int MODE, int VEC, int BN>
@@ -1760,7 +1692,7 @@ cudaError_t launchWg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaS
     e = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
     if (e != cudaSuccess) return e;
   }
-  return launchEx(kern, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args.g.pairK ? 2u : 1u, args);
+  return launchPDL(kern, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args);
 }
 
 template <typename T, int BN>
@@ -1807,7 +1739,6 @@ void setSplits(Plan& pl, int splits) {
   splits = std::max(1, std::min(splits, g.nChunks));
   g.chunksPerSplit = (g.nChunks + splits - 1) / splits;
   g.splits = (g.nChunks + g.chunksPerSplit - 1) / g.chunksPerSplit;
-  g.pairK = pl.useWg && g.splits == 2;
   pl.grid.z = g.splits;
 }
 
@@ -2169,7 +2100,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   }
   if (e != cudaSuccess) return e;
 
-  if (g.splits > 1 && !g.pairK) {
+  if (g.splits > 1) {
     int const total = g.N * g.Cout * g.HoWo;
     int const vec4 = g.HoWo % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
     int const blocks = std::min((vec4 ? total / 4 : total) / 256 + 1, 8192);
@@ -2250,7 +2181,7 @@ std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   std::string const kernel = pl.useWg ? "warpgroup cfg " + std::to_string(pl.wgCfg) : pl.useReg ? "register" : "tile";
   return kernel + ", " + std::to_string(pl.bn) + "-channel tiles, " + std::to_string(pl.perSM) + " per SM, " +
          std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) + " K steps, " +
-         std::to_string(pl.g.splits) + " split(s)" + (pl.g.pairK ? " summed in clusters of 2" : "");
+         std::to_string(pl.g.splits) + " split(s)";
 }
 
 }  // namespace centernet_trt
