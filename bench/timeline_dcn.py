@@ -23,46 +23,34 @@ KERNEL = ROOT / "plugin" / "dcnv2Kernel.cu"
 OUT_DIR = ROOT / "build" / "dcn_timeline"
 STAMP_BLOCKS = 8192  # blocks per kernel that get stamps (kStampBlocks below)
 
-# (anchor in the kernel file, what replaces it): each anchor must occur exactly once
-INSTRUMENTATION = [
-    ("""__device__ __forceinline__ void gridDependencyWait() {""",
-     """constexpr int kStampBlocks = 8192;
-__device__ unsigned long long gStamp[2][3][kStampBlocks][6];  // [globaltimer, clock64][prep, main, finalize][block][phase]
-__device__ __forceinline__ unsigned long long gtime() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-__device__ __forceinline__ void stamp(int kern, int k) {
-  unsigned const b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-  if (threadIdx.x == 0 && b < kStampBlocks) {
-    gStamp[0][kern][b][k] = gtime();
-    gStamp[1][kern][b][k] = clock64();
-  }
-}
-struct StampEnd {
-  int kern;
-  __device__ ~StampEnd() { stamp(kern, 5); }
-};
-__device__ __forceinline__ void gridDependencyWait() {"""),
-    ("""  gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
-  int b = blockIdx.x;""",
-     """  stamp(0, 0);
-  StampEnd se{0};
+# Each patch is kernel text with the lines to insert marked by a leading "+": the unmarked lines are the anchor, which
+# must occur exactly once in the kernel file; the patched text is the anchor with the marked lines in place.
+PATCHES = [
+    """+constexpr int kStampBlocks = 8192;
++__device__ unsigned long long gStamp[2][3][kStampBlocks][6];  // [globaltimer, clock64][prep, main, finalize][block][phase]
++__device__ __forceinline__ unsigned long long gtime() {
++  unsigned long long t;
++  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
++  return t;
++}
++__device__ __forceinline__ void stamp(int kern, int k) {
++  unsigned const b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
++  if (threadIdx.x == 0 && b < kStampBlocks) {
++    gStamp[0][kern][b][k] = gtime();
++    gStamp[1][kern][b][k] = clock64();
++  }
++}
++struct StampEnd {
++  int kern;
++  __device__ ~StampEnd() { stamp(kern, 5); }
++};
+__device__ __forceinline__ void gridDependencyWait() {""",
+    """+  stamp(0, 0);
++  StampEnd se{0};
   gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
-  int b = blockIdx.x;"""),
-    ("""  BlockTile const bt = blockTile(g);
-  int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
-  if (cb >= ce) {
-    gridDependencyWait();
-    return;
-  }
-  constexpr bool kHalf = std::is_same<T, __half>::value;
-  buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
-  gridDependencyWait();  // from here on we read what the prep kernel wrote
-  __syncthreads();""",
-     """  stamp(1, 0);
-  StampEnd se{1};
+  int b = blockIdx.x;""",
+    """+  stamp(1, 0);
++  StampEnd se{1};
   BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
   if (cb >= ce) {
@@ -71,37 +59,41 @@ __device__ __forceinline__ void gridDependencyWait() {"""),
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
   buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
-  stamp(1, 1);
++  stamp(1, 1);
   gridDependencyWait();  // from here on we read what the prep kernel wrote
-  stamp(1, 2);
++  stamp(1, 2);
   __syncthreads();
-  stamp(1, 3);"""),
-    ("""  wgWait<0>();
++  stamp(1, 3);""",
+    """  wgWait<0>();
++  stamp(1, 4);
   fenceAcc(acc);""",
-     """  wgWait<0>();
-  stamp(1, 4);
-  fenceAcc(acc);"""),
-    ("""    int total, int Cout, int HoWo, int splits, int vec4) {
+    """    int total, int Cout, int HoWo, int splits, int vec4) {
   using Tr = Traits<T>;
-  gridDependencyWait();""",
-     """    int total, int Cout, int HoWo, int splits, int vec4) {
-  using Tr = Traits<T>;
-  stamp(2, 0);
-  StampEnd se{2};
++  stamp(2, 0);
++  StampEnd se{2};
   gridDependencyWait();
-  stamp(2, 1);"""),
-    ("""char const* centernet_dcnv2_set_algo(int algo) {""",
-     """int centernet_dcnv2_stamps(void* host, size_t bytes, int clear) {
-  cudaError_t e = cudaMemcpyFromSymbol(host, centernet_trt::gStamp, bytes);
-  if (e == cudaSuccess && clear) {
-    static unsigned long long zeros[2 * 3 * centernet_trt::kStampBlocks * 6];
-    e = cudaMemcpyToSymbol(centernet_trt::gStamp, zeros, sizeof(zeros));
-  }
-  return int(e);
-}
-
-char const* centernet_dcnv2_set_algo(int algo) {""")
++  stamp(2, 1);""",
+    """+int centernet_dcnv2_stamps(void* host, size_t bytes, int clear) {
++  cudaError_t e = cudaMemcpyFromSymbol(host, centernet_trt::gStamp, bytes);
++  if (e == cudaSuccess && clear) {
++    static unsigned long long zeros[2 * 3 * centernet_trt::kStampBlocks * 6];
++    e = cudaMemcpyToSymbol(centernet_trt::gStamp, zeros, sizeof(zeros));
++  }
++  return int(e);
++}
++
+char const* centernet_dcnv2_set_algo(int algo) {""",
 ]
+
+
+def anchor_and_replacement(patch: str) -> tuple[str, str]:
+    lines = patch.split("\n")
+    return ("\n".join(line for line in lines if not line.startswith("+")),
+            "\n".join(line[1:] if line.startswith("+") else line for line in lines))
+
+
+# (anchor in the kernel file, what replaces it)
+INSTRUMENTATION = [anchor_and_replacement(p) for p in PATCHES]
 
 
 def instrument(source: str) -> str:
