@@ -58,6 +58,12 @@ __device__ __forceinline__ void gridDependencyWait() {""",
     return;
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
+  uint32_t const bars = sBars + wgi * kStagesB * 8;  // this warpgroup's B-stage barriers
+  if (kBulkB && lt == 0) {
+#pragma unroll
+    for (int s = 0; s < kStagesB; ++s) mbarInit(bars + s * 8);
+    asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
+  }
   buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
 +  stamp(1, 1);
   gridDependencyWait();  // from here on we read what the prep kernel wrote

@@ -9,8 +9,8 @@
 //      range; then walks K channel-step outer, tap inner (the sampled window stays in L1).
 //      - dcnWgKernel (fp16 and TF32 with 16-byte vectors on compute capability 9.0, builds with sm_90a code): two
 //        warpgroups per block split the block's K steps (intra-block split-K, summed in shared memory at the end);
-//        each blends whole 128-byte channel lines into a swizzled shared A stage, its weight arrives by cp.async,
-//        and wgmma reads both from shared memory while the threads gather and blend the next steps.
+//        each blends whole 128-byte channel lines into a swizzled shared A stage, its weight arrives by a bulk copy
+//        (TMA) or cp.async, and wgmma reads both from shared memory while the threads gather and blend the next steps.
 //      - dcnRegKernel (fp16 and TF32 with 16-byte vectors, sm_80+ otherwise): no shared-memory A tile. Each
 //        warp gathers + blends its own 16 pixels straight into mma.sync A fragments (K permuted inside a step so
 //        a lane's fragment elements are one corner vector), B fragments come from a weight pre-packed in the same
@@ -821,7 +821,8 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
 // without the partial-sum traffic of a grid split), and the KG partial tiles are summed in shared memory at the end.
 // Per step every thread of a warpgroup gathers the 4 corner vectors of 4 pixels for one 16-byte channel slot (8 lanes
 // per pixel: whole 128-byte lines), blends them and stores the row into a 128-byte-swizzled A stage; the packed
-// weight of the step (already in the swizzled layout) is copied into a B stage with cp.async; then 4 wgmma (k16 fp16 /
+// weight of the step (already in the swizzled layout) is copied into a B stage (one bulk copy with one step of
+// look-ahead, cp.async by every thread with two); then 4 wgmma (k16 fp16 /
 // k8 TF32) read both stages straight from shared memory while the warps blend the next step. Pipelining: gathers and
 // weight copies run AHEAD steps ahead (AHEAD register sets, loop unrolled by AHEAD; AHEAD + 1 B stages), A is
 // double-buffered; one warpgroup barrier per step, before which every warp has waited for its previous wgmma, so the
@@ -840,6 +841,8 @@ template <int BN> __host__ __device__ constexpr int wgStageB() { return BN * kWg
 __host__ __device__ constexpr int wgGroupBytes(int bn, int ahead, int wide) {
   return wide * (kWgStagesA * kWgStageA + (ahead + 1) * bn * kWgRowBytes);
 }
+// The B stages' mbarriers where the weight arrives by bulk copy (8 bytes each, at most 2 warpgroups x 3 stages)
+__host__ __device__ constexpr int wgBarBytes(int ahead) { return ahead == 1 ? 8 + 64 : 0; }
 
 #ifdef CENTERNET_DCN_WGMMA
 // Next step of a warpgroup's cursor (tap t inner, channel step cs outer), `by` steps on, without divisions.
@@ -868,6 +871,22 @@ __device__ __forceinline__ void cpAsync16(uint32_t dst, void const* src) {
 __device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void cpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+// Or (configurations with one step of look-ahead, v21) a step's weight arrives by one bulk copy (the TMA unit) that
+// completes a transaction count on an mbarrier: one thread issues it, every thread of the warpgroup waits on the
+// barrier's phase before its wgmma reads the stage.
+__device__ __forceinline__ void mbarInit(uint32_t bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void bulkCopy(uint32_t dst, void const* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+               ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbarWait(uint32_t bar, uint32_t parity) {
+  asm volatile("{\n.reg .pred p;\nWAIT:\n"
+               "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+               "@!p bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
 }
 // Keeps the compiler from moving accumulator reads across the asynchronous wgmma (CUTLASS's fence_operand).
 template <int R> __device__ __forceinline__ void fenceAcc(float (&d)[R]) {
@@ -951,11 +970,16 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   constexpr int kStageB = wgStageB<BN>();   // one 128-byte row of K: the packed weight's step
   constexpr int kStageA = WIDE * kWgStageA;
   constexpr int kGroupBytes = wgGroupBytes(BN, AHEAD, WIDE);
-  constexpr int kBChunks = WIDE * kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step
+  // Bulk weight copies (v21) where they measured faster: the one-step configurations (H100, v19 side by side in
+  // balanced order: 1,256,32,32->64 TF32 11.8 -> 11.4 us, the 8-image batch 1-2 %); the two-step configuration was
+  // 0.0-0.3 us slower with them.
+  constexpr bool kBulkB = AHEAD == 1;
+  constexpr int kBChunks = WIDE * kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step (cp.async)
   static_assert(size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "a C partial must fit in its warpgroup's stages");
   extern __shared__ __align__(128) unsigned char smemRaw[];
   uint32_t const rawAddr = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
-  uint32_t const sBase = (rawAddr + 1023u) & ~1023u;  // swizzle atoms are 1024-byte aligned
+  uint32_t const sBars = (rawAddr + 7u) & ~7u;  // mbarriers first, outside the stages that the C partials reuse
+  uint32_t const sBase = (sBars + wgBarBytes(AHEAD) + 1023u) & ~1023u;  // swizzle atoms are 1024-byte aligned
   unsigned char* const smem = smemRaw + (sBase - rawAddr);
   SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + KG * kGroupBytes);
 
@@ -972,6 +996,12 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
     return;
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
+  uint32_t const bars = sBars + wgi * kStagesB * 8;  // this warpgroup's B-stage barriers
+  if (kBulkB && lt == 0) {
+#pragma unroll
+    for (int s = 0; s < kStagesB; ++s) mbarInit(bars + s * 8);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
   buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
@@ -981,7 +1011,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   int const cinBase = grp * g.Cin_g;
   // packed weight: [group][n-block][tap][step][BN rows][128 swizzled bytes]
   char const* wg = reinterpret_cast<char const*>(a.wpack) +
-                   (size_t(grp) * g.tilesN + nb) * g.KK * g.nSteps * size_t(kStageB) + lt * 16;
+                   (size_t(grp) * g.tilesN + nb) * g.KK * g.nSteps * size_t(kStageB) + (kBulkB ? 0 : lt * 16);
 
   float acc[BN / 2];
 #pragma unroll
@@ -1027,18 +1057,22 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
 #pragma unroll
     for (int i = 0; i < 4; ++i) gatherRow(r[i], at, i);
   };
-  // the weight of the next step into B stage `stage`; always one commit group per step (possibly empty), so
-  // cp.async.wait_group AHEAD - 1 means "this step's weight has landed"
+  // the weight of the next step into B stage `stage` (WIDE adjacent packed steps, contiguous). cp.async: always one
+  // commit group per step (possibly empty), so cp.async.wait_group AHEAD - 1 means "this step's weight has landed"
   auto copyB = [&](bool issue, int stage) {
-    if (issue) {
-      char const* src = wg + (size_t(bT) * g.nSteps + WIDE * bCs) * kStageB;  // WIDE adjacent packed steps
-      uint32_t const dst = sB + stage * (WIDE * kStageB) + lt * 16;
+    char const* src = wg + (size_t(bT) * g.nSteps + WIDE * bCs) * kStageB;
+    uint32_t const dst = sB + stage * (WIDE * kStageB);
+    if constexpr (kBulkB) {
+      if (issue && lt == 0) bulkCopy(dst, src, WIDE * kStageB, bars + stage * 8);
+    } else {
+      if (issue)
 #pragma unroll
-      for (int j = 0; j < kBChunks; ++j) cpAsync16(dst + j * kWgThreads * 16, src + j * kWgThreads * 16);
+        for (int j = 0; j < kBChunks; ++j) cpAsync16(dst + lt * 16 + j * kWgThreads * 16, src + j * kWgThreads * 16);
+      cpAsyncCommit();
     }
-    cpAsyncCommit();
     nextStep(bT, bCs, KG, g.KK);
   };
+  uint32_t phases = 0;  // bit s: the parity of B stage s's next completion
 
   // prologue: weights and gathers of the first AHEAD steps in flight
   if (nLocal > 0) {
@@ -1079,9 +1113,14 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
       }
     }
     if (kEarly && more) recW = weightRow(at);
-    wgWait<0>();              // wgmma(l - 1) done in this warp
-    cpAsyncWait<AHEAD - 1>();  // this step's weight has landed (later ones may still be in flight)
-    fenceProxyAsync();        // generic-proxy writes (st.shared, cp.async) -> visible to wgmma's async proxy
+    wgWait<0>();  // wgmma(l - 1) done in this warp
+    if constexpr (kBulkB) {
+      mbarWait(bars + bStage * 8, (phases >> bStage) & 1u);  // this step's weight has landed
+      phases ^= 1u << bStage;
+    } else {
+      cpAsyncWait<AHEAD - 1>();  // this step's weight has landed (later ones may still be in flight)
+    }
+    fenceProxyAsync();  // generic-proxy writes (st.shared, cp.async) -> visible to wgmma's async proxy
     // this warpgroup's A/B of step l complete; its wgmma(l - 1) done in every warp: those stages are free
     asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
     int const bNext = bStage + AHEAD >= kStagesB ? bStage + AHEAD - kStagesB : bStage + AHEAD;
@@ -1100,7 +1139,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   }
   wgWait<0>();
   fenceAcc(acc);
-  cpAsyncWait<0>();
+  if constexpr (!kBulkB) cpAsyncWait<0>();
   // A warpgroup with fewer steps (odd ranges) passes its named barrier as often as the busiest one: no effect on the
   // hardware (each warpgroup has its own barrier), but compute-sanitizer's racecheck reports false shared-memory
   // hazards on the C partials below when the counts differ (measured on H200: hazards exactly in the uneven cases).
@@ -1672,9 +1711,11 @@ struct WgConfig {
 // cfg 3 (v11, TF32 only): cfg 2's warps and residency with one 256-byte step of look-ahead instead of two 128-byte ones
 constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2, 1, 1, 2}};
 constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
-// Dynamic shared memory of the stages: 1 KB of slack to align them to the 1024-byte swizzle atom, then one set of
-// stages per warpgroup (the sampling table follows).
-template <int BN> size_t wgTileBytesOf(WgConfig c) { return 1024 + size_t(c.kg) * wgGroupBytes(BN, c.ahead, c.wide); }
+// Dynamic shared memory of the stages: the B stages' mbarriers where the weight arrives by bulk copy, 1 KB of slack to
+// align the stages to the 1024-byte swizzle atom, then one set of stages per warpgroup (the sampling table follows).
+template <int BN> size_t wgTileBytesOf(WgConfig c) {
+  return 1024 + wgBarBytes(c.ahead) + size_t(c.kg) * wgGroupBytes(BN, c.ahead, c.wide);
+}
 
 #ifdef CENTERNET_DCN_SM90A
 template <typename T, int BN, int CFG>
