@@ -216,8 +216,9 @@ __device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> cons
 // Each thread keeps one pixel and walks j in steps of THREADS / kBM; offset/mask loads of a pass come first.
 // Only the taps of the block's K range are built (K steps run tap-inner from tap cb % KK): a split-K block of a few
 // steps needs a few taps, and the offset/mask reads are the slow part here.
-// kHalf2W: the weights stored as 4 half2 pairs (w, w) instead of a float4 (fp16 warpgroup kernel: the conversion is
-// made once per record instead of once per record and channel slot in the K loop).
+// kHalf2W: the weights stored as 4 halves (8 bytes: two half2 (w0, w1), (w2, w3), after the offsets) instead of a
+// float4 (fp16 warpgroup kernel: the conversion is made once per record instead of once per record and channel slot
+// in the K loop, and the smaller table lets two blocks per SM leave more of L1 to the gathers, v22).
 template <typename T, bool kTapFilter, int THREADS = kThreads, bool kHalf2W = false>
 __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInfo* info, int img, int ho0, int wo0,
     int tid, int cb, int ce) {
@@ -306,9 +307,8 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
       }
       reinterpret_cast<int4*>(info)[j * kBM + mi] = s.idx;  // two arrays: conflict-free 16-byte rows
       if constexpr (kHalf2W) {
-        __half2 const h[4] = {__float2half2_rn(s.w.x), __float2half2_rn(s.w.y), __float2half2_rn(s.w.z),
-                              __float2half2_rn(s.w.w)};
-        reinterpret_cast<uint4*>(info)[(nj + j) * kBM + mi] = *reinterpret_cast<uint4 const*>(h);
+        __half2 const h[2] = {__floats2half2_rn(s.w.x, s.w.y), __floats2half2_rn(s.w.z, s.w.w)};
+        reinterpret_cast<uint2*>(info)[(2 * nj + j) * kBM + mi] = *reinterpret_cast<uint2 const*>(h);
       } else {
         reinterpret_cast<float4*>(info)[(nj + j) * kBM + mi] = s.w;
       }
@@ -658,10 +658,11 @@ __device__ __forceinline__ unsigned tf32Bits(float x) {
 #endif
 }
 
-// fp16 blend of 4 raw corner vectors with the corner weights as half2 pairs (wh: (w0, w0), (w1, w1), ...).
-__device__ __forceinline__ void blendHalf2(uint4 const& wh, uint4 const (&r)[4], unsigned (&o)[4]) {
-  __half2 const w0 = *reinterpret_cast<__half2 const*>(&wh.x), w1 = *reinterpret_cast<__half2 const*>(&wh.y);
-  __half2 const w2 = *reinterpret_cast<__half2 const*>(&wh.z), w3 = *reinterpret_cast<__half2 const*>(&wh.w);
+// fp16 blend of 4 raw corner vectors with the 4 corner weights as halves (wh: (w0, w1), (w2, w3)); each is used as a
+// (w, w) pair, which the half2 FMA takes as an operand broadcast.
+__device__ __forceinline__ void blendHalf2(uint2 const& wh, uint4 const (&r)[4], unsigned (&o)[4]) {
+  __half2 const w01 = *reinterpret_cast<__half2 const*>(&wh.x), w23 = *reinterpret_cast<__half2 const*>(&wh.y);
+  __half2 const w0 = __low2half2(w01), w1 = __high2half2(w01), w2 = __low2half2(w23), w3 = __high2half2(w23);
   unsigned const* r0 = reinterpret_cast<unsigned const*>(&r[0]);
   unsigned const* r1 = reinterpret_cast<unsigned const*>(&r[1]);
   unsigned const* r2 = reinterpret_cast<unsigned const*>(&r[2]);
@@ -680,8 +681,8 @@ __device__ __forceinline__ void blendHalf2(uint4 const& wh, uint4 const (&r)[4],
 template <typename T>
 __device__ __forceinline__ void blendFrag(float4 const& w, uint4 const (&r)[4], unsigned (&o)[4]) {
   if constexpr (std::is_same<T, __half>::value) {
-    __half2 const h[4] = {__float2half2_rn(w.x), __float2half2_rn(w.y), __float2half2_rn(w.z), __float2half2_rn(w.w)};
-    blendHalf2(*reinterpret_cast<uint4 const*>(h), r, o);
+    __half2 const h[2] = {__floats2half2_rn(w.x, w.y), __floats2half2_rn(w.z, w.w)};
+    blendHalf2(*reinterpret_cast<uint2 const*>(h), r, o);
   } else {
     float const* r0 = reinterpret_cast<float const*>(&r[0]);
     float const* r1 = reinterpret_cast<float const*>(&r[1]);
@@ -1040,8 +1041,9 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
     nextStep(gT, gCs, KG, g.KK);
     return at;
   };
-  // the row of a gather's corner weights in the sampling table: after the dg * KK * kBM rows of corner offsets
-  auto weightRow = [&](GatherAt const& at) { return g.dg * g.KK * kBM + at.rc; };
+  // the row of a gather's corner weights in the sampling table: after the dg * KK * kBM rows of corner offsets (in
+  // 16-byte units for float4 weights, in 8-byte units for fp16's 4 halves)
+  auto weightRow = [&](GatherAt const& at) { return (kHalf ? 2 : 1) * g.dg * g.KK * kBM + at.rc; };
   auto gatherRow = [&](uint4 (&r)[WIDE][4], GatherAt const& at, int i) {
     int4 const idx = reinterpret_cast<int4 const*>(info)[at.rc + 16 * i];
     T const* const cp[4] = {corner(at.base, idx.x), corner(at.base, idx.y), corner(at.base, idx.z),
@@ -1100,7 +1102,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
       unsigned o[WIDE][4];
 #pragma unroll
       for (int h = 0; h < WIDE; ++h) {
-        if constexpr (kHalf) blendHalf2(reinterpret_cast<uint4 const*>(info)[recW + 16 * i], r[i][h], o[h]);
+        if constexpr (kHalf) blendHalf2(reinterpret_cast<uint2 const*>(info)[recW + 16 * i], r[i][h], o[h]);
         else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + 16 * i], r[i][h], o[h]);
       }
       if (kEarly && more) gatherRow(r[i], at, i);
@@ -1631,6 +1633,10 @@ bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (P
 size_t infoBytes(DCNv2Params const& p) {
   return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * sizeof(SampleInfo);
 }
+// The warpgroup kernel's table: fp16 keeps its weights as 4 halves (8 bytes) after the 16-byte offsets.
+template <typename T> size_t wgInfoBytes(DCNv2Params const& p) {
+  return std::is_same<T, __half>::value ? infoBytes(p) / sizeof(SampleInfo) * 24 : infoBytes(p);
+}
 
 // Device properties are asked on each call (host-side, cheap) so a process driving several GPUs gets each right.
 int deviceAttr(cudaDeviceAttr attr, int fallback) {
@@ -1816,7 +1822,7 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   long const wgBlocks = long(g.N) * ((g.Ho + kTH - 1) / kTH) * ((g.Wo + kTW - 1) / kTW) * g.groups *
                         ((g.Cout_g + wgBN - 1) / wgBN);
   auto wgBlockSmem = [&](int cfg) {
-    return (wgBN == 64 ? wgTileBytesOf<64>(kWgConfigs[cfg]) : wgTileBytesOf<128>(kWgConfigs[cfg])) + infoBytes(p);
+    return (wgBN == 64 ? wgTileBytesOf<64>(kWgConfigs[cfg]) : wgTileBytesOf<128>(kWgConfigs[cfg])) + wgInfoBytes<T>(p);
   };
   int constexpr kWideC = 2 * 8 * Traits<T>::kVec;  // channels of a 256-byte step
   bool const wideOk = !std::is_same<T, __half>::value && g.Cin_g % kWideC == 0 && (g.dg == 1 || g.Cdg % kWideC == 0);
@@ -2116,7 +2122,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   MainArgs<T> ma;
   ma.inNHWC = inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = wpack; ma.bias = bias; ma.out = output;
   ma.acc = acc; ma.g = g;
-  size_t const smem = infoBytes(p);  // launchMain adds the variant's tile bytes
+  size_t const smem = pl.useWg ? wgInfoBytes<T>(p) : infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = pl.large;
   if (pl.useWg) {
 #ifdef CENTERNET_DCN_SM90A
