@@ -1635,7 +1635,8 @@ size_t infoBytes(DCNv2Params const& p) {
 }
 // The warpgroup kernel's table: fp16 keeps its weights as 4 halves (8 bytes) after the 16-byte offsets.
 template <typename T> size_t wgInfoBytes(DCNv2Params const& p) {
-  return std::is_same<T, __half>::value ? infoBytes(p) / sizeof(SampleInfo) * 24 : infoBytes(p);
+  return std::is_same<T, __half>::value ? infoBytes(p) / sizeof(SampleInfo) * (sizeof(int4) + sizeof(uint2))
+                                         : infoBytes(p);
 }
 
 // Device properties are asked on each call (host-side, cheap) so a process driving several GPUs gets each right.
