@@ -842,8 +842,13 @@ template <int BN> __host__ __device__ constexpr int wgStageB() { return BN * kWg
 __host__ __device__ constexpr int wgGroupBytes(int bn, int ahead, int wide) {
   return wide * (kWgStagesA * kWgStageA + (ahead + 1) * bn * kWgRowBytes);
 }
-// The B stages' mbarriers where the weight arrives by bulk copy (8 bytes each, at most 2 warpgroups x 3 stages)
-__host__ __device__ constexpr int wgBarBytes(int ahead) { return ahead == 1 ? 8 + 64 : 0; }
+// Where a step's weight arrives by one bulk copy (v21): the configurations with one step of look-ahead, where it
+// measured faster (H100, v19 side by side in balanced order: 1,256,32,32->64 TF32 11.8 -> 11.4 us, the 8-image batch
+// 1-2 %); the two-step configuration was 0.0-0.3 us slower with it and keeps cp.async.
+__host__ __device__ constexpr bool wgBulkB(int ahead) { return ahead == 1; }
+constexpr int kWgBarMax = 64;  // their mbarriers: 8 bytes per B stage, at most 2 warpgroups x 3 stages
+// Shared memory for those mbarriers, with 8 bytes to align them (the kernel and the host's sizing both use this).
+__host__ __device__ constexpr int wgBarBytes(int ahead) { return wgBulkB(ahead) ? 8 + kWgBarMax : 0; }
 
 #ifdef CENTERNET_DCN_WGMMA
 // Next step of a warpgroup's cursor (tap t inner, channel step cs outer), `by` steps on, without divisions.
@@ -971,10 +976,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   constexpr int kStageB = wgStageB<BN>();   // one 128-byte row of K: the packed weight's step
   constexpr int kStageA = WIDE * kWgStageA;
   constexpr int kGroupBytes = wgGroupBytes(BN, AHEAD, WIDE);
-  // Bulk weight copies (v21) where they measured faster: the one-step configurations (H100, v19 side by side in
-  // balanced order: 1,256,32,32->64 TF32 11.8 -> 11.4 us, the 8-image batch 1-2 %); the two-step configuration was
-  // 0.0-0.3 us slower with them.
-  constexpr bool kBulkB = AHEAD == 1;
+  constexpr bool kBulkB = wgBulkB(AHEAD);
+  static_assert(!kBulkB || KG * kStagesB * 8 <= kWgBarMax, "the B stages' mbarriers must fit their shared memory");
   constexpr int kBChunks = WIDE * kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step (cp.async)
   static_assert(size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "a C partial must fit in its warpgroup's stages");
   extern __shared__ __align__(128) unsigned char smemRaw[];
