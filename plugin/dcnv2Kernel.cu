@@ -124,6 +124,15 @@ struct SampleInfo {
   int4 idx;
   float4 w;
 };
+// Where the table keeps its weights, for its writer and all its readers: after the nRows x kBM offset records, as
+// float4 or (kHalfW: the fp16 warpgroup kernel, v22) as 4 halves in a uint2; weightAt counts in those units.
+template <bool kHalfW> struct SampleTable {
+  using Weights = typename std::conditional<kHalfW, uint2, float4>::type;
+  static constexpr int kRecordBytes = int(sizeof(int4) + sizeof(Weights));
+  __host__ __device__ static constexpr int weightAt(int nRows, int record) {
+    return int(sizeof(int4) / sizeof(Weights)) * nRows * kBM + record;
+  }
+};
 
 template <typename T> struct MainArgs {
   T const* __restrict__ inNHWC;
@@ -306,11 +315,12 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
         if (vy1 && vx1) { s.idx.w = at00 + (g.W + 1) * g.C; s.w.w = ly * lx * mkk; }
       }
       reinterpret_cast<int4*>(info)[j * kBM + mi] = s.idx;  // two arrays: conflict-free 16-byte rows
+      int const at = SampleTable<kHalf2W>::weightAt(nj, j * kBM + mi);
       if constexpr (kHalf2W) {
         __half2 const h[2] = {__floats2half2_rn(s.w.x, s.w.y), __floats2half2_rn(s.w.z, s.w.w)};
-        reinterpret_cast<uint2*>(info)[(2 * nj + j) * kBM + mi] = *reinterpret_cast<uint2 const*>(h);
+        reinterpret_cast<uint2*>(info)[at] = *reinterpret_cast<uint2 const*>(h);
       } else {
-        reinterpret_cast<float4*>(info)[(nj + j) * kBM + mi] = s.w;
+        reinterpret_cast<float4*>(info)[at] = s.w;
       }
     }
   }
@@ -486,7 +496,8 @@ __device__ __forceinline__ void dcnMainBody(MainArgs<T> const& a) {
     T* B = Bs + buf * kBN * LD;
     int const c = min(c0 + av * VEC, g.Cin_g - 1);
     int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
-    float4 const* infW = reinterpret_cast<float4 const*>(info) + (g.dg * g.KK + d * g.KK + t) * kBM + amBase;
+    float4 const* infW =
+        reinterpret_cast<float4 const*>(info) + SampleTable<false>::weightAt(g.dg * g.KK, (d * g.KK + t) * kBM + amBase);
 #pragma unroll
     for (int it = 0; it < kAItems; ++it) {
       float4 const w = infW[it * kARowStep];
@@ -756,7 +767,7 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       int4 const idx = reinterpret_cast<int4 const*>(info)[rec + r * 8];
-      float4 const w = reinterpret_cast<float4 const*>(info)[g.dg * g.KK * kBM + rec + r * 8];
+      float4 const w = reinterpret_cast<float4 const*>(info)[SampleTable<false>::weightAt(g.dg * g.KK, rec + r * 8)];
       wts[r] = valid ? w : make_float4(0.f, 0.f, 0.f, 0.f);
       raw[r][0] = __ldg(reinterpret_cast<uint4 const*>(corner(base, idx.x)));
       raw[r][1] = __ldg(reinterpret_cast<uint4 const*>(corner(base, idx.y)));
@@ -1044,9 +1055,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
     nextStep(gT, gCs, KG, g.KK);
     return at;
   };
-  // the row of a gather's corner weights in the sampling table: after the dg * KK * kBM rows of corner offsets (in
-  // 16-byte units for float4 weights, in 8-byte units for fp16's 4 halves)
-  auto weightRow = [&](GatherAt const& at) { return (kHalf ? 2 : 1) * g.dg * g.KK * kBM + at.rc; };
+  auto weightRow = [&](GatherAt const& at) { return SampleTable<kHalf>::weightAt(g.dg * g.KK, at.rc); };
   auto gatherRow = [&](uint4 (&r)[WIDE][4], GatherAt const& at, int i) {
     int4 const idx = reinterpret_cast<int4 const*>(info)[at.rc + 16 * i];
     T const* const cp[4] = {corner(at.base, idx.x), corner(at.base, idx.y), corner(at.base, idx.z),
@@ -1633,13 +1642,12 @@ int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 
-size_t infoBytes(DCNv2Params const& p) {
-  return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * sizeof(SampleInfo);
+template <bool kHalfW = false> size_t infoBytes(DCNv2Params const& p) {
+  return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * SampleTable<kHalfW>::kRecordBytes;
 }
-// The warpgroup kernel's table: fp16 keeps its weights as 4 halves (8 bytes) after the 16-byte offsets.
+// The warpgroup kernel's table: fp16 keeps its weights as 4 halves.
 template <typename T> size_t wgInfoBytes(DCNv2Params const& p) {
-  return std::is_same<T, __half>::value ? infoBytes(p) / sizeof(SampleInfo) * (sizeof(int4) + sizeof(uint2))
-                                         : infoBytes(p);
+  return infoBytes<std::is_same<T, __half>::value>(p);
 }
 
 // Device properties are asked on each call (host-side, cheap) so a process driving several GPUs gets each right.
