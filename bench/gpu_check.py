@@ -2,7 +2,9 @@
 
 References: torchvision.ops.deform_conv2d run in float64 (on the same, already-rounded inputs) for every case,
 plus a direct loop-based float64 implementation of the sampling rule for tiny cases. Every case draws fresh
-random data with fractional and out-of-range offsets and poisons the output with NaN before each run.
+random data with fractional and out-of-range offsets and poisons the output with NaN before each run. Each case
+also runs with the input given NHWC (read in place, the plugin's kHWC8 / kHWC input), which must match the
+reference and be bitwise equal to the NCHW call on the same data.
 Exit code 1 if any case misses its tolerance: fp32 strict 1e-5, fp32 TF32 1e-3, fp16 1e-2 (relative L2).
 """
 from __future__ import annotations
@@ -107,13 +109,16 @@ def rel(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
-def run_ours(lib, case, inputs, cfg, dtype, allow_tf32):
-    """Our output (every element written over a NaN poison) and the fused path's launch plan in words."""
+def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False):
+    """Our output (every element written over a NaN poison) and the fused path's launch plan in words; nhwc: the
+    input handed over channels-last (read in place, as the plugin's kHWC8 / kHWC input)."""
     x, off, mask, weight, bias = inputs
     n, c, h, w, cout = case["shape"]
     dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, k=cfg["k"], stride=cfg["stride"], pad=cfg["pad"], dil=cfg["dil"],
-                         groups=cfg["groups"], dg=cfg["dg"], dtype=dtype, allow_tf32=allow_tf32)
+                         groups=cfg["groups"], dg=cfg["dg"], dtype=dtype, allow_tf32=allow_tf32, input_nhwc=nhwc)
     out = torch.full(dcn.out_shape, float("nan"), dtype=dtype, device="cuda")  # poison: every element must be written
+    if nhwc:
+        x = x.contiguous(memory_format=torch.channels_last)
     dcn(x, off, mask, weight, bias, out)
     torch.cuda.synchronize()
     return out, dcn.plan
@@ -149,17 +154,26 @@ def main() -> int:
             # heuristic for the others (strict fp32 has one kernel)
             runs = [(variants[0], 0), (variants[0], 3)] + [(v, 0) for v in variants[1:] if mode != "fp32"]
             runs += [] if no_col else [("im2col", 0)]
+            # the input given NHWC (no transpose pass), default variant and im2col tactic: against the reference and
+            # bitwise against the NCHW call on the same data
+            runs += [("nhwc", 0)] + ([] if no_col else [("im2col-nhwc", 0)])
             for variant, splits in runs:
                 inputs, cfg = make_inputs(case, dtype, gen)  # fresh data for every run
                 ref = tv_forward(*[None if t is None else t.double() for t in inputs], cfg)
-                if variant == "im2col":
+                same_as_nchw = True
+                if variant in ("im2col", "im2col-nhwc"):
                     lib.centernet_dcnv2_set_algo(1)
                     try:
-                        out, _ = run_ours(lib, case, inputs, cfg, dtype, tf32)
+                        out, _ = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc=variant == "im2col-nhwc")
+                        if variant == "im2col-nhwc":
+                            same_as_nchw = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
                     except ValueError:  # a layer the tactic does not take (the fused kernel covers it)
                         continue
                     finally:
                         lib.centernet_dcnv2_set_algo(0)
+                elif variant == "nhwc":
+                    out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc=True)
+                    same_as_nchw = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
                 else:
                     set_variant(variant)
                     lib.centernet_dcnv2_set_splits(splits)
@@ -169,10 +183,11 @@ def main() -> int:
                 finite = bool(torch.isfinite(out).all())
                 err = rel(out, ref) if finite else float("nan")
                 err_tv = rel(out, tv_forward(*inputs, cfg))
-                ok = finite and err <= TOL[mode]
+                ok = finite and err <= TOL[mode] and same_as_nchw
                 failures += not ok
                 rows.append((case, mode, splits, err, err_tv, ok))
-                shown = "" if variant == "im2col" else f" [{plan}]"  # the fused path's plan
+                shown = " [im2col]" if str(variant).startswith("im2col") else f" [{plan}]"  # the fused path's plan
+                shown += "" if same_as_nchw else " NOT BITWISE EQUAL TO THE NCHW CALL"
                 print(f"{'ok  ' if ok else 'FAIL'} {mode} variant={variant} splits={'auto' if splits == 0 else splits} "
                       f"{case} rel_vs_f64={err:.2e} rel_vs_torchvision_same_dtype={err_tv:.2e} tol={TOL[mode]:.0e}"
                       f"{shown}", flush=True)
@@ -189,10 +204,29 @@ def main() -> int:
             print(f"{'ok  ' if ok else 'FAIL'} loop-ref {mode} {case} rel_vs_loop={err:.2e} "
                   f"torchvision64_vs_loop={err_tv64:.1e}", flush=True)
     # rejected parameters must be reported, not computed
-    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1]  # 30 channels, groups 4
+    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0]  # 30 channels, groups 4
     msg = lib.centernet_dcnv2_check_supported(*bad)
     print(f"{'ok  ' if msg else 'FAIL'} rejects C % groups != 0: {msg!r}")
     failures += not msg
+    # an NHWC input off the 16-byte alignment its vector loads need: refused (cudaErrorMisalignedAddress), the output
+    # untouched
+    case = dict(shape=(1, 64, 20, 24, 64))
+    inputs, cfg = make_inputs(case, torch.float16, gen)
+    n, c, h, w, cout = case["shape"]
+    flat = torch.empty(n * h * w * c + 8, dtype=torch.float16, device="cuda")
+    shifted = flat.narrow(0, 1, n * h * w * c).view(n, h, w, c).permute(0, 3, 1, 2)  # channels-last, 2 bytes off
+    shifted.copy_(inputs[0])
+    dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=torch.float16, input_nhwc=True)
+    out = torch.full(dcn.out_shape, float("nan"), dtype=torch.float16, device="cuda")
+    try:
+        dcn(shifted, *inputs[1:], out)
+        refused = False
+    except RuntimeError as e:
+        refused = "cudaError 716" in str(e)
+    torch.cuda.synchronize()
+    ok = refused and bool(torch.isnan(out).all())
+    print(f"{'ok  ' if ok else 'FAIL'} refuses a misaligned NHWC input (cudaErrorMisalignedAddress), output untouched")
+    failures += not ok
     worst = {m: max((r[3] for r in rows if r[1] == m), default=0) for m, _, _ in modes}
     print(f"SUMMARY: {len(rows)} kernel runs, {failures} failures; worst rel error vs float64: "
           + ", ".join(f"{m}={v:.2e} (tol {TOL[m]:.0e})" for m, v in worst.items()))

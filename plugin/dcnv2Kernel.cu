@@ -1626,7 +1626,7 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
   int const BK = bkOf<T>();
   int const Kpad = (Cin_g + BK - 1) / BK * BK;
   Layout l;
-  l.inBytes = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
+  l.inBytes = p.inputNHWC ? 0 : alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
   size_t const rowBytes = size_t(p.outChannels) * p.kernelH * p.kernelW * Kpad * sizeof(T);
   l.wBytes = alignUp(std::max({rowBytes, fragPackElems<T>(p) * sizeof(T), wgPackElems<T>(p) * sizeof(T)}), kAlign);
   // split-K: one fp32 partial output per split, summed in a fixed order by the finalize pass
@@ -1676,8 +1676,10 @@ bool pdlSupported() { return ccMajor() >= 9 && !gDisablePDL; }
 
 size_t maxSmemOptin() { return size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 48 * 1024)); }
 
+// pdl = false: a plain stream-ordered launch, for the first kernel of a call (its reads before gridDependencyWait,
+// the offsets and masks, must not overlap the kernel that wrote them).
 template <typename... KArgs, typename... Args>
-cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+cudaError_t launchKernel(bool pdl, void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
     Args const&... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
@@ -1688,8 +1690,13 @@ cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = pdlSupported() ? 1 : 0;
+  cfg.numAttrs = pdl && pdlSupported() ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kern, args...);
+}
+template <typename... KArgs, typename... Args>
+cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+    Args const&... args) {
+  return launchKernel(true, kern, grid, block, smem, stream, args...);
 }
 
 template <typename T, int MODE, int VEC, int BN>
@@ -1896,12 +1903,13 @@ template <typename T> size_t fusedWorkspace(DCNv2Params const& p) {
   return l.inBytes + l.wBytes + std::max(l.accBytes, acc);  // (a forced split, benchmark only, may need more)
 }
 
-// The prep kernel's transpose part, the same for both algorithms: NCHW -> NHWC, its path and grid (regTrans: the
-// register-transpose instantiation). The caller adds the weight pack (or none: packBlocks 0) and launches with
-// launchPrep.
+// The prep kernel's transpose part, the same for both algorithms: NCHW -> NHWC into inNHWC, its path and grid
+// (regTrans: the register-transpose instantiation); inNHWC == nullptr: the input is NHWC already
+// (DCNv2Params::inputNHWC), read in place with no transpose blocks. The caller adds the weight pack (or none:
+// packBlocks 0) and launches with launchPrep.
 template <typename T> PrepArgs<T> transposeArgs(Geometry const& g, T const* input, T* inNHWC, bool& regTrans) {
   PrepArgs<T> pa = {};
-  pa.in = input; pa.inNHWC = inNHWC;
+  pa.in = input; pa.inNHWC = inNHWC ? inNHWC : const_cast<T*>(input);
   pa.N = g.N; pa.C = g.C; pa.HW = g.H * g.W; pa.Cout = g.Cout; pa.Cin_g = g.Cin_g; pa.KK = g.KK; pa.Kpad = g.Kpad;
   constexpr int kVE = 16 / int(sizeof(T));
   pa.vecTrans = pa.HW % kVE == 0 && g.C % kVE == 0 && reinterpret_cast<uintptr_t>(input) % 16 == 0;
@@ -1916,6 +1924,7 @@ template <typename T> PrepArgs<T> transposeArgs(Geometry const& g, T const* inpu
   regTrans = std::is_same<T, __half>::value && pa.vecTrans &&
              pa.transBlocks >= 2L * deviceAttr(cudaDevAttrMultiProcessorCount, 132);
   if (!regTrans) setTransTiles(pa.vecTrans ? 128 / int(sizeof(T)) : 32, pa.vecTrans ? 64 : 32);
+  if (inNHWC == nullptr) pa.transBlocks = 0;
   return pa;
 }
 
@@ -1923,6 +1932,7 @@ template <typename T> cudaError_t launchPrep(PrepArgs<T> const& pa, bool regTran
   auto prep = dcnPrepKernel<T>;
   if constexpr (std::is_same<T, __half>::value)
     if (regTrans) prep = dcnPrepKernel<T, true>;
+  if (pa.transBlocks + pa.packBlocks == 0) return cudaSuccess;  // im2col tactic on an NHWC input: nothing to do
   prep<<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
   return cudaGetLastError();
 }
@@ -1941,7 +1951,7 @@ struct ColPlan {
 template <typename T> ColPlan colPlanOf(DCNv2Params const& p, size_t given = 0) {
   ColPlan c;
   size_t const perImage = size_t(p.outHeight) * p.outWidth * p.inChannels * p.kernelH * p.kernelW * sizeof(T);
-  c.inBytes = alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
+  c.inBytes = p.inputNHWC ? 0 : alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
   // grows with the shape (see fusedWorkspace): all images, capped at the budget, but at least one image
   c.colBytes = given == 0 ? alignUp(std::min(size_t(p.batch) * perImage, std::max(perImage, kColBudget)), kAlign)
                : given >= c.inBytes + kBlasWorkspace ? given - c.inBytes - kBlasWorkspace
@@ -2047,12 +2057,12 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
   ColPlan const cp = colPlanOf<T>(p, workspaceSize);
   if (blas == nullptr || cp.images < 1) return cudaErrorInvalidValue;
   char* ws = static_cast<char*>(workspace);
-  T* inNHWC = reinterpret_cast<T*>(ws);
   void* blasWs = ws + cp.inBytes;  // 256-byte aligned, as cuBLAS wants
   T* col = reinterpret_cast<T*>(ws + cp.inBytes + kBlasWorkspace);
 
   bool regTrans = false;
-  PrepArgs<T> pa = transposeArgs<T>(g, input, inNHWC, regTrans);  // no pack: the GEMM reads the weight as it lies
+  // no pack: the GEMM reads the weight as it lies
+  PrepArgs<T> pa = transposeArgs<T>(g, input, p.inputNHWC ? nullptr : reinterpret_cast<T*>(ws), regTrans);
   cudaError_t e = launchPrep(pa, regTrans, stream);
   if (e != cudaSuccess) return e;
 
@@ -2069,13 +2079,16 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
   for (int n0 = 0; n0 < g.N; n0 += cp.images) {
     int const nc = std::min(cp.images, g.N - n0);
     ColArgs<T> ca;
-    ca.inNHWC = inNHWC; ca.offset = offset; ca.mask = mask; ca.bias = bias; ca.col = col; ca.out = output; ca.g = g;
+    ca.inNHWC = pa.inNHWC; ca.offset = offset; ca.mask = mask; ca.bias = bias; ca.col = col; ca.out = output; ca.g = g;
     ca.n0 = n0;
     ca.threads = long(nc) * g.HoWo * (g.C / Traits<T>::kVec);
     constexpr int kThreadsCol = colThreads<T>();
     ca.colBlocks = int((ca.threads + kThreadsCol - 1) / kThreadsCol);
     int const fillBlocks = bias ? std::min(1024, int((long(nc) * g.Cout * g.HoWo + kThreadsCol - 1) / kThreadsCol)) : 0;
-    e = launchPDL(dcnIm2colKernel<T, 9>, dim3(ca.colBlocks + fillBlocks), dim3(kThreadsCol), 0, stream, ca);
+    // after the prep kernel (or the previous chunk's GEMM) with PDL; first in the call (NHWC input) plainly
+    bool const afterOurs = pa.transBlocks > 0 || n0 > 0;
+    e = launchKernel(afterOurs, dcnIm2colKernel<T, 9>, dim3(ca.colBlocks + fillBlocks), dim3(kThreadsCol), 0, stream,
+        ca);
     if (e != cudaSuccess) return e;
     for (int gi = 0; gi < g.groups; ++gi) {
       // out[n][o][p] (+)= sum_k col[n][p][k] * weight[o][k]: C (HoWo x Cout_g, column-major) = col^T W
@@ -2095,6 +2108,8 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
     T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream, DCNv2Algo algo,
     DCNv2Blas* blas) {
   if (workspace == nullptr || !input || !offset || !mask || !weight || !output) return cudaErrorInvalidValue;
+  // read in place with the 16-byte vector loads our own NHWC copy gets
+  if (p.inputNHWC && reinterpret_cast<uintptr_t>(input) % 16 != 0) return cudaErrorMisalignedAddress;
   Plan pl = planOf<T>(p);
   if (algo == DCNv2Algo::kIm2colGemm)
     return colUnsupported<T>(p) ? cudaErrorInvalidValue
@@ -2110,13 +2125,12 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   int const regNT = pl.regNT;
   constexpr int VEC = Traits<T>::kVec;
   char* ws = static_cast<char*>(workspace);
-  T* inNHWC = reinterpret_cast<T*>(ws);
   T* wpack = reinterpret_cast<T*>(ws + l.inBytes);
   float* acc = reinterpret_cast<float*>(ws + l.inBytes + l.wBytes);
 
 
   bool regTrans = false;
-  PrepArgs<T> pa = transposeArgs<T>(g, input, inNHWC, regTrans);
+  PrepArgs<T> pa = transposeArgs<T>(g, input, p.inputNHWC ? nullptr : reinterpret_cast<T*>(ws), regTrans);
   pa.weight = weight; pa.wpack = wpack;
   pa.frag = pl.useWg ? 2 : useReg ? 1 : 0;
   pa.fragTF32 = useReg && !std::is_same<T, __half>::value;
@@ -2132,7 +2146,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   if (e != cudaSuccess) return e;
 
   MainArgs<T> ma;
-  ma.inNHWC = inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = wpack; ma.bias = bias; ma.out = output;
+  ma.inNHWC = pa.inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = wpack; ma.bias = bias; ma.out = output;
   ma.acc = acc; ma.g = g;
   size_t const smem = pl.useWg ? wgInfoBytes<T>(p) : infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = pl.large;
@@ -2251,20 +2265,21 @@ centernet_trt::DCNv2Blas* gAbiBlas = nullptr;                          // loaded
 
 centernet_trt::DCNv2Params makeParams(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32) {
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int inputNHWC) {
   return centernet_trt::DCNv2Params{batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, kernelH,
-      kernelW, strideH, strideW, padH, padW, dilationH, dilationW, groups, deformableGroups, allowTF32 != 0};
+      kernelW, strideH, strideW, padH, padW, dilationH, dilationW, groups, deformableGroups, allowTF32 != 0,
+      inputNHWC != 0};
 }
 }  // namespace
 
 #define CENTERNET_DCN_FLAT_ARGS                                                                                     \
   batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, kernelH, kernelW, strideH, strideW, padH, \
-      padW, dilationH, dilationW, groups, deformableGroups, allowTF32
+      padW, dilationH, dilationW, groups, deformableGroups, allowTF32, inputNHWC
 
 extern "C" {
 int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
     int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW, int dilationH,
-    int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, void const* input,
+    int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC, void const* input,
     void const* offset, void const* mask, void const* weight, void const* bias, void* output, void* workspace,
     size_t workspaceSize, void* stream) {
   return int(centernet_trt::dcnv2Forward(makeParams(CENTERNET_DCN_FLAT_ARGS),
@@ -2274,14 +2289,14 @@ int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth
 
 size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype) {
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC) {
   return centernet_trt::dcnv2WorkspaceSize(
       makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype), gAbiAlgo);
 }
 
 char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype) {
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC) {
   return centernet_trt::dcnv2AlgoUnsupported(
       makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype), gAbiAlgo);
 }
@@ -2292,7 +2307,7 @@ void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVar
 
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype) {
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC) {
   thread_local std::string text;  // valid until this thread's next call
   text = centernet_trt::dcnv2PlanText(
       makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype));

@@ -14,6 +14,9 @@ struct DCNv2Params {
   int kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW;
   int groups, deformableGroups;
   bool allowTF32;  // fp32 only: TF32 tensor cores (default true); false = strict fp32 path
+  // The input given channels-last, [N][H][W][C] (TensorRT's kHWC, or kHWC8 where C % 8 == 0, so no channel padding):
+  // read in place, 16-byte aligned, with no transpose pass and no workspace for a copy. Every other tensor as below.
+  bool inputNHWC;
 };
 
 // Two algorithms (the plugin's TensorRT tactics; TensorRT times both at engine build and keeps the faster):
@@ -64,20 +67,20 @@ inline int dcnv2OutSize(int in, int k, int stride, int pad, int dil) {
 }  // namespace centernet_trt
 
 extern "C" {
-// C ABI for Python ctypes tests/bench (same semantics as dcnv2Forward; dtype 0 = fp32, 1 = fp16).
+// C ABI for Python ctypes tests/bench (same semantics as dcnv2Forward; dtype 0 = fp32, 1 = fp16; inputNHWC 0 / 1).
 // Returns cudaError_t as int (cudaErrorInvalidValue when dcnv2CheckSupported rejects the params).
 int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
     int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW, int dilationH,
-    int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, void const* input,
+    int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC, void const* input,
     void const* offset, void const* mask, void const* weight, void const* bias, void* output, void* workspace,
     size_t workspaceSize, void* stream);
 size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype);
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC);
 // Static message when unsupported, nullptr when supported.
 char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype);
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC);
 // Tuning hook (see dcnv2SetForcedSplits).
 void centernet_dcnv2_set_splits(int splits);
 void centernet_dcnv2_set_pdl(int enable);
@@ -86,7 +89,7 @@ void centernet_dcnv2_set_variant(int variant);
 // the hooks set now; the text stays valid until the calling thread's next call.
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype);
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC);
 // Algorithm of later calls in this process (0 = fused, 1 = im2col + cuBLAS, loading cuBLAS on first use): nullptr
 // when it can run, else the reason. forward / workspace_size / check_supported then answer for that algorithm.
 char const* centernet_dcnv2_set_algo(int algo);

@@ -151,6 +151,26 @@ bool isSupportedType(DataType type)
     return type == DataType::kFLOAT || type == DataType::kHALF;
 }
 
+//! The input's formats: linear, or channels-last, which the kernel reads in place (no transpose pass) and which
+//! TensorRT's own fp16/fp32 convolutions around the layer often produce, so no reformat is needed before it. kHWC8
+//! pads C to a multiple of 8, so it is taken only where C already is one (the kernel's channel pitch is C); kHWC is
+//! TensorRT's fp32 channels-last format. Every other tensor (offset, mask, weight, bias, output) is linear.
+bool isSupportedInputFormat(DataType type, TensorFormat format, int64_t channels)
+{
+    switch (format)
+    {
+    case TensorFormat::kLINEAR: return true;
+    case TensorFormat::kHWC8: return type == DataType::kHALF && channels > 0 && channels % 8 == 0;
+    case TensorFormat::kHWC: return type == DataType::kFLOAT;
+    default: return false;
+    }
+}
+
+int64_t channelsOf(Dims const& dims)
+{
+    return dims.nbDims == 4 ? dims.d[1] : -1;
+}
+
 DCNv2DataType toKernelType(DataType type)
 {
     if (type == DataType::kHALF)
@@ -353,7 +373,7 @@ int32_t DCNv2Plugin::getNbOutputs() const noexcept
     return kNB_OUTPUTS;
 }
 
-DCNv2Params DCNv2Plugin::makeParams(Dims const* dims, DataType type) const
+DCNv2Params DCNv2Plugin::makeParams(Dims const* dims, DataType type, TensorFormat inputFormat) const
 {
     int32_t const expectedRank[kNB_INPUTS] = {4, 4, 4, 4, 1};
     for (int32_t i = 0; i < kNB_INPUTS; ++i)
@@ -383,6 +403,7 @@ DCNv2Params DCNv2Plugin::makeParams(Dims const* dims, DataType type) const
     p.groups = mAttributes.groups;
     p.deformableGroups = mAttributes.deformableGroups;
     p.allowTF32 = mAllowTF32;
+    p.inputNHWC = inputFormat != TensorFormat::kLINEAR;
     if (p.kernelH < 1 || p.kernelW < 1 || p.outChannels < 1)
     {
         throw std::invalid_argument(
@@ -545,12 +566,12 @@ bool DCNv2Plugin::supportsFormatCombination(
             return false;
         }
         PluginTensorDesc const& desc = inOut[pos].desc;
-        if (desc.format != TensorFormat::kLINEAR)
-        {
-            return false;
-        }
         // One type for everything, decided by the first tensor: fp32 or fp16.
-        return pos == 0 ? isSupportedType(desc.type) : desc.type == inOut[0].desc.type;
+        if (pos == 0)
+        {
+            return isSupportedType(desc.type) && isSupportedInputFormat(desc.type, desc.format, channelsOf(desc.dims));
+        }
+        return desc.format == TensorFormat::kLINEAR && desc.type == inOut[0].desc.type;
     }
     catch (...)
     {
@@ -575,10 +596,14 @@ int32_t DCNv2Plugin::configurePlugin(
         {
             PluginTensorDesc const& desc = i < nbInputs ? in[i].desc : out[0].desc;
             char const* name = i < nbInputs ? kINPUT_NAMES[i] : "output";
-            if (desc.type != type || desc.format != TensorFormat::kLINEAR || !isSupportedType(type))
+            bool const formatOk = i == 0 ? isSupportedInputFormat(type, desc.format, channelsOf(desc.dims))
+                                         : desc.format == TensorFormat::kLINEAR;
+            if (desc.type != type || !formatOk || !isSupportedType(type))
             {
-                throw std::invalid_argument(std::string(name) + " is " + typeName(desc.type)
-                                            + "; DCNv2 needs all tensors in one type (fp32 or fp16), linear format");
+                throw std::invalid_argument(std::string(name) + " is " + typeName(desc.type) + " in format "
+                    + std::to_string(static_cast<int32_t>(desc.format))
+                    + "; DCNv2 needs all tensors in one type (fp32 or fp16), linear format (the input may also be "
+                      "kHWC8 in fp16 with C a multiple of 8, or kHWC in fp32)");
             }
         }
         // Check the profile's smallest and largest shapes: both are concrete even when N/H/W are dynamic.
@@ -600,7 +625,7 @@ int32_t DCNv2Plugin::configurePlugin(
             }
             if (concrete)
             {
-                largest = makeParams(dims, type);
+                largest = makeParams(dims, type, in[0].desc.format);
                 largestConcrete = bound == 1;
             }
         }
@@ -647,7 +672,7 @@ size_t DCNv2Plugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int3
                 dims[i] = bound == 0 ? inputs[i].min : inputs[i].max;
             }
             DataType const type = inputs[0].desc.type;
-            DCNv2Params const p = makeParams(dims, type);
+            DCNv2Params const p = makeParams(dims, type, inputs[0].desc.format);
             size = std::max(size, dcnv2WorkspaceSize(p, toKernelType(type), DCNv2Algo::kFused));
             // TensorRT may size the workspace before it picks a tactic: room for either
             if (mIm2colOffered || mTactic == kTACTIC_IM2COL)
@@ -715,7 +740,7 @@ int32_t DCNv2Plugin::onShapeChange(
         {
             dims[i] = in[i].dims;
         }
-        DCNv2Params const p = makeParams(dims, in[0].type);
+        DCNv2Params const p = makeParams(dims, in[0].type, in[0].format);
         Dims const& o = out[0].dims;
         if (o.nbDims != 4 || o.d[0] != p.batch || o.d[1] != p.outChannels || o.d[2] != p.outHeight
             || o.d[3] != p.outWidth)
@@ -755,6 +780,17 @@ int32_t DCNv2Plugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
         {
             throw std::invalid_argument("output type differs from the input type");
         }
+        for (int32_t i = 0; i <= kNB_INPUTS; ++i)
+        {
+            PluginTensorDesc const& desc = i < kNB_INPUTS ? inputDesc[i] : outputDesc[0];
+            if (i == 0 ? !isSupportedInputFormat(type, desc.format, channelsOf(desc.dims))
+                       : desc.format != TensorFormat::kLINEAR)
+            {
+                throw std::invalid_argument(std::string(i < kNB_INPUTS ? kINPUT_NAMES[i] : "output") + " in format "
+                                            + std::to_string(static_cast<int32_t>(desc.format))
+                                            + ", which supportsFormatCombination never offers");
+            }
+        }
         // Shapes come from this call's descriptors, so every enqueue runs with exactly the shapes it is given.
         Dims dims[kNB_INPUTS];
         for (int32_t i = 0; i < kNB_INPUTS; ++i)
@@ -765,7 +801,7 @@ int32_t DCNv2Plugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
         {
             return 0; // empty batch: nothing to write
         }
-        DCNv2Params const p = makeParams(dims, type);
+        DCNv2Params const p = makeParams(dims, type, inputDesc[0].format);
         DCNv2DataType const kernelType = toKernelType(type);
         DCNv2Algo const algo = mTactic == kTACTIC_IM2COL ? DCNv2Algo::kIm2colGemm : DCNv2Algo::kFused;
         if (algo == DCNv2Algo::kIm2colGemm && !mBlas)

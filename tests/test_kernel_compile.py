@@ -136,15 +136,15 @@ def test_plan_text_names_the_launch(kernel_library):
 
     lib = ctypes.CDLL(str(kernel_library))
     lib.centernet_dcnv2_plan.restype = ctypes.c_char_p
-    lib.centernet_dcnv2_plan.argtypes = [ctypes.c_int] * 19
-    layer = [1, 512, 16, 16, 256, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]  # ..., groups, dg, allowTF32, fp16
+    lib.centernet_dcnv2_plan.argtypes = [ctypes.c_int] * 20
+    layer = [1, 512, 16, 16, 256, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]  # ..., groups, dg, TF32, fp16, NCHW
     text = lib.centernet_dcnv2_plan(*layer).decode()
     if _cuda_device_present():  # the real card's plan: only its shape
         assert re.fullmatch(r"(warpgroup cfg \d|register|tile), \d+-channel tiles, \d+ per SM, \d+ tiles x \d+ K steps, "
                             r"\d+ split\(s\)", text), text
     else:
         assert text == "tile, 64-channel tiles, 2 per SM, 16 tiles x 72 K steps, 15 split(s)", text
-    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1]  # 30 channels, groups 4
+    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0]  # 30 channels, groups 4
     assert lib.centernet_dcnv2_plan(*bad) == b"unsupported"
 
 
@@ -175,3 +175,19 @@ def test_gpu_check(tmp_path):
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "0 failures" in proc.stdout
+
+
+def test_nhwc_input_needs_no_copy_in_the_workspace(kernel_library):
+    """An input given NHWC (the plugin's kHWC8 / kHWC input) is read in place: the fused path's workspace shrinks by
+    exactly the NHWC copy it no longer makes (the input's bytes, rounded up to the 256-byte alignment), the rest
+    (packed weight, split-K partials) stays."""
+    import ctypes
+
+    lib = ctypes.CDLL(str(kernel_library))
+    lib.centernet_dcnv2_workspace_size.restype = ctypes.c_size_t
+    lib.centernet_dcnv2_workspace_size.argtypes = [ctypes.c_int] * 20
+    for n, c, h, w, cout, fp16 in [(1, 64, 128, 128, 64, 1), (2, 30, 9, 11, 16, 0), (8, 64, 128, 128, 64, 0)]:
+        layer = [n, c, h, w, cout, h, w, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, fp16]
+        nchw, nhwc = (lib.centernet_dcnv2_workspace_size(*layer, flag) for flag in (0, 1))
+        copy = n * c * h * w * (2 if fp16 else 4)
+        assert nchw > 0 and nchw - nhwc == (copy + 255) // 256 * 256, (layer, nchw, nhwc)

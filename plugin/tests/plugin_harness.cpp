@@ -617,10 +617,25 @@ struct RunResult
 };
 
 //! Uploads `host`, poisons the output (plus a guard band after it), enqueues, and reads the output back.
-bool runOnce(IPluginV3OneRuntime* runtime, Case const& c, Shape const& s, std::vector<HostTensor> const& host,
-    void* workspace, cudaStream_t stream, RunResult& result, bool captureGraph = false)
+//! The input's bytes, NCHW, rearranged channels-last ([N][H][W][C]: kHWC, and kHWC8 where C % 8 == 0).
+std::vector<uint8_t> toChannelsLast(std::vector<uint8_t> const& nchw, Dims const& d, size_t elem)
 {
-    auto const descs = concreteDescs(c, s, c.type);
+    std::vector<uint8_t> out(nchw.size());
+    int64_t const n = d.d[0], ch = d.d[1], hw = d.d[2] * d.d[3];
+    for (int64_t b = 0; b < n; ++b)
+        for (int64_t k = 0; k < ch; ++k)
+            for (int64_t p = 0; p < hw; ++p)
+                std::memcpy(&out[((b * hw + p) * ch + k) * elem], &nchw[((b * ch + k) * hw + p) * elem], elem);
+    return out;
+}
+
+//! inputFormat: the input tensor's format (its bytes are rearranged to match; every other tensor stays linear).
+bool runOnce(IPluginV3OneRuntime* runtime, Case const& c, Shape const& s, std::vector<HostTensor> const& host,
+    void* workspace, cudaStream_t stream, RunResult& result, bool captureGraph = false,
+    TensorFormat inputFormat = TensorFormat::kLINEAR)
+{
+    auto descs = concreteDescs(c, s, c.type);
+    descs[0].format = inputFormat;
     DeviceBuffers buf;
     for (int i = 0; i < 6; ++i)
     {
@@ -628,7 +643,10 @@ bool runOnce(IPluginV3OneRuntime* runtime, Case const& c, Shape const& s, std::v
         CUDA_OK(cudaMalloc(&buf.ptr[i], buf.bytes[i] + (i == 5 ? kGUARD_BYTES : 0)));
         if (i < 5)
         {
-            CUDA_OK(cudaMemcpy(buf.ptr[i], host[i].bytes.data(), buf.bytes[i], cudaMemcpyHostToDevice));
+            std::vector<uint8_t> const bytes = i == 0 && inputFormat != TensorFormat::kLINEAR
+                ? toChannelsLast(host[0].bytes, descs[0].dims, typeSize(c.type))
+                : host[i].bytes;
+            CUDA_OK(cudaMemcpy(buf.ptr[i], bytes.data(), buf.bytes[i], cudaMemcpyHostToDevice));
         }
     }
     CUDA_OK(cudaMemset(buf.ptr[5], kPOISON, buf.bytes[5]));
@@ -741,7 +759,17 @@ IPluginV3* createPlugin(IPluginCreatorV3One* creator, Case const& c, TensorRTPha
     return plugin;
 }
 
-void checkFormats(IPluginV3OneBuild* build, std::string const& name)
+//! The input's channels-last format the plugin takes for this type and channel count (kLINEAR: none).
+TensorFormat channelsLastFormat(DataType type, int64_t channels)
+{
+    if (type == DataType::kHALF)
+    {
+        return channels % 8 == 0 ? TensorFormat::kHWC8 : TensorFormat::kLINEAR;
+    }
+    return TensorFormat::kHWC;
+}
+
+void checkFormats(IPluginV3OneBuild* build, std::string const& name, int64_t channels)
 {
     // Every type the headers know: kFP4 appeared in TensorRT 10.8's headers, kE8M0 in 10.12's.
     DataType const types[] = {DataType::kFLOAT, DataType::kHALF, DataType::kINT8, DataType::kINT32, DataType::kBOOL,
@@ -759,6 +787,10 @@ void checkFormats(IPluginV3OneBuild* build, std::string const& name)
             TensorFormat::kDLA_LINEAR, TensorFormat::kDLA_HWC4, TensorFormat::kHWC16, TensorFormat::kDHWC};
     int queries = 0, wrong = 0, accepted = 0;
     std::vector<DynamicPluginTensorDesc> io(6);
+    io[0].desc.dims.nbDims = 4;
+    io[0].desc.dims.d[0] = 1;
+    io[0].desc.dims.d[1] = channels; // kHWC8 depends on C (a multiple of 8: no channel padding)
+    io[0].desc.dims.d[2] = io[0].desc.dims.d[3] = 16;
     // TensorRT asks position by position, with earlier positions already set to a supported choice.
     for (DataType chosen : {DataType::kFLOAT, DataType::kHALF})
     {
@@ -775,8 +807,11 @@ void checkFormats(IPluginV3OneBuild* build, std::string const& name)
                 {
                     io[pos].desc.type = t;
                     io[pos].desc.format = f;
-                    bool const expected = f == TensorFormat::kLINEAR
-                                          && (pos == 0 ? (t == DataType::kFLOAT || t == DataType::kHALF) : t == chosen);
+                    bool const typeOk = pos == 0 ? (t == DataType::kFLOAT || t == DataType::kHALF) : t == chosen;
+                    bool const formatOk = f == TensorFormat::kLINEAR
+                        || (pos == 0 && f != TensorFormat::kLINEAR && f == channelsLastFormat(t, channels)
+                            && typeOk);
+                    bool const expected = typeOk && formatOk;
                     bool const got = build->supportsFormatCombination(pos, io.data(), 5, 1);
                     ++queries;
                     accepted += got;
@@ -793,9 +828,20 @@ void checkFormats(IPluginV3OneBuild* build, std::string const& name)
             }
         }
     }
-    check(wrong == 0, name + ": supportsFormatCombination accepts exactly all-fp32 or all-fp16 linear ("
+    check(wrong == 0, name + ": supportsFormatCombination accepts exactly all-fp32 or all-fp16 linear, the input "
+                                    "also kHWC8 (fp16, C % 8 == 0) or kHWC (fp32) ("
                           + std::to_string(queries) + " queries, " + std::to_string(accepted) + " accepted, "
                           + std::to_string(wrong) + " wrong)");
+    // C not a multiple of 8 (kHWC8 would pad it) or not known yet: fp16 stays linear
+    for (int64_t ch : {int64_t{6}, int64_t{-1}})
+    {
+        io[0].desc.dims.d[1] = ch;
+        io[0].desc.type = DataType::kHALF;
+        io[0].desc.format = TensorFormat::kHWC8;
+        check(!build->supportsFormatCombination(0, io.data(), 5, 1),
+            name + ": supportsFormatCombination refuses a kHWC8 input with C = " + std::to_string(ch));
+    }
+    io[0].desc.dims.d[1] = channels;
     check(!build->supportsFormatCombination(6, io.data(), 5, 1)
               && !build->supportsFormatCombination(-1, io.data(), 5, 1)
               && !build->supportsFormatCombination(0, io.data(), 4, 1),
@@ -935,6 +981,47 @@ void checkIm2colTactic(Case const& c, Shape const& s, std::vector<HostTensor> co
             + (differing.empty() ? std::string() : " -- " + differing));
 }
 
+//! The input given channels-last (kHWC8 in fp16 where C % 8 == 0, kHWC in fp32), as TensorRT hands it over when its
+//! neighbouring layers run channels-last: configurePlugin takes it, the workspace shrinks (no NHWC copy), the output
+//! is bitwise identical to the linear input's, and an enqueue with a format never offered is refused, not run.
+void checkChannelsLastInput(Case const& c, Shape const& s, std::vector<HostTensor> const& host,
+    RunResult const& linear, std::vector<DynamicPluginTensorDesc> const& linearDescs, size_t linearWorkspace,
+    Caps const& caps, void* workspace, cudaStream_t stream)
+{
+    TensorFormat const format = channelsLastFormat(c.type, c.c);
+    if (format == TensorFormat::kLINEAR)
+    {
+        return;
+    }
+    std::string const what = c.name + ": " + (format == TensorFormat::kHWC8 ? "kHWC8" : "kHWC") + " input";
+    auto descs = linearDescs;
+    descs[0].desc.format = format;
+    if (!check(caps.build->configurePlugin(descs.data(), 5, descs.data() + 5, 1) == 0, what + ": configurePlugin"))
+    {
+        return;
+    }
+    size_t const ws = caps.build->getWorkspaceSize(descs.data(), 5, descs.data() + 5, 1);
+    check(ws < linearWorkspace,
+        what + ": less workspace than linear (" + std::to_string(ws) + " < " + std::to_string(linearWorkspace) + ")");
+    RunResult r;
+    if (runOnce(caps.runtime, c, s, host, workspace, stream, r, false, format))
+    {
+        check(r.output == linear.output,
+            what + ": output bitwise identical to the linear input's (" + describeDiff(r.output, linear.output, c.type)
+                + ")");
+    }
+    // formats supportsFormatCombination never offers: refused at enqueue, nothing launched
+    auto bad = concreteDescs(c, s, c.type);
+    bad[5].format = TensorFormat::kHWC8;
+    void const* ptrs[5] = {workspace, workspace, workspace, workspace, workspace};
+    void* outs[1] = {workspace};
+    size_t const logMark = gLogger.mark();
+    check(caps.runtime->enqueue(bad.data(), bad.data() + 5, ptrs, outs, workspace, stream) != 0
+            && gLogger.loggedSince(logMark, {"format"}),
+        what + ": enqueue refuses a kHWC8 output with a message naming the format");
+    caps.build->configurePlugin(linearDescs.data(), 5, linearDescs.data() + 5, 1); // back to the linear profile
+}
+
 //! Full life cycle for one case. Returns false if the case could not run at all.
 bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
 {
@@ -963,7 +1050,7 @@ bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
             c.name + ": CENTERNET_DCNV2_STRICT_FP32=1 selects the strict fp32 path");
     }
     checkBuildInterface(caps, c);
-    checkFormats(caps.build, c.name);
+    checkFormats(caps.build, c.name, c.c);
 
     auto descs = dynamicDescs(c, c.type);
     size_t const logMark = gLogger.mark();
@@ -1142,6 +1229,8 @@ bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
                                               : "")));
         checkIm2colTactic(c, s, host, ref, plugin.get(), restored.get(), caps, workspace, stream);
         workspaceGuardIntact("after the repeated runs and the im2col tactic");
+        checkChannelsLastInput(c, s, host, r, descs, workspaceSize, caps, workspace, stream);
+        workspaceGuardIntact("after the channels-last input");
     }
     cudaStreamDestroy(stream);
     cudaFree(workspace);
