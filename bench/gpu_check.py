@@ -3,8 +3,8 @@
 References: torchvision.ops.deform_conv2d run in float64 (on the same, already-rounded inputs) for every case,
 plus a direct loop-based float64 implementation of the sampling rule for tiny cases. Every case draws fresh
 random data with fractional and out-of-range offsets and poisons the output with NaN before each run. Each case
-also runs with the input given NHWC (read in place, the plugin's kHWC8 / kHWC input), which must match the
-reference and be bitwise equal to the NCHW call on the same data.
+also runs with channels-last tensors (the plugin's kHWC8 / kHWC input and output): the input alone, and input and
+output; each must match the reference and (the fused kernel) be bitwise equal to the NCHW call on the same data.
 Exit code 1 if any case misses its tolerance: fp32 strict 1e-5, fp32 TF32 1e-3, fp16 1e-2 (relative L2).
 """
 from __future__ import annotations
@@ -109,14 +109,17 @@ def rel(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
-def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False):
-    """Our output (every element written over a NaN poison) and the fused path's launch plan in words; nhwc: the
-    input handed over channels-last (read in place, as the plugin's kHWC8 / kHWC input)."""
+def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False, nhwc_out=False):
+    """Our output (every element written over a NaN poison) and the fused path's launch plan in words; nhwc /
+    nhwc_out: the input handed over / the output written channels-last (as the plugin's kHWC8 / kHWC tensors)."""
     x, off, mask, weight, bias = inputs
     n, c, h, w, cout = case["shape"]
     dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, k=cfg["k"], stride=cfg["stride"], pad=cfg["pad"], dil=cfg["dil"],
-                         groups=cfg["groups"], dg=cfg["dg"], dtype=dtype, allow_tf32=allow_tf32, input_nhwc=nhwc)
+                         groups=cfg["groups"], dg=cfg["dg"], dtype=dtype, allow_tf32=allow_tf32, input_nhwc=nhwc,
+                         output_nhwc=nhwc_out)
     out = torch.full(dcn.out_shape, float("nan"), dtype=dtype, device="cuda")  # poison: every element must be written
+    if nhwc_out:
+        out = out.contiguous(memory_format=torch.channels_last)
     if nhwc:
         x = x.contiguous(memory_format=torch.channels_last)
     dcn(x, off, mask, weight, bias, out)
@@ -154,25 +157,28 @@ def main() -> int:
             # heuristic for the others (strict fp32 has one kernel)
             runs = [(variants[0], 0), (variants[0], 3)] + [(v, 0) for v in variants[1:] if mode != "fp32"]
             runs += [] if no_col else [("im2col", 0)]
-            # the input given NHWC (no transpose pass), default variant and im2col tactic: against the reference and
-            # bitwise against the NCHW call on the same data
-            runs += [("nhwc", 0)] + ([] if no_col else [("im2col-nhwc", 0)])
+            # channels-last tensors, default variant and im2col tactic: the input alone ("nhwc": read in place, no
+            # transpose pass) and input and output ("nhwc-io"); against the reference, and bitwise against the NCHW
+            # call on the same data (the fused kernel always; the im2col tactic with its output NCHW, since cuBLAS
+            # may take another GEMM algorithm for the transposed product)
+            runs += [("nhwc", 0), ("nhwc-io", 0)] + ([] if no_col else [("im2col-nhwc", 0), ("im2col-nhwc-io", 0)])
             for variant, splits in runs:
                 inputs, cfg = make_inputs(case, dtype, gen)  # fresh data for every run
                 ref = tv_forward(*[None if t is None else t.double() for t in inputs], cfg)
                 same_as_nchw = True
-                if variant in ("im2col", "im2col-nhwc"):
+                if variant in ("im2col", "im2col-nhwc", "im2col-nhwc-io"):
                     lib.centernet_dcnv2_set_algo(1)
                     try:
-                        out, _ = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc=variant == "im2col-nhwc")
+                        out, _ = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc=variant != "im2col",
+                                          nhwc_out=variant == "im2col-nhwc-io")
                         if variant == "im2col-nhwc":
                             same_as_nchw = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
                     except ValueError:  # a layer the tactic does not take (the fused kernel covers it)
                         continue
                     finally:
                         lib.centernet_dcnv2_set_algo(0)
-                elif variant == "nhwc":
-                    out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc=True)
+                elif variant in ("nhwc", "nhwc-io"):
+                    out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc=True, nhwc_out=variant == "nhwc-io")
                     same_as_nchw = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
                 else:
                     set_variant(variant)
@@ -204,7 +210,7 @@ def main() -> int:
             print(f"{'ok  ' if ok else 'FAIL'} loop-ref {mode} {case} rel_vs_loop={err:.2e} "
                   f"torchvision64_vs_loop={err_tv64:.1e}", flush=True)
     # rejected parameters must be reported, not computed
-    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0]  # 30 channels, groups 4
+    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0, 0]  # 30 channels, groups 4
     msg = lib.centernet_dcnv2_check_supported(*bad)
     print(f"{'ok  ' if msg else 'FAIL'} rejects C % groups != 0: {msg!r}")
     failures += not msg

@@ -73,7 +73,7 @@ __device__ __forceinline__ void gridDependencyWait() {""",
     """  wgWait<0>();
 +  stamp(1, 4);
   fenceAcc(acc);""",
-    """    int total, int Cout, int HoWo, int splits, int vec4) {
+    """    int total, int Cout, int HoWo, int splits, int vec4, int nhwc) {
   using Tr = Traits<T>;
 +  stamp(2, 0);
 +  StampEnd se{2};

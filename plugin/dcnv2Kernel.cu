@@ -114,6 +114,7 @@ struct Geometry {
   int N, C, H, W, Cout, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, groups, dg;
   int Cin_g, Cout_g, Cdg, KK, M, HoWo, chunksPerTap, Kpad, nChunks, splits, chunksPerSplit, tilesN, tilesX, tilesY;
   int nSteps, ntPad;  // register-fragment kernel: K steps per tap, packed n-tiles per group
+  int outNHWC;        // DCNv2Params::outputNHWC: the output (and the split-K partials) channels-last
 };
 
 // Sampling record of one (tap, deformable group, pixel): 4 NHWC base offsets (channel 0) and 4 weights that
@@ -365,6 +366,59 @@ __device__ __forceinline__ void storeChannels(T* o, T const* b, int nFirst, int 
   }
 }
 
+// storeTile for a channels-last output (Geometry::outNHWC; its split-K partials are channels-last too): a thread
+// takes KV consecutive channels of one pixel and stores them as one vector where the channel offset is a multiple of
+// KV, else one by one; a warp covers 8 pixels x 4 vectors, so each store instruction fills whole 32-byte sectors
+// (reads of C_s[n][m] 2-way bank-conflicted). The same sums in the same order as storeTile's NCHW path, so the same
+// bits. 32-bit offsets (every tensor has fewer than 2^31 elements) and predicated, unrolled tails keep it in a few
+// registers beside the K loop's.
+template <typename T, int THREADS, int BN, int LDC, int PARTS>
+__device__ __forceinline__ void storeTileNHWC(MainArgs<T> const& a, float const* Cs, int img, int ho0, int wo0,
+    int grp, int n0, int partStride) {
+  using Tr = Traits<T>;
+  constexpr int KV = 4;  // 16 bytes of fp32 partials; 8 (fp16) or 16 (fp32) bytes of output
+  Geometry const& g = a.g;
+  int const nEnd = min(BN, g.Cout_g - n0);
+  int const co0 = grp * g.Cout_g + n0;
+  bool const vecOk = g.Cout % KV == 0 && co0 % KV == 0;
+  constexpr int kVecs = BN / KV;  // channel vectors of a pixel
+  static_assert(kVecs % 4 == 0 && (kBM * kVecs) % 32 == 0, "a warp covers 8 pixels x 4 channel vectors");
+  for (int idx = threadIdx.x; idx < kBM * kVecs; idx += THREADS) {
+    int const rest = idx >> 5, cvGroups = kVecs / 4;
+    int const m = (rest / cvGroups) * 8 + (idx & 7);
+    int const nv = ((rest % cvGroups) * 4 + ((idx >> 3) & 3)) * KV;
+    int const ho = ho0 + m / kTW, wo = wo0 + m % kTW;
+    if (nv >= nEnd || ho >= g.Ho || wo >= g.Wo) continue;
+    int const at = ((img * g.Ho + ho) * g.Wo + wo) * g.Cout + co0 + nv;
+    int const nv4 = min(KV, nEnd - nv);
+    float v[KV];
+#pragma unroll
+    for (int j = 0; j < KV; ++j) {
+      float const* cs = Cs + (nv + min(j, nv4 - 1)) * LDC + m;
+      v[j] = cs[0];
+#pragma unroll
+      for (int q = 1; q < PARTS; ++q) v[j] += cs[q * partStride];
+    }
+    if (g.splits > 1) {
+      float* const part = a.acc + size_t(blockIdx.z) * g.M * g.Cout + at;
+      if (vecOk && nv4 == KV) *reinterpret_cast<float4*>(part) = make_float4(v[0], v[1], v[2], v[3]);
+      else
+#pragma unroll
+        for (int j = 0; j < KV; ++j)  // unrolled with a predicate: v stays in registers
+          if (j < nv4) part[j] = v[j];
+      continue;
+    }
+    Pack<T, KV> o;
+#pragma unroll
+    for (int j = 0; j < KV; ++j) o.v[j] = Tr::fromF(v[j] + (a.bias && j < nv4 ? Tr::toF(a.bias[co0 + nv + j]) : 0.f));
+    if (vecOk && nv4 == KV) *reinterpret_cast<Pack<T, KV>*>(a.out + at) = o;
+    else
+#pragma unroll
+      for (int j = 0; j < KV; ++j)
+        if (j < nv4) a.out[at + j] = o.v[j];
+  }
+}
+
 // Epilogue shared by the main kernels: the block's C tile, staged in shared memory as [n][m] (row stride LDC), goes
 // out along pixels (coalesced NCHW stores) + bias into the output, or under split-K as this split's fp32 partial
 // into its own workspace slice (no atomics: the finalize pass sums the slices in a fixed order). PARTS > 1: the
@@ -373,6 +427,10 @@ template <typename T, int THREADS, int BN, int LDC, int PARTS = 1>
 __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs, int img, int ho0, int wo0, int grp,
     int n0, int partStride = 0) {
   Geometry const& g = a.g;
+  if (g.outNHWC) {
+    storeTileNHWC<T, THREADS, BN, LDC, PARTS>(a, Cs, img, ho0, wo0, grp, n0, partStride);
+    return;
+  }
   int const tid = threadIdx.x;
   int const mi = tid % kBM;
   int const ho = ho0 + mi / kTW;
@@ -1419,9 +1477,10 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
 // for one L2 round trip, not four; the adds keep the split order (same bits). It costs registers, hence fewer resident
 // blocks: only for many splits, whose outputs are few (H100: 1,512,16,16->256 fp16 11.9 -> 11.1 us, but
 // 1,128,64,64->128, 2 splits and 512 blocks, 13.6 -> 14.6 with 16). BATCH 1: a plain loop (32 registers).
+// nhwc: output and partials channels-last (the channel of element i is i % Cout; vec4 then needs Cout % 4 == 0).
 template <typename T, int BATCH>
 __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __restrict__ bias, T* __restrict__ out,
-    int total, int Cout, int HoWo, int splits, int vec4) {
+    int total, int Cout, int HoWo, int splits, int vec4, int nhwc) {
   using Tr = Traits<T>;
   gridDependencyWait();
   // unsigned: total < 2^31 and stride <= 2^21, so i + stride never wraps
@@ -1450,9 +1509,15 @@ __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __rest
           s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w;
         }
       }
-      float const b = bias ? Tr::toF(bias[(i / HoWo4) % unsigned(Cout)]) : 0.f;
+      float b[4] = {0.f, 0.f, 0.f, 0.f};
+      if (bias) {
+        unsigned const c = nhwc ? 4u * i % unsigned(Cout) : (i / HoWo4) % unsigned(Cout);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) b[k] = Tr::toF(bias[nhwc ? c + k : c]);
+      }
       Pack<T, 4> o;
-      o.v[0] = Tr::fromF(s.x + b); o.v[1] = Tr::fromF(s.y + b); o.v[2] = Tr::fromF(s.z + b); o.v[3] = Tr::fromF(s.w + b);
+      o.v[0] = Tr::fromF(s.x + b[0]); o.v[1] = Tr::fromF(s.y + b[1]); o.v[2] = Tr::fromF(s.z + b[2]);
+      o.v[3] = Tr::fromF(s.w + b[3]);
       reinterpret_cast<Pack<T, 4>*>(out)[i] = o;
     }
     return;
@@ -1460,7 +1525,8 @@ __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __rest
   for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < unsigned(total); i += stride) {
     float sum = 0.f;
     for (int k = 0; k < splits; ++k) sum += acc[size_t(k) * total + i];  // fixed order: same bits every run
-    out[i] = Tr::fromF(sum + (bias ? Tr::toF(bias[(i / unsigned(HoWo)) % unsigned(Cout)]) : 0.f));
+    unsigned const c = nhwc ? i % unsigned(Cout) : (i / unsigned(HoWo)) % unsigned(Cout);
+    out[i] = Tr::fromF(sum + (bias ? Tr::toF(bias[c]) : 0.f));
   }
 }
 
@@ -1507,7 +1573,7 @@ __global__ void __launch_bounds__(colThreads<T>()) dcnIm2colKernel(ColArgs<T> a)
     unsigned const total = unsigned(a.threads / (g.C / VEC) / g.HoWo) * g.Cout * g.HoWo;
     unsigned const stride = (gridDim.x - a.colBlocks) * blockDim.x;
     for (unsigned i = (blockIdx.x - a.colBlocks) * blockDim.x + threadIdx.x; i < total; i += stride)
-      a.out[first + i] = a.bias[(i / unsigned(g.HoWo)) % unsigned(g.Cout)];
+      a.out[first + i] = a.bias[g.outNHWC ? i % unsigned(g.Cout) : (i / unsigned(g.HoWo)) % unsigned(g.Cout)];
     return;
   }
   long const tI = long(blockIdx.x) * THREADS + threadIdx.x;
@@ -1821,6 +1887,7 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   g.KK = g.kh * g.kw;
   g.HoWo = g.Ho * g.Wo;
   g.M = g.N * g.HoWo;
+  g.outNHWC = p.outputNHWC;
   int const BK = bkOf<T>();
   g.chunksPerTap = (g.Cin_g + BK - 1) / BK;
   g.Kpad = g.chunksPerTap * BK;
@@ -2091,11 +2158,19 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
         ca);
     if (e != cudaSuccess) return e;
     for (int gi = 0; gi < g.groups; ++gi) {
-      // out[n][o][p] (+)= sum_k col[n][p][k] * weight[o][k]: C (HoWo x Cout_g, column-major) = col^T W
-      cublasStatus_t const st = blas->gemm(blas->handle, CUBLAS_OP_T, CUBLAS_OP_N, g.HoWo, g.Cout_g, K, &alpha,
-          col + size_t(gi) * K, dt, lda, (long long)(g.HoWo) * lda, weight + size_t(gi) * g.Cout_g * K, dt, K, 0,
-          &beta, output + (size_t(n0) * g.Cout + size_t(gi) * g.Cout_g) * g.HoWo, dt, g.HoWo,
-          (long long)(g.Cout) * g.HoWo, nc, ct, CUBLAS_GEMM_DEFAULT);
+      T const* const w = weight + size_t(gi) * g.Cout_g * K;
+      T const* const cols = col + size_t(gi) * K;
+      long long const imageOut = (long long)(g.Cout) * g.HoWo;
+      // out[n][o][p] (+)= sum_k col[n][p][k] * weight[o][k]: C (HoWo x Cout_g, column-major) = col^T W; channels-last
+      // out[n][p][o]: C (Cout_g x HoWo, column-major, ld Cout) = W^T col
+      cublasStatus_t const st = g.outNHWC
+          ? blas->gemm(blas->handle, CUBLAS_OP_T, CUBLAS_OP_N, g.Cout_g, g.HoWo, K, &alpha, w, dt, K, 0, cols, dt,
+                lda, (long long)(g.HoWo) * lda, &beta, output + size_t(n0) * imageOut + size_t(gi) * g.Cout_g, dt,
+                g.Cout, imageOut, nc, ct, CUBLAS_GEMM_DEFAULT)
+          : blas->gemm(blas->handle, CUBLAS_OP_T, CUBLAS_OP_N, g.HoWo, g.Cout_g, K, &alpha, cols, dt, lda,
+                (long long)(g.HoWo) * lda, w, dt, K, 0, &beta,
+                output + size_t(n0) * imageOut + size_t(gi) * g.Cout_g * g.HoWo, dt, g.HoWo, imageOut, nc, ct,
+                CUBLAS_GEMM_DEFAULT);
       if (st != CUBLAS_STATUS_SUCCESS) return cudaErrorUnknown;
     }
   }
@@ -2175,10 +2250,11 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
 
   if (g.splits > 1) {
     int const total = g.N * g.Cout * g.HoWo;
-    int const vec4 = g.HoWo % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
+    int const vec4 =
+        (g.outNHWC ? g.Cout : g.HoWo) % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
     int const blocks = std::min((vec4 ? total / 4 : total) / 256 + 1, 8192);
     e = launchPDL(g.splits > 4 ? dcnFinalizeKernel<T, 16> : dcnFinalizeKernel<T, 1>, dim3(blocks), dim3(256), 0,
-        stream, acc, bias, output, total, g.Cout, g.HoWo, g.splits, vec4);
+        stream, acc, bias, output, total, g.Cout, g.HoWo, g.splits, vec4, g.outNHWC);
   }
   return e;
 }
@@ -2265,21 +2341,22 @@ centernet_trt::DCNv2Blas* gAbiBlas = nullptr;                          // loaded
 
 centernet_trt::DCNv2Params makeParams(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int inputNHWC) {
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int inputNHWC, int outputNHWC) {
   return centernet_trt::DCNv2Params{batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, kernelH,
       kernelW, strideH, strideW, padH, padW, dilationH, dilationW, groups, deformableGroups, allowTF32 != 0,
-      inputNHWC != 0};
+      inputNHWC != 0, outputNHWC != 0};
 }
 }  // namespace
 
 #define CENTERNET_DCN_FLAT_ARGS                                                                                     \
   batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, kernelH, kernelW, strideH, strideW, padH, \
-      padW, dilationH, dilationW, groups, deformableGroups, allowTF32, inputNHWC
+      padW, dilationH, dilationW, groups, deformableGroups, allowTF32, inputNHWC, outputNHWC
 
 extern "C" {
 int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
     int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW, int dilationH,
-    int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC, void const* input,
+    int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC, int outputNHWC,
+    void const* input,
     void const* offset, void const* mask, void const* weight, void const* bias, void* output, void* workspace,
     size_t workspaceSize, void* stream) {
   return int(centernet_trt::dcnv2Forward(makeParams(CENTERNET_DCN_FLAT_ARGS),
@@ -2289,14 +2366,16 @@ int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth
 
 size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC) {
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
+    int outputNHWC) {
   return centernet_trt::dcnv2WorkspaceSize(
       makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype), gAbiAlgo);
 }
 
 char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC) {
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
+    int outputNHWC) {
   return centernet_trt::dcnv2AlgoUnsupported(
       makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype), gAbiAlgo);
 }
@@ -2307,7 +2386,8 @@ void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVar
 
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC) {
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
+    int outputNHWC) {
   thread_local std::string text;  // valid until this thread's next call
   text = centernet_trt::dcnv2PlanText(
       makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype));

@@ -151,11 +151,12 @@ bool isSupportedType(DataType type)
     return type == DataType::kFLOAT || type == DataType::kHALF;
 }
 
-//! The input's formats: linear, or channels-last, which the kernel reads in place (no transpose pass) and which
-//! TensorRT's own fp16/fp32 convolutions around the layer often produce, so no reformat is needed before it. kHWC8
-//! pads C to a multiple of 8, so it is taken only where C already is one (the kernel's channel pitch is C); kHWC is
-//! TensorRT's fp32 channels-last format. Every other tensor (offset, mask, weight, bias, output) is linear.
-bool isSupportedInputFormat(DataType type, TensorFormat format, int64_t channels)
+//! The input's and the output's formats: linear, or channels-last, which the kernel reads in place (no transpose
+//! pass) and writes directly, and which TensorRT's own fp16/fp32 convolutions around the layer often use, so no
+//! reformat is needed before or after it. kHWC8 pads C to a multiple of 8, so it is taken only where the channels
+//! already are one (the kernel's channel pitch is C); kHWC is TensorRT's fp32 channels-last format. Offset, mask,
+//! weight and bias are linear.
+bool isSupportedIOFormat(DataType type, TensorFormat format, int64_t channels)
 {
     switch (format)
     {
@@ -373,7 +374,8 @@ int32_t DCNv2Plugin::getNbOutputs() const noexcept
     return kNB_OUTPUTS;
 }
 
-DCNv2Params DCNv2Plugin::makeParams(Dims const* dims, DataType type, TensorFormat inputFormat) const
+DCNv2Params DCNv2Plugin::makeParams(
+    Dims const* dims, DataType type, TensorFormat inputFormat, TensorFormat outputFormat) const
 {
     int32_t const expectedRank[kNB_INPUTS] = {4, 4, 4, 4, 1};
     for (int32_t i = 0; i < kNB_INPUTS; ++i)
@@ -404,6 +406,7 @@ DCNv2Params DCNv2Plugin::makeParams(Dims const* dims, DataType type, TensorForma
     p.deformableGroups = mAttributes.deformableGroups;
     p.allowTF32 = mAllowTF32;
     p.inputNHWC = inputFormat != TensorFormat::kLINEAR;
+    p.outputNHWC = outputFormat != TensorFormat::kLINEAR;
     if (p.kernelH < 1 || p.kernelW < 1 || p.outChannels < 1)
     {
         throw std::invalid_argument(
@@ -569,9 +572,11 @@ bool DCNv2Plugin::supportsFormatCombination(
         // One type for everything, decided by the first tensor: fp32 or fp16.
         if (pos == 0)
         {
-            return isSupportedType(desc.type) && isSupportedInputFormat(desc.type, desc.format, channelsOf(desc.dims));
+            return isSupportedType(desc.type) && isSupportedIOFormat(desc.type, desc.format, channelsOf(desc.dims));
         }
-        return desc.format == TensorFormat::kLINEAR && desc.type == inOut[0].desc.type;
+        bool const formatOk = pos == kNB_INPUTS ? isSupportedIOFormat(desc.type, desc.format, channelsOf(desc.dims))
+                                                : desc.format == TensorFormat::kLINEAR;
+        return formatOk && desc.type == inOut[0].desc.type;
     }
     catch (...)
     {
@@ -596,14 +601,15 @@ int32_t DCNv2Plugin::configurePlugin(
         {
             PluginTensorDesc const& desc = i < nbInputs ? in[i].desc : out[0].desc;
             char const* name = i < nbInputs ? kINPUT_NAMES[i] : "output";
-            bool const formatOk = i == 0 ? isSupportedInputFormat(type, desc.format, channelsOf(desc.dims))
-                                         : desc.format == TensorFormat::kLINEAR;
+            bool const formatOk = i == 0 || i == nbInputs
+                ? isSupportedIOFormat(type, desc.format, channelsOf(desc.dims))
+                : desc.format == TensorFormat::kLINEAR;
             if (desc.type != type || !formatOk || !isSupportedType(type))
             {
                 throw std::invalid_argument(std::string(name) + " is " + typeName(desc.type) + " in format "
                     + std::to_string(static_cast<int32_t>(desc.format))
-                    + "; DCNv2 needs all tensors in one type (fp32 or fp16), linear format (the input may also be "
-                      "kHWC8 in fp16 with C a multiple of 8, or kHWC in fp32)");
+                    + "; DCNv2 needs all tensors in one type (fp32 or fp16), linear format (the input and the output "
+                      "may also be kHWC8 in fp16 with their channels a multiple of 8, or kHWC in fp32)");
             }
         }
         // Check the profile's smallest and largest shapes: both are concrete even when N/H/W are dynamic.
@@ -625,7 +631,7 @@ int32_t DCNv2Plugin::configurePlugin(
             }
             if (concrete)
             {
-                largest = makeParams(dims, type, in[0].desc.format);
+                largest = makeParams(dims, type, in[0].desc.format, out[0].desc.format);
                 largestConcrete = bound == 1;
             }
         }
@@ -672,7 +678,8 @@ size_t DCNv2Plugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int3
                 dims[i] = bound == 0 ? inputs[i].min : inputs[i].max;
             }
             DataType const type = inputs[0].desc.type;
-            DCNv2Params const p = makeParams(dims, type, inputs[0].desc.format);
+            // (the output's layout changes no workspace byte)
+            DCNv2Params const p = makeParams(dims, type, inputs[0].desc.format, TensorFormat::kLINEAR);
             size = std::max(size, dcnv2WorkspaceSize(p, toKernelType(type), DCNv2Algo::kFused));
             // TensorRT may size the workspace before it picks a tactic: room for either
             if (mIm2colOffered || mTactic == kTACTIC_IM2COL)
@@ -740,7 +747,7 @@ int32_t DCNv2Plugin::onShapeChange(
         {
             dims[i] = in[i].dims;
         }
-        DCNv2Params const p = makeParams(dims, in[0].type, in[0].format);
+        DCNv2Params const p = makeParams(dims, in[0].type, in[0].format, out[0].format);
         Dims const& o = out[0].dims;
         if (o.nbDims != 4 || o.d[0] != p.batch || o.d[1] != p.outChannels || o.d[2] != p.outHeight
             || o.d[3] != p.outWidth)
@@ -783,8 +790,8 @@ int32_t DCNv2Plugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
         for (int32_t i = 0; i <= kNB_INPUTS; ++i)
         {
             PluginTensorDesc const& desc = i < kNB_INPUTS ? inputDesc[i] : outputDesc[0];
-            if (i == 0 ? !isSupportedInputFormat(type, desc.format, channelsOf(desc.dims))
-                       : desc.format != TensorFormat::kLINEAR)
+            if (i == 0 || i == kNB_INPUTS ? !isSupportedIOFormat(type, desc.format, channelsOf(desc.dims))
+                                          : desc.format != TensorFormat::kLINEAR)
             {
                 throw std::invalid_argument(std::string(i < kNB_INPUTS ? kINPUT_NAMES[i] : "output") + " in format "
                                             + std::to_string(static_cast<int32_t>(desc.format))
@@ -801,7 +808,7 @@ int32_t DCNv2Plugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
         {
             return 0; // empty batch: nothing to write
         }
-        DCNv2Params const p = makeParams(dims, type, inputDesc[0].format);
+        DCNv2Params const p = makeParams(dims, type, inputDesc[0].format, outputDesc[0].format);
         DCNv2DataType const kernelType = toKernelType(type);
         DCNv2Algo const algo = mTactic == kTACTIC_IM2COL ? DCNv2Algo::kIm2colGemm : DCNv2Algo::kFused;
         if (algo == DCNv2Algo::kIm2colGemm && !mBlas)

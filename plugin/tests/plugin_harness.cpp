@@ -617,25 +617,31 @@ struct RunResult
 };
 
 //! Uploads `host`, poisons the output (plus a guard band after it), enqueues, and reads the output back.
-//! The input's bytes, NCHW, rearranged channels-last ([N][H][W][C]: kHWC, and kHWC8 where C % 8 == 0).
-std::vector<uint8_t> toChannelsLast(std::vector<uint8_t> const& nchw, Dims const& d, size_t elem)
+//! A tensor's bytes rearranged between NCHW and channels-last ([N][H][W][C]: kHWC, and kHWC8 where C % 8 == 0);
+//! toNHWC false: back from channels-last.
+std::vector<uint8_t> relayout(std::vector<uint8_t> const& in, Dims const& d, size_t elem, bool toNHWC)
 {
-    std::vector<uint8_t> out(nchw.size());
+    std::vector<uint8_t> out(in.size());
     int64_t const n = d.d[0], ch = d.d[1], hw = d.d[2] * d.d[3];
     for (int64_t b = 0; b < n; ++b)
         for (int64_t k = 0; k < ch; ++k)
             for (int64_t p = 0; p < hw; ++p)
-                std::memcpy(&out[((b * hw + p) * ch + k) * elem], &nchw[((b * ch + k) * hw + p) * elem], elem);
+            {
+                size_t const nchw = ((b * ch + k) * hw + p) * elem, nhwc = ((b * hw + p) * ch + k) * elem;
+                std::memcpy(&out[toNHWC ? nhwc : nchw], &in[toNHWC ? nchw : nhwc], elem);
+            }
     return out;
 }
 
-//! inputFormat: the input tensor's format (its bytes are rearranged to match; every other tensor stays linear).
+//! inputFormat / outputFormat: the input's and the output's formats (their bytes are rearranged to match, so
+//! result.output is NCHW either way; every other tensor stays linear).
 bool runOnce(IPluginV3OneRuntime* runtime, Case const& c, Shape const& s, std::vector<HostTensor> const& host,
     void* workspace, cudaStream_t stream, RunResult& result, bool captureGraph = false,
-    TensorFormat inputFormat = TensorFormat::kLINEAR)
+    TensorFormat inputFormat = TensorFormat::kLINEAR, TensorFormat outputFormat = TensorFormat::kLINEAR)
 {
     auto descs = concreteDescs(c, s, c.type);
     descs[0].format = inputFormat;
+    descs[5].format = outputFormat;
     DeviceBuffers buf;
     for (int i = 0; i < 6; ++i)
     {
@@ -644,7 +650,7 @@ bool runOnce(IPluginV3OneRuntime* runtime, Case const& c, Shape const& s, std::v
         if (i < 5)
         {
             std::vector<uint8_t> const bytes = i == 0 && inputFormat != TensorFormat::kLINEAR
-                ? toChannelsLast(host[0].bytes, descs[0].dims, typeSize(c.type))
+                ? relayout(host[0].bytes, descs[0].dims, typeSize(c.type), true)
                 : host[i].bytes;
             CUDA_OK(cudaMemcpy(buf.ptr[i], bytes.data(), buf.bytes[i], cudaMemcpyHostToDevice));
         }
@@ -702,6 +708,10 @@ bool runOnce(IPluginV3OneRuntime* runtime, Case const& c, Shape const& s, std::v
               }),
         c.name + ": nothing written past the output tensor");
     result.output.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(buf.bytes[5]));
+    if (outputFormat != TensorFormat::kLINEAR)
+    {
+        result.output = relayout(result.output, descs[5].dims, typeSize(c.type), false);
+    }
     result.ok = true;
     return true;
 }
@@ -769,7 +779,7 @@ TensorFormat channelsLastFormat(DataType type, int64_t channels)
     return TensorFormat::kHWC;
 }
 
-void checkFormats(IPluginV3OneBuild* build, std::string const& name, int64_t channels)
+void checkFormats(IPluginV3OneBuild* build, std::string const& name, int64_t channels, int64_t outChannels)
 {
     // Every type the headers know: kFP4 appeared in TensorRT 10.8's headers, kE8M0 in 10.12's.
     DataType const types[] = {DataType::kFLOAT, DataType::kHALF, DataType::kINT8, DataType::kINT32, DataType::kBOOL,
@@ -791,6 +801,8 @@ void checkFormats(IPluginV3OneBuild* build, std::string const& name, int64_t cha
     io[0].desc.dims.d[0] = 1;
     io[0].desc.dims.d[1] = channels; // kHWC8 depends on C (a multiple of 8: no channel padding)
     io[0].desc.dims.d[2] = io[0].desc.dims.d[3] = 16;
+    io[5].desc.dims = io[0].desc.dims;
+    io[5].desc.dims.d[1] = outChannels;
     // TensorRT asks position by position, with earlier positions already set to a supported choice.
     for (DataType chosen : {DataType::kFLOAT, DataType::kHALF})
     {
@@ -809,8 +821,8 @@ void checkFormats(IPluginV3OneBuild* build, std::string const& name, int64_t cha
                     io[pos].desc.format = f;
                     bool const typeOk = pos == 0 ? (t == DataType::kFLOAT || t == DataType::kHALF) : t == chosen;
                     bool const formatOk = f == TensorFormat::kLINEAR
-                        || (pos == 0 && f != TensorFormat::kLINEAR && f == channelsLastFormat(t, channels)
-                            && typeOk);
+                        || (pos == 0 && f == channelsLastFormat(t, channels))
+                        || (pos == 5 && f == channelsLastFormat(t, outChannels));
                     bool const expected = typeOk && formatOk;
                     bool const got = build->supportsFormatCombination(pos, io.data(), 5, 1);
                     ++queries;
@@ -829,19 +841,28 @@ void checkFormats(IPluginV3OneBuild* build, std::string const& name, int64_t cha
         }
     }
     check(wrong == 0, name + ": supportsFormatCombination accepts exactly all-fp32 or all-fp16 linear, the input "
-                                    "also kHWC8 (fp16, C % 8 == 0) or kHWC (fp32) ("
+                                    "and the output also kHWC8 (fp16, channels % 8 == 0) or kHWC (fp32) ("
                           + std::to_string(queries) + " queries, " + std::to_string(accepted) + " accepted, "
                           + std::to_string(wrong) + " wrong)");
-    // C not a multiple of 8 (kHWC8 would pad it) or not known yet: fp16 stays linear
-    for (int64_t ch : {int64_t{6}, int64_t{-1}})
+    // channels not a multiple of 8 (kHWC8 would pad them) or not known yet: fp16 stays linear
+    for (int32_t pos : {0, 5})
     {
-        io[0].desc.dims.d[1] = ch;
-        io[0].desc.type = DataType::kHALF;
-        io[0].desc.format = TensorFormat::kHWC8;
-        check(!build->supportsFormatCombination(0, io.data(), 5, 1),
-            name + ": supportsFormatCombination refuses a kHWC8 input with C = " + std::to_string(ch));
+        for (int64_t ch : {int64_t{6}, int64_t{-1}})
+        {
+            for (auto& d : io)
+            {
+                d.desc.type = DataType::kHALF;
+                d.desc.format = TensorFormat::kLINEAR;
+            }
+            int64_t const keep = io[pos].desc.dims.d[1];
+            io[pos].desc.dims.d[1] = ch;
+            io[pos].desc.format = TensorFormat::kHWC8;
+            check(!build->supportsFormatCombination(pos, io.data(), 5, 1),
+                name + ": supportsFormatCombination refuses a kHWC8 " + (pos == 0 ? "input" : "output")
+                    + " with " + std::to_string(ch) + " channels");
+            io[pos].desc.dims.d[1] = keep;
+        }
     }
-    io[0].desc.dims.d[1] = channels;
     check(!build->supportsFormatCombination(6, io.data(), 5, 1)
               && !build->supportsFormatCombination(-1, io.data(), 5, 1)
               && !build->supportsFormatCombination(0, io.data(), 4, 1),
@@ -981,44 +1002,54 @@ void checkIm2colTactic(Case const& c, Shape const& s, std::vector<HostTensor> co
             + (differing.empty() ? std::string() : " -- " + differing));
 }
 
-//! The input given channels-last (kHWC8 in fp16 where C % 8 == 0, kHWC in fp32), as TensorRT hands it over when its
-//! neighbouring layers run channels-last: configurePlugin takes it, the workspace shrinks (no NHWC copy), the output
-//! is bitwise identical to the linear input's, and an enqueue with a format never offered is refused, not run.
-void checkChannelsLastInput(Case const& c, Shape const& s, std::vector<HostTensor> const& host,
-    RunResult const& linear, std::vector<DynamicPluginTensorDesc> const& linearDescs, size_t linearWorkspace,
-    Caps const& caps, void* workspace, cudaStream_t stream)
+//! Channels-last tensors (kHWC8 in fp16 where the channels are a multiple of 8, kHWC in fp32), as TensorRT hands them
+//! over when its neighbouring layers run channels-last: the input alone, then input and output. configurePlugin takes
+//! them, the workspace shrinks with the input (no NHWC copy), the output is bitwise identical to the linear run's,
+//! and an enqueue with a format never offered is refused, not run.
+void checkChannelsLast(Case const& c, Shape const& s, std::vector<HostTensor> const& host, RunResult const& linear,
+    std::vector<DynamicPluginTensorDesc> const& linearDescs, size_t linearWorkspace, Caps const& caps, void* workspace,
+    cudaStream_t stream)
 {
-    TensorFormat const format = channelsLastFormat(c.type, c.c);
-    if (format == TensorFormat::kLINEAR)
+    TensorFormat const in = channelsLastFormat(c.type, c.c);
+    if (in == TensorFormat::kLINEAR)
     {
         return;
     }
-    std::string const what = c.name + ": " + (format == TensorFormat::kHWC8 ? "kHWC8" : "kHWC") + " input";
-    auto descs = linearDescs;
-    descs[0].desc.format = format;
-    if (!check(caps.build->configurePlugin(descs.data(), 5, descs.data() + 5, 1) == 0, what + ": configurePlugin"))
+    TensorFormat const out = channelsLastFormat(c.type, c.cout);
+    char const* const name = in == TensorFormat::kHWC8 ? "kHWC8" : "kHWC";
+    for (bool const both : {false, true})
     {
-        return;
-    }
-    size_t const ws = caps.build->getWorkspaceSize(descs.data(), 5, descs.data() + 5, 1);
-    check(ws < linearWorkspace,
-        what + ": less workspace than linear (" + std::to_string(ws) + " < " + std::to_string(linearWorkspace) + ")");
-    RunResult r;
-    if (runOnce(caps.runtime, c, s, host, workspace, stream, r, false, format))
-    {
-        check(r.output == linear.output,
-            what + ": output bitwise identical to the linear input's (" + describeDiff(r.output, linear.output, c.type)
-                + ")");
+        if (both && out == TensorFormat::kLINEAR)
+        {
+            continue;
+        }
+        std::string const what = c.name + ": " + name + (both ? " input and output" : " input");
+        auto descs = linearDescs;
+        descs[0].desc.format = in;
+        descs[5].desc.format = both ? out : TensorFormat::kLINEAR;
+        if (!check(caps.build->configurePlugin(descs.data(), 5, descs.data() + 5, 1) == 0, what + ": configurePlugin"))
+        {
+            continue;
+        }
+        size_t const ws = caps.build->getWorkspaceSize(descs.data(), 5, descs.data() + 5, 1);
+        check(ws < linearWorkspace, what + ": less workspace than linear (" + std::to_string(ws) + " < "
+                                        + std::to_string(linearWorkspace) + ")");
+        RunResult r;
+        if (runOnce(caps.runtime, c, s, host, workspace, stream, r, false, in, descs[5].desc.format))
+        {
+            check(r.output == linear.output, what + ": output bitwise identical to the linear run's ("
+                                                  + describeDiff(r.output, linear.output, c.type) + ")");
+        }
     }
     // formats supportsFormatCombination never offers: refused at enqueue, nothing launched
     auto bad = concreteDescs(c, s, c.type);
-    bad[5].format = TensorFormat::kHWC8;
+    bad[5].format = TensorFormat::kCHW32;
     void const* ptrs[5] = {workspace, workspace, workspace, workspace, workspace};
     void* outs[1] = {workspace};
     size_t const logMark = gLogger.mark();
     check(caps.runtime->enqueue(bad.data(), bad.data() + 5, ptrs, outs, workspace, stream) != 0
             && gLogger.loggedSince(logMark, {"format"}),
-        what + ": enqueue refuses a kHWC8 output with a message naming the format");
+        c.name + ": enqueue refuses a kCHW32 output with a message naming the format");
     caps.build->configurePlugin(linearDescs.data(), 5, linearDescs.data() + 5, 1); // back to the linear profile
 }
 
@@ -1050,7 +1081,7 @@ bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
             c.name + ": CENTERNET_DCNV2_STRICT_FP32=1 selects the strict fp32 path");
     }
     checkBuildInterface(caps, c);
-    checkFormats(caps.build, c.name, c.c);
+    checkFormats(caps.build, c.name, c.c, c.cout);
 
     auto descs = dynamicDescs(c, c.type);
     size_t const logMark = gLogger.mark();
@@ -1229,8 +1260,8 @@ bool runCase(IPluginCreatorV3One* creator, Case const& c, bool gpu)
                                               : "")));
         checkIm2colTactic(c, s, host, ref, plugin.get(), restored.get(), caps, workspace, stream);
         workspaceGuardIntact("after the repeated runs and the im2col tactic");
-        checkChannelsLastInput(c, s, host, r, descs, workspaceSize, caps, workspace, stream);
-        workspaceGuardIntact("after the channels-last input");
+        checkChannelsLast(c, s, host, r, descs, workspaceSize, caps, workspace, stream);
+        workspaceGuardIntact("after the channels-last runs");
     }
     cudaStreamDestroy(stream);
     cudaFree(workspace);
