@@ -172,6 +172,15 @@ int64_t channelsOf(Dims const& dims)
     return dims.nbDims == 4 ? dims.d[1] : -1;
 }
 
+//! Whether tensor `pos` (the inputs in order, then the output) may come in desc's format when the layer runs in
+//! `type`: the input and the output linear or channels-last, everything else linear.
+bool isSupportedFormatAt(int32_t pos, DataType type, PluginTensorDesc const& desc)
+{
+    bool const channelsLastAllowed = pos == DCNv2Plugin::kINPUT || pos == DCNv2Plugin::kNB_INPUTS;
+    return channelsLastAllowed ? isSupportedIOFormat(type, desc.format, channelsOf(desc.dims))
+                               : desc.format == TensorFormat::kLINEAR;
+}
+
 DCNv2DataType toKernelType(DataType type)
 {
     if (type == DataType::kHALF)
@@ -570,13 +579,8 @@ bool DCNv2Plugin::supportsFormatCombination(
         }
         PluginTensorDesc const& desc = inOut[pos].desc;
         // One type for everything, decided by the first tensor: fp32 or fp16.
-        if (pos == 0)
-        {
-            return isSupportedType(desc.type) && isSupportedIOFormat(desc.type, desc.format, channelsOf(desc.dims));
-        }
-        bool const formatOk = pos == kNB_INPUTS ? isSupportedIOFormat(desc.type, desc.format, channelsOf(desc.dims))
-                                                : desc.format == TensorFormat::kLINEAR;
-        return formatOk && desc.type == inOut[0].desc.type;
+        bool const typeOk = pos == 0 ? isSupportedType(desc.type) : desc.type == inOut[0].desc.type;
+        return typeOk && isSupportedFormatAt(pos, desc.type, desc);
     }
     catch (...)
     {
@@ -601,10 +605,7 @@ int32_t DCNv2Plugin::configurePlugin(
         {
             PluginTensorDesc const& desc = i < nbInputs ? in[i].desc : out[0].desc;
             char const* name = i < nbInputs ? kINPUT_NAMES[i] : "output";
-            bool const formatOk = i == 0 || i == nbInputs
-                ? isSupportedIOFormat(type, desc.format, channelsOf(desc.dims))
-                : desc.format == TensorFormat::kLINEAR;
-            if (desc.type != type || !formatOk || !isSupportedType(type))
+            if (desc.type != type || !isSupportedFormatAt(i, type, desc) || !isSupportedType(type))
             {
                 throw std::invalid_argument(std::string(name) + " is " + typeName(desc.type) + " in format "
                     + std::to_string(static_cast<int32_t>(desc.format))
@@ -790,8 +791,7 @@ int32_t DCNv2Plugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
         for (int32_t i = 0; i <= kNB_INPUTS; ++i)
         {
             PluginTensorDesc const& desc = i < kNB_INPUTS ? inputDesc[i] : outputDesc[0];
-            if (i == 0 || i == kNB_INPUTS ? !isSupportedIOFormat(type, desc.format, channelsOf(desc.dims))
-                                          : desc.format != TensorFormat::kLINEAR)
+            if (!isSupportedFormatAt(i, type, desc))
             {
                 throw std::invalid_argument(std::string(i < kNB_INPUTS ? kINPUT_NAMES[i] : "output") + " in format "
                                             + std::to_string(static_cast<int32_t>(desc.format))
