@@ -18,8 +18,8 @@ Column "im2col": the plugin's second TensorRT tactic (im2col + cuBLAS GEMM, DCNv
 loads, timed the same way; TensorRT times both tactics at engine build and keeps the faster, so "best" is the
 speed-up an engine gets from the faster of the two.
 Column "NHWC": ours with channels-last tensors, as in an engine where TensorRT hands the plugin kHWC8 (fp16) / kHWC
-(fp32) tensors: the input alone (read in place, no transpose pass) / input and output; torchvision's time stays the
-NCHW one.
+(fp32) tensors: the input alone (read in place, no transpose pass) / input and output / input and weight (the
+weight's stages copied straight from it, no pack pass) / all three; torchvision's time stays the NCHW one.
 """
 from __future__ import annotations
 
@@ -202,13 +202,15 @@ def main() -> None:
             finally:
                 lib.centernet_dcnv2_set_algo(0)
         x_nhwc = x.contiguous(memory_format=torch.channels_last)
+        w_nhwc = weight.contiguous(memory_format=torch.channels_last)
         nhwc_us = []
-        for out_nhwc in (False, True):
+        for out_nhwc, wt_nhwc in ((False, False), (True, False), (False, True), (True, True)):
             dn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32, input_nhwc=True,
-                                output_nhwc=out_nhwc)
+                                output_nhwc=out_nhwc, weight_nhwc=wt_nhwc)
             out = torch.empty(dn.out_shape, dtype=dtype, device="cuda",
                               memory_format=torch.channels_last if out_nhwc else torch.contiguous_format)
-            nhwc_us.append(timed(lambda: dn(x_nhwc, off, mask, weight, bias, out), args.calls, args.reps))
+            wt = w_nhwc if wt_nhwc else weight
+            nhwc_us.append(timed(lambda: dn(x_nhwc, off, mask, wt, bias, out), args.calls, args.reps))
         out = torch.empty(dcns[variants[0]].out_shape, dtype=dtype, device="cuda")
         dcn = dcns[variants[0]]
         run_ours = lambda: dcn(x, off, mask, weight, bias, out)
@@ -238,14 +240,15 @@ def main() -> None:
         producer = f" (after an offset-producing kernel of {produce_us:.1f} us, subtracted)" if args.producer else ""
         print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us ({others or '-'}), torchvision {tv:.1f} us, "
               f"x{tv / ours:.1f}, NHWC in {nhwc_us[0]:.1f} us (x{tv / nhwc_us[0]:.1f}) in+out {nhwc_us[1]:.1f} us "
-              f"(x{tv / nhwc_us[1]:.1f}), im2col tactic {'-' if col_us is None else f'{col_us:.1f} us'}, "
+              f"(x{tv / nhwc_us[1]:.1f}) in+weight {nhwc_us[2]:.1f} us (x{tv / nhwc_us[2]:.1f}) all "
+              f"{nhwc_us[3]:.1f} us (x{tv / nhwc_us[3]:.1f}), im2col tactic {'-' if col_us is None else f'{col_us:.1f} us'}, "
               f"floor {floor:.1f} us, "
               f"/floor {ours / floor:.1f}, im2col GEMM alone {gemm:.1f} us, "
               f"target {target:.1f} us; {eager};{sweep}{producer} [{dcn.plan}]", flush=True)
     print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = TF32 MMA"
           f"{'; each call after an offset-producing kernel, its time subtracted' if args.producer else ''})")
     print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | im2col | best "
-          "| floor | ours/floor | GEMM | target | NHWC in / in+out |")
+          "| floor | ours/floor | GEMM | target | NHWC in / in+out / in+weight / all (best x) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for shape, mode, offsets, ours, tv, floor, others, gemm, target, col_us, nhwc_us in rows:
         n, c, h, w, cout = shape
@@ -253,7 +256,7 @@ def main() -> None:
         col, best = ("-", tv / ours) if col_us is None else (f"{col_us:.1f}", tv / min(ours, col_us))
         print(f"| {n},{c},{h},{w} -> {cout} | {mode} (tv {tvname}) | {offsets} | {ours:.1f} | {others or '-'} | "
               f"{tv:.1f} | {tv / ours:.1f}x | {col} | {best:.1f}x | {floor:.1f} | {ours / floor:.1f} | {gemm:.1f} | "
-              f"{target:.1f} | {nhwc_us[0]:.1f} / {nhwc_us[1]:.1f} ({tv / nhwc_us[1]:.1f}x) |")
+              f"{target:.1f} | {' / '.join(f'{t:.1f}' for t in nhwc_us)} ({tv / min(nhwc_us):.1f}x) |")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ DEFAULT_LIB = ROOT / "build" / "dcn_kernel" / "libdcnv2_kernel.so"
 
 _INT_ARGS = ["batch", "inChannels", "inHeight", "inWidth", "outChannels", "outHeight", "outWidth", "kernelH",
              "kernelW", "strideH", "strideW", "padH", "padW", "dilationH", "dilationW", "groups",
-             "deformableGroups", "allowTF32", "dtype", "inputNHWC", "outputNHWC"]
+             "deformableGroups", "allowTF32", "dtype", "inputNHWC", "outputNHWC", "weightNHWC"]
 
 
 def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
@@ -66,13 +66,14 @@ class DCN:
     """One configured forward: ``dcn(x, offset, mask, weight, bias, out)`` on the current stream."""
 
     def __init__(self, lib, x_shape, cout, k=(3, 3), stride=(1, 1), pad=(1, 1), dil=(1, 1), groups=1, dg=1,
-                 dtype=torch.float16, allow_tf32=True, input_nhwc=False, output_nhwc=False):
+                 dtype=torch.float16, allow_tf32=True, input_nhwc=False, output_nhwc=False, weight_nhwc=False):
         n, c, h, w = x_shape
         ho, wo = out_size(h, k[0], stride[0], pad[0], dil[0]), out_size(w, k[1], stride[1], pad[1], dil[1])
         self.lib, self.out_shape = lib, (n, cout, ho, wo)
         self.ints = [n, c, h, w, cout, ho, wo, k[0], k[1], stride[0], stride[1], pad[0], pad[1], dil[0], dil[1],
-                     groups, dg, int(allow_tf32), 0 if dtype == torch.float32 else 1, int(input_nhwc), int(output_nhwc)]
-        self.input_nhwc, self.output_nhwc = input_nhwc, output_nhwc
+                     groups, dg, int(allow_tf32), 0 if dtype == torch.float32 else 1, int(input_nhwc), int(output_nhwc),
+                     int(weight_nhwc)]
+        self.input_nhwc, self.output_nhwc, self.weight_nhwc = input_nhwc, output_nhwc, weight_nhwc
         msg = lib.centernet_dcnv2_check_supported(*self.ints)
         if msg:
             raise ValueError(msg.decode())
@@ -81,12 +82,13 @@ class DCN:
         self.ws = torch.empty(max(self.ws_bytes, 1), dtype=torch.uint8, device="cuda")
 
     def __call__(self, x, offset, mask, weight, bias, out):
-        # input_nhwc / output_nhwc: x / out are NCHW tensors in channels-last memory
+        # input_nhwc / output_nhwc / weight_nhwc: x / out / weight are NCHW (OIHW) tensors in channels-last memory
         # (x.contiguous(memory_format=torch.channels_last), torch.empty(..., memory_format=torch.channels_last))
         layout = lambda nhwc: torch.channels_last if nhwc else torch.contiguous_format
         assert x.is_cuda and x.is_contiguous(memory_format=layout(self.input_nhwc))
         assert out.is_cuda and out.is_contiguous(memory_format=layout(self.output_nhwc))
-        for t in (offset, mask, weight):
+        assert weight.is_cuda and weight.is_contiguous(memory_format=layout(self.weight_nhwc))
+        for t in (offset, mask):
             assert t.is_cuda and t.is_contiguous()
         rc = self.lib.centernet_dcnv2_forward(
             *self.ints, x.data_ptr(), offset.data_ptr(), mask.data_ptr(), weight.data_ptr(),

@@ -3,8 +3,8 @@
 References: torchvision.ops.deform_conv2d run in float64 (on the same, already-rounded inputs) for every case,
 plus a direct loop-based float64 implementation of the sampling rule for tiny cases. Every case draws fresh
 random data with fractional and out-of-range offsets and poisons the output with NaN before each run. Each case
-also runs with channels-last tensors (the plugin's kHWC8 / kHWC input and output): the input alone, and input and
-output; each must match the reference and (the fused kernel) be bitwise equal to the NCHW call on the same data.
+also runs with channels-last tensors (the plugin's kHWC8 / kHWC input, output and weight; LAYOUT_RUNS): each must
+match the reference and, where the table says so, be bitwise equal to the NCHW call on the same data.
 Exit code 1 if any case misses its tolerance: fp32 strict 1e-5, fp32 TF32 1e-3, fp16 1e-2 (relative L2).
 """
 from __future__ import annotations
@@ -41,6 +41,23 @@ CASES = [dict(shape=s) for s in BASELINE] + [
     dict(shape=(8, 72, 96, 90, 32)),                       # fp16 register transpose: C, H*W not its tile multiples
     dict(shape=(2, 64, 72, 72, 128)),                      # 162 tiles of 128 channels: more than one wave
     dict(shape=(1, 64, 31, 31, 256), groups=2),            # 128-channel tiles of two conv groups
+]
+
+
+# Channels-last runs, the default variant: name, algorithm (0 fused, 1 im2col + cuBLAS), input / output / weight
+# channels-last, and whether the output must be bitwise equal to the all-NCHW call of the same algorithm. The fused
+# kernel computes the same sums in the same order in every layout, except TF32 with the weight channels-last (the
+# pack rounds the weight to TF32, the warpgroup kernel's direct copy hands the tensor cores its fp32 values: against
+# the reference only); the im2col tactic only with the input alone (a transposed or reordered GEMM may take another
+# cuBLAS algorithm).
+LAYOUT_RUNS = [
+    ("nhwc", 0, True, False, False, True),
+    ("nhwc-io", 0, True, True, False, True),
+    ("nhwc-w", 0, False, False, True, True),
+    ("nhwc-all", 0, True, True, True, True),
+    ("im2col-nhwc", 1, True, False, False, True),
+    ("im2col-nhwc-io", 1, True, True, False, False),
+    ("im2col-nhwc-w", 1, False, False, True, False),
 ]
 
 
@@ -109,22 +126,52 @@ def rel(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
-def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False, nhwc_out=False):
+def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False, nhwc_out=False, nhwc_w=False):
     """Our output (every element written over a NaN poison) and the fused path's launch plan in words; nhwc /
-    nhwc_out: the input handed over / the output written channels-last (as the plugin's kHWC8 / kHWC tensors)."""
+    nhwc_out / nhwc_w: the input handed over / the output written / the weight handed over channels-last (as the
+    plugin's kHWC8 / kHWC tensors)."""
     x, off, mask, weight, bias = inputs
     n, c, h, w, cout = case["shape"]
     dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, k=cfg["k"], stride=cfg["stride"], pad=cfg["pad"], dil=cfg["dil"],
                          groups=cfg["groups"], dg=cfg["dg"], dtype=dtype, allow_tf32=allow_tf32, input_nhwc=nhwc,
-                         output_nhwc=nhwc_out)
+                         output_nhwc=nhwc_out, weight_nhwc=nhwc_w)
     out = torch.full(dcn.out_shape, float("nan"), dtype=dtype, device="cuda")  # poison: every element must be written
     if nhwc_out:
         out = out.contiguous(memory_format=torch.channels_last)
     if nhwc:
         x = x.contiguous(memory_format=torch.channels_last)
+    if nhwc_w:
+        weight = weight.contiguous(memory_format=torch.channels_last)
     dcn(x, off, mask, weight, bias, out)
     torch.cuda.synchronize()
     return out, dcn.plan
+
+
+def first_call_captures(lib, gen) -> int:
+    """The process's first call with a channels-last weight, made inside a CUDA graph capture (as TensorRT may make
+    it: a deserialized engine's first enqueue under capture), where the warpgroup kernel looks up the driver's
+    tensor-map encoder: it must capture, replay and match the reference. Returns the number of failures (0 / 1)."""
+    case = dict(shape=(1, 64, 20, 24, 64))
+    inputs, cfg = make_inputs(case, torch.float32, gen)
+    n, c, h, w, cout = case["shape"]
+    dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=torch.float32, weight_nhwc=True)
+    x, off, mask, weight, bias = inputs
+    weight_cl = weight.contiguous(memory_format=torch.channels_last)
+    out = torch.full(dcn.out_shape, float("nan"), device="cuda")
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):  # global capture mode: an unsafe call inside would end the capture in an error
+            dcn(x, off, mask, weight_cl, bias, out)
+        graph.replay()
+        torch.cuda.synchronize()
+        err = rel(out, tv_forward(*[None if t is None else t.double() for t in inputs], cfg))
+        ok = bool(torch.isfinite(out).all()) and err <= TOL["tf32"]
+        detail = f"rel_vs_f64={err:.2e} [{dcn.plan}]"
+    except RuntimeError as e:
+        ok, detail = False, str(e)
+    print(f"{'ok  ' if ok else 'FAIL'} first channels-last-weight call of the process inside a CUDA graph capture: "
+          f"captured, replayed, {detail}")
+    return int(not ok)
 
 
 def main() -> int:
@@ -140,7 +187,7 @@ def main() -> int:
     lib = dcn_ctypes.load(args.lib)
     gen = torch.Generator(device="cuda").manual_seed(args.seed)
     print(f"device: {torch.cuda.get_device_name()}")
-    failures = 0
+    failures = first_call_captures(lib, gen)
     rows = []
     modes = [("fp16", torch.float16, True), ("tf32", torch.float32, True), ("fp32", torch.float32, False)]
     variants = [int(v) for v in args.variants.split(",")]
@@ -157,29 +204,32 @@ def main() -> int:
             # heuristic for the others (strict fp32 has one kernel)
             runs = [(variants[0], 0), (variants[0], 3)] + [(v, 0) for v in variants[1:] if mode != "fp32"]
             runs += [] if no_col else [("im2col", 0)]
-            # channels-last tensors, default variant and im2col tactic: the input alone ("nhwc": read in place, no
-            # transpose pass) and input and output ("nhwc-io"); against the reference, and bitwise against the NCHW
-            # call on the same data (the fused kernel always; the im2col tactic with its output NCHW, since cuBLAS
-            # may take another GEMM algorithm for the transposed product)
-            runs += [("nhwc", 0), ("nhwc-io", 0)] + ([] if no_col else [("im2col-nhwc", 0), ("im2col-nhwc-io", 0)])
+            runs += [(run, 0) for run in LAYOUT_RUNS if run[1] == 0 or not no_col]
             for variant, splits in runs:
                 inputs, cfg = make_inputs(case, dtype, gen)  # fresh data for every run
                 ref = tv_forward(*[None if t is None else t.double() for t in inputs], cfg)
                 same_as_nchw = True
-                if variant in ("im2col", "im2col-nhwc", "im2col-nhwc-io"):
-                    lib.centernet_dcnv2_set_algo(1)
+                if isinstance(variant, tuple):  # a LAYOUT_RUNS entry
+                    name, algo, nhwc, nhwc_out, nhwc_w, bitwise = variant
+                    bitwise = bitwise and not (mode == "tf32" and nhwc_w)
+                    lib.centernet_dcnv2_set_algo(algo)
                     try:
-                        out, _ = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc=variant != "im2col",
-                                          nhwc_out=variant == "im2col-nhwc-io")
-                        if variant == "im2col-nhwc":
+                        out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc, nhwc_out, nhwc_w)
+                        if bitwise:
                             same_as_nchw = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
-                    except ValueError:  # a layer the tactic does not take (the fused kernel covers it)
+                    except ValueError:  # a layer the im2col tactic does not take (the fused kernel covers it)
                         continue
                     finally:
                         lib.centernet_dcnv2_set_algo(0)
-                elif variant in ("nhwc", "nhwc-io"):
-                    out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc=True, nhwc_out=variant == "nhwc-io")
-                    same_as_nchw = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
+                    variant = name
+                elif variant == "im2col":
+                    lib.centernet_dcnv2_set_algo(1)
+                    try:
+                        out, _ = run_ours(lib, case, inputs, cfg, dtype, tf32)
+                    except ValueError:
+                        continue
+                    finally:
+                        lib.centernet_dcnv2_set_algo(0)
                 else:
                     set_variant(variant)
                     lib.centernet_dcnv2_set_splits(splits)
@@ -210,29 +260,48 @@ def main() -> int:
             print(f"{'ok  ' if ok else 'FAIL'} loop-ref {mode} {case} rel_vs_loop={err:.2e} "
                   f"torchvision64_vs_loop={err_tv64:.1e}", flush=True)
     # rejected parameters must be reported, not computed
-    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0, 0]  # 30 channels, groups 4
+    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0, 0, 0]  # 30 channels, groups 4
     msg = lib.centernet_dcnv2_check_supported(*bad)
     print(f"{'ok  ' if msg else 'FAIL'} rejects C % groups != 0: {msg!r}")
     failures += not msg
-    # an NHWC input off the 16-byte alignment its vector loads need: refused (cudaErrorMisalignedAddress), the output
-    # untouched
+    # a channels-last input or weight off the 16-byte alignment its vector loads / copies need: refused
+    # (cudaErrorMisalignedAddress), the output untouched
     case = dict(shape=(1, 64, 20, 24, 64))
     inputs, cfg = make_inputs(case, torch.float16, gen)
-    n, c, h, w, cout = case["shape"]
-    flat = torch.empty(n * h * w * c + 8, dtype=torch.float16, device="cuda")
-    shifted = flat.narrow(0, 1, n * h * w * c).view(n, h, w, c).permute(0, 3, 1, 2)  # channels-last, 2 bytes off
-    shifted.copy_(inputs[0])
-    dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=torch.float16, input_nhwc=True)
-    out = torch.full(dcn.out_shape, float("nan"), dtype=torch.float16, device="cuda")
-    try:
-        dcn(shifted, *inputs[1:], out)
-        refused = False
-    except RuntimeError as e:
-        refused = "cudaError 716" in str(e)
-    torch.cuda.synchronize()
-    ok = refused and bool(torch.isnan(out).all())
-    print(f"{'ok  ' if ok else 'FAIL'} refuses a misaligned NHWC input (cudaErrorMisalignedAddress), output untouched")
-    failures += not ok
+    for which in (0, 3):  # the input, the weight
+        t = inputs[which]
+        n_, c_, h_, w_ = t.shape
+        flat = torch.empty(t.numel() + 8, dtype=torch.float16, device="cuda")
+        shifted = flat.narrow(0, 1, t.numel()).view(n_, h_, w_, c_).permute(0, 3, 1, 2)  # channels-last, 2 bytes off
+        shifted.copy_(t)
+        args_ = list(inputs)
+        args_[which] = shifted
+        n, c, h, w, cout = case["shape"]
+        dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=torch.float16, input_nhwc=which == 0,
+                             weight_nhwc=which == 3)
+        out = torch.full(dcn.out_shape, float("nan"), dtype=torch.float16, device="cuda")
+        try:
+            dcn(*args_, out)
+            refused = False
+        except RuntimeError as e:
+            refused = "cudaError 716" in str(e)
+        torch.cuda.synchronize()
+        ok = refused and bool(torch.isnan(out).all())
+        print(f"{'ok  ' if ok else 'FAIL'} refuses a misaligned channels-last {('input', '', '', 'weight')[which]} "
+              f"(cudaErrorMisalignedAddress), output untouched")
+        failures += not ok
+    # the warpgroup kernel reads a channels-last weight as it lies: its workspace has no room for a packed copy
+    for mode, dtype, tf32 in modes[:2]:
+        for shape in BASELINE:
+            n, c, h, w, cout = shape
+            lin, cl = (dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32, weight_nhwc=f)
+                       for f in (False, True))
+            packed = c * 9 * ((cout + 127) // 128 * 128) * dtype.itemsize  # the pack's size (output rows padded to 128)
+            want = lin.ws_bytes - (packed + 255) // 256 * 256 if lin.plan.startswith("warpgroup") else lin.ws_bytes
+            ok = cl.ws_bytes == want
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {mode} {shape} workspace with the weight channels-last: {cl.ws_bytes} "
+                  f"bytes (linear {lin.ws_bytes}, expected {want}) [{lin.plan}]")
     worst = {m: max((r[3] for r in rows if r[1] == m), default=0) for m, _, _ in modes}
     print(f"SUMMARY: {len(rows)} kernel runs, {failures} failures; worst rel error vs float64: "
           + ", ".join(f"{m}={v:.2e} (tol {TOL[m]:.0e})" for m, v in worst.items()))

@@ -2,7 +2,9 @@
 //
 //   M = output pixels, N = output channels, K = taps * input channels (per conv group).
 //   1. prep kernel (one launch): input NCHW -> NHWC in workspace (so each bilinear corner is one 16-byte
-//      channel vector), weight packed for the main kernel.
+//      channel vector), weight packed for the main kernel. Neither where the plugin is handed the tensor
+//      channels-last (DCNv2Params::inputNHWC / weightNHWC): the input is read in place, and dcnWgKernel copies its
+//      weight stages straight from a channels-last weight; with both, there is no prep launch.
 //   2. main kernel: a block owns an 8 x 8 output-pixel patch x 64 (or 128) output channels and a range of K
 //      steps (split-K when the tile grid alone cannot fill the GPU). It first builds a shared table of the
 //      4 corner offsets and 4 weights (bilinear x mask) per (pixel, deformable group, tap) for the taps of its
@@ -10,7 +12,8 @@
 //      - dcnWgKernel (fp16 and TF32 with 16-byte vectors on compute capability 9.0, builds with sm_90a code): two
 //        warpgroups per block split the block's K steps (intra-block split-K, summed in shared memory at the end);
 //        each blends whole 128-byte channel lines into a swizzled shared A stage, its weight arrives by a bulk copy
-//        (TMA) or cp.async, and wgmma reads both from shared memory while the threads gather and blend the next steps.
+//        (TMA) or cp.async (a channels-last weight: by the TMA unit through a tensor map, which swizzles the rows),
+//        and wgmma reads both from shared memory while the threads gather and blend the next steps.
 //      - dcnRegKernel (fp16 and TF32 with 16-byte vectors, sm_80+ otherwise): no shared-memory A tile. Each
 //        warp gathers + blends its own 16 pixels straight into mma.sync A fragments (K permuted inside a step so
 //        a lane's fragment elements are one corner vector), B fragments come from a weight pre-packed in the same
@@ -30,6 +33,7 @@
 // docs/kernel.md has the design notes, the floor arithmetic and the measured times.
 #include "dcnv2Kernel.h"
 
+#include <cuda.h>  // CUtensorMap and its enums (types only: the encoder comes through cudaGetDriverEntryPoint)
 #include <cuda_fp16.h>
 #include <mma.h>
 // cuBLAS for the im2col tactic: its headers at build time where the toolkit has them, the library loaded at run
@@ -115,6 +119,7 @@ struct Geometry {
   int Cin_g, Cout_g, Cdg, KK, M, HoWo, chunksPerTap, Kpad, nChunks, splits, chunksPerSplit, tilesN, tilesX, tilesY;
   int nSteps, ntPad;  // register-fragment kernel: K steps per tap, packed n-tiles per group
   int outNHWC;        // DCNv2Params::outputNHWC: the output (and the split-K partials) channels-last
+  int wKRSC;          // DCNv2Params::weightNHWC: the weight [Cout][kh][kw][Cin_g]
 };
 
 // Sampling record of one (tap, deformable group, pixel): 4 NHWC base offsets (channel 0) and 4 weights that
@@ -144,6 +149,14 @@ template <typename T> struct MainArgs {
   T* __restrict__ out;
   float* __restrict__ acc;
   Geometry g;
+};
+
+// The warpgroup kernel's second parameter: where it reads a channels-last weight as it lies (DIRECT, v24; wpack is
+// then the weight itself), the weight's tensor map for the bulk-copy configurations; else nothing, so the linear-weight
+// kernels keep v23's code (a runtime switch cost them 0.2-0.7 us, H100).
+template <bool DIRECT> struct WeightMap {};
+template <> struct WeightMap<true> {
+  CUtensorMap map;  // read by the TMA unit from the kernel's parameter space (hence __grid_constant__)
 };
 
 // Shared bytes of the A/B double buffers (also holding the C staging tile) for one kernel variant.
@@ -914,10 +927,13 @@ __host__ __device__ constexpr int wgGroupBytes(int bn, int ahead, int wide) {
 // Where a step's weight arrives by one bulk copy (v21): the configurations with one step of look-ahead, where it
 // measured faster (H100, v19 side by side in balanced order: 1,256,32,32->64 TF32 11.8 -> 11.4 us, the 8-image batch
 // 1-2 %); the two-step configuration was 0.0-0.3 us slower with it and keeps cp.async.
-__host__ __device__ constexpr bool wgBulkB(int ahead) { return ahead == 1; }
+// A channels-last weight (v24) always arrives so, by the tensor map: its rows are not one contiguous piece.
+__host__ __device__ constexpr bool wgBulkB(int ahead, bool direct) { return ahead == 1 || direct; }
 constexpr int kWgBarMax = 64;  // their mbarriers: 8 bytes per B stage, at most 2 warpgroups x 3 stages
 // Shared memory for those mbarriers, with 8 bytes to align them (the kernel and the host's sizing both use this).
-__host__ __device__ constexpr int wgBarBytes(int ahead) { return wgBulkB(ahead) ? 8 + kWgBarMax : 0; }
+__host__ __device__ constexpr int wgBarBytes(int ahead, bool direct) {
+  return wgBulkB(ahead, direct) ? 8 + kWgBarMax : 0;
+}
 
 #ifdef CENTERNET_DCN_WGMMA
 // Next step of a warpgroup's cursor (tap t inner, channel step cs outer), `by` steps on, without divisions.
@@ -957,6 +973,19 @@ __device__ __forceinline__ void bulkCopy(uint32_t dst, void const* src, uint32_t
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
                ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+// A 4-d box of the weight's tensor map (v24: [group][Cout_g][tap][Cin_g], box 1 x BN x 1 x one 128-byte row) into a
+// B stage, swizzled by the TMA unit as the stage's 128-byte layout wants, zeros outside the tensor; the caller has set
+// the barrier's expected bytes.
+__device__ __forceinline__ void tensorCopy4d(uint32_t dst, CUtensorMap const* map, int c, int t, int n, int grp,
+    uint32_t bar) {
+  asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+               " [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+               ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c), "r"(t), "r"(n), "r"(grp), "r"(bar)
+               : "memory");
+}
+__device__ __forceinline__ void mbarExpect(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
 __device__ __forceinline__ void mbarWait(uint32_t bar, uint32_t parity) {
   asm volatile("{\n.reg .pred p;\nWAIT:\n"
@@ -1030,8 +1059,9 @@ __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint3
 // WIDE = 2 (TF32, v11): a step is one tap x 256 bytes of channels (two 128-byte rows, two A and B sub-stages, 8
 // wgmma), so the per-step work (sampling-record reads, barrier, waits, fences, addresses) is spread over twice the
 // channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
-template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE>
-__global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T> a) {
+template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT>
+__global__ void __launch_bounds__(kWgThreads * KG, MINB)
+    dcnWgKernel(MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
 #ifndef CENTERNET_DCN_WGMMA
   __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
 #else
@@ -1045,14 +1075,14 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
   constexpr int kStageB = wgStageB<BN>();   // one 128-byte row of K: the packed weight's step
   constexpr int kStageA = WIDE * kWgStageA;
   constexpr int kGroupBytes = wgGroupBytes(BN, AHEAD, WIDE);
-  constexpr bool kBulkB = wgBulkB(AHEAD);
+  constexpr bool kBulkB = wgBulkB(AHEAD, DIRECT);
   static_assert(!kBulkB || KG * kStagesB * 8 <= kWgBarMax, "the B stages' mbarriers must fit their shared memory");
   constexpr int kBChunks = WIDE * kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step (cp.async)
   static_assert(size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "a C partial must fit in its warpgroup's stages");
   extern __shared__ __align__(128) unsigned char smemRaw[];
   uint32_t const rawAddr = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
   uint32_t const sBars = (rawAddr + 7u) & ~7u;  // mbarriers first, outside the stages that the C partials reuse
-  uint32_t const sBase = (sBars + wgBarBytes(AHEAD) + 1023u) & ~1023u;  // swizzle atoms are 1024-byte aligned
+  uint32_t const sBase = (sBars + wgBarBytes(AHEAD, DIRECT) + 1023u) & ~1023u;  // swizzle atoms are 1024-byte aligned
   unsigned char* const smem = smemRaw + (sBase - rawAddr);
   SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + KG * kGroupBytes);
 
@@ -1135,7 +1165,16 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB) dcnWgKernel(MainArgs<T>
     char const* src = wg + (size_t(bT) * g.nSteps + WIDE * bCs) * kStageB;
     uint32_t const dst = sB + stage * (WIDE * kStageB);
     if constexpr (kBulkB) {
-      if (issue && lt == 0) bulkCopy(dst, src, WIDE * kStageB, bars + stage * 8);
+      if (issue && lt == 0) {
+        if constexpr (DIRECT) {  // WIDE boxes of one 128-byte row each (the swizzle's limit), the barrier counting all
+          mbarExpect(bars + stage * 8, WIDE * kStageB);
+#pragma unroll
+          for (int h = 0; h < WIDE; ++h)
+            tensorCopy4d(dst + h * kStageB, &wmap.map, (WIDE * bCs + h) * STEPC, bT, nb * BN, grp, bars + stage * 8);
+        } else {
+          bulkCopy(dst, src, WIDE * kStageB, bars + stage * 8);
+        }
+      }
     } else {
       if (issue)
 #pragma unroll
@@ -1248,6 +1287,11 @@ template <typename T> struct PrepArgs {
   size_t packElems;
   int vecTrans;  // 16-byte transpose path (see dcnPrepKernel)
   int weight16;  // weight 16-byte aligned (vector loads in the wgmma pack)
+  // element (output row co of all groups, input channel c of the group, tap t) of the weight, linear or (KRSC: the
+  // weight channels-last, DCNv2Params::weightNHWC) [Cout][KK][Cin_g]
+  template <bool KRSC> __device__ size_t wAt(int co, int c, int t) const {
+    return KRSC ? (size_t(co) * KK + t) * Cin_g + c : (size_t(co) * Cin_g + c) * KK + t;
+  }
 };
 
 constexpr int kPrepThreads = 256;
@@ -1255,8 +1299,10 @@ constexpr int kTransC16 = 64;   // fp16 register transpose: channels x positions
 constexpr int kTransS16 = 256;
 
 // REGT (fp16 only, large inputs): the transpose moves 8 x 8 tiles through registers (first branch below).
-template <typename T, bool REGT = false>
+// KRSC: the weight channels-last (packed for the kernels that do not read it directly).
+template <typename T, bool REGT = false, bool KRSC = false>
 __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
+  auto const wAt = [&](int co, int c, int t) { return a.template wAt<KRSC>(co, c, t); };
   constexpr int kTS = 64;                     // vector transpose tile: 64 positions x kTC channels (8 KB)
   constexpr int kVE = 16 / int(sizeof(T));    // elements per 16-byte vector
   constexpr int kTC = 128 / int(sizeof(T));
@@ -1383,12 +1429,13 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
         unsigned const grp = r / unsigned(a.tilesN);
         int const co = int(nb * a.bn + n);
         int const c0 = int(cs * 8 * V + ((pc ^ (n & 7u)) * V));
-        T const* src = a.weight + ((size_t(grp) * a.Cout_g + co) * a.Cin_g + c0) * a.KK;
+        int const row = int(grp) * a.Cout_g + co;
+        T const* src = a.weight + wAt(row, c0, 0);
         Pack<T, V>* dst = reinterpret_cast<Pack<T, V>*>(a.wpack) +
                           (((size_t(grp) * a.tilesN + nb) * a.KK * a.nSteps + cs) * a.bn + n) * 8 + pc;
         size_t const tapStride = size_t(a.nSteps) * a.bn * 8;  // chunks between consecutive taps
         bool const valid = co < a.Cout_g && c0 < a.Cin_g;  // Cin_g is a multiple of V on this path
-        if (a.KK == 9 && a.weight16) {
+        if (a.KK == 9 && a.weight16 && !KRSC) {
           // 3x3 (every CenterNet layer): the V x 9 source weights are 9 contiguous 16-byte vectors, loaded at once
           // (the generic loop below waits for each tap's loads in turn)
           uint4 raw[9];
@@ -1413,7 +1460,7 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
 #pragma unroll
           for (int e = 0; e < V; ++e) {
             T w = T(0.f);
-            if (valid) w = src[e * a.KK + t];
+            if (valid) w = a.weight[wAt(row, c0 + e, t)];
             if constexpr (std::is_same<T, float>::value) w = __uint_as_float(tf32Bits(w));
             v.v[e] = w;
           }
@@ -1437,7 +1484,7 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
         unsigned const grp = r / unsigned(a.nSteps);
         int const co = int(nt * 8 + lane / 4);
         int const c0 = int(cs * 4 * V + (lane % 4) * V);
-        T const* src = a.weight + ((size_t(grp) * a.Cout_g + co) * a.Cin_g + c0) * a.KK;
+        int const row = int(grp) * a.Cout_g + co;
         Pack<T, V>* dst = reinterpret_cast<Pack<T, V>*>(a.wpack) +
                           ((size_t(grp) * a.KK * a.nSteps + cs) * a.ntPad + nt) * 32 + lane;
         size_t const tapStride = size_t(a.nSteps) * a.ntPad * 32;  // vectors between consecutive taps
@@ -1446,7 +1493,7 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
 #pragma unroll
           for (int e = 0; e < V; ++e) {
             T w = T(0.f);
-            if (co < a.Cout_g && c0 + e < a.Cin_g) w = src[e * a.KK + t];
+            if (co < a.Cout_g && c0 + e < a.Cin_g) w = a.weight[wAt(row, c0 + e, t)];
             if constexpr (std::is_same<T, float>::value) {
               if (a.fragTF32) w = __uint_as_float(tf32Bits(w));
             }
@@ -1457,14 +1504,14 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
       }
       return;
     }
-    // wpack[co][t][c] (c padded to Kpad with zeros) from weight[co][c][t]
+    // wpack[co][t][c] (c padded to Kpad with zeros) from weight[co][c][t] (or weight[co][t][c])
     unsigned const total = unsigned(a.Cout) * a.KK * a.Kpad;
     if (i < total) {
       unsigned const c = i % unsigned(a.Kpad);
       unsigned const r = i / unsigned(a.Kpad);
       unsigned const t = r % unsigned(a.KK);
       unsigned const co = r / unsigned(a.KK);
-      a.wpack[i] = c < unsigned(a.Cin_g) ? a.weight[(size_t(co) * a.Cin_g + c) * a.KK + t] : T(0.f);
+      a.wpack[i] = c < unsigned(a.Cin_g) ? a.weight[wAt(int(co), int(c), int(t))] : T(0.f);
     }
     return;
   }
@@ -1533,8 +1580,8 @@ __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __rest
 // ---- the im2col tactic (DCNv2Algo::kIm2colGemm, v15; needs cuBLAS) ----
 // The layer as torchvision and TensorRT's own plugin compute it: the prep kernel's NHWC copy (no weight pack), one
 // kernel that samples every (pixel, tap, channel) once into a column matrix col[pixel][c * KK + tap] (the weight's
-// own K order, so the GEMM reads the weight as it lies), then a cuBLAS GEMM per conv group over the images of a
-// chunk (strided batched). The bias is written into the output first and the GEMM adds to it (beta = 1). Faster
+// own K order, so the GEMM reads the weight as it lies; tap * Cin_g + c for a channels-last weight), then a cuBLAS
+// GEMM per conv group over the images of a chunk (strided batched). The bias is written into the output first and the GEMM adds to it (beta = 1). Faster
 // than the fused kernel where the weight is large or the tile grid leaves SMs idle (docs/kernel.md, v15);
 // TensorRT times both and keeps the faster one per layer.
 template <typename T> struct ColArgs {
@@ -1629,6 +1676,20 @@ __global__ void __launch_bounds__(colThreads<T>()) dcnIm2colKernel(ColArgs<T> a)
       run[e * KK + t] = s;
     }
   }
+  if (g.wKRSC) {
+    // the weight channels-last (v24): col[pixel][group's K in its order: tap * Cin_g + channel], so the GEMM still
+    // reads the weight as it lies; a thread's KK vectors go straight out (per tap, a warp's are contiguous)
+    if (!live) return;
+    T* dst = a.col + size_t(m) * g.C * KK + size_t(c0 / g.Cin_g) * g.Cin_g * KK + c0 % g.Cin_g;
+#pragma unroll
+    for (int t = 0; t < KK; ++t) {
+      Pack<T, VEC> o;
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) o.v[e] = Tr::fromF(run[e * KK + t]);
+      *reinterpret_cast<Pack<T, VEC>*>(dst + size_t(t) * g.Cin_g) = o;
+    }
+    return;
+  }
   // the warp's runs are one contiguous piece of col: stage them, then store 512-byte rows
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   uint4* st = stage[warp];
@@ -1687,14 +1748,17 @@ struct Layout {
   size_t inBytes, wBytes, accBytes, total;
 };
 
-template <typename T> Layout layoutOf(DCNv2Params const& p, int splits) {
+// packW = false: the weight is read as it lies (the warpgroup kernel with the weight channels-last), no room for a
+// packed copy.
+template <typename T> Layout layoutOf(DCNv2Params const& p, int splits, bool packW) {
   int const Cin_g = p.inChannels / p.groups;
   int const BK = bkOf<T>();
   int const Kpad = (Cin_g + BK - 1) / BK * BK;
   Layout l;
   l.inBytes = p.inputNHWC ? 0 : alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
   size_t const rowBytes = size_t(p.outChannels) * p.kernelH * p.kernelW * Kpad * sizeof(T);
-  l.wBytes = alignUp(std::max({rowBytes, fragPackElems<T>(p) * sizeof(T), wgPackElems<T>(p) * sizeof(T)}), kAlign);
+  size_t const packBytes = std::max({rowBytes, fragPackElems<T>(p) * sizeof(T), wgPackElems<T>(p) * sizeof(T)});
+  l.wBytes = packW ? alignUp(packBytes, kAlign) : 0;
   // split-K: one fp32 partial output per split, summed in a fixed order by the finalize pass
   l.accBytes = splits > 1 ? alignUp(size_t(splits) * p.batch * p.outChannels * p.outHeight * p.outWidth * sizeof(float), kAlign) : 0;
   l.total = l.inBytes + l.wBytes + l.accBytes;
@@ -1804,16 +1868,17 @@ constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2,
 constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
 // Dynamic shared memory of the stages: the B stages' mbarriers where the weight arrives by bulk copy, 1 KB of slack to
 // align the stages to the 1024-byte swizzle atom, then one set of stages per warpgroup (the sampling table follows).
-template <int BN> size_t wgTileBytesOf(WgConfig c) {
-  return 1024 + wgBarBytes(c.ahead) + size_t(c.kg) * wgGroupBytes(BN, c.ahead, c.wide);
+template <int BN> size_t wgTileBytesOf(WgConfig c, bool direct) {
+  return 1024 + wgBarBytes(c.ahead, direct) + size_t(c.kg) * wgGroupBytes(BN, c.ahead, c.wide);
 }
 
 #ifdef CENTERNET_DCN_SM90A
-template <typename T, int BN, int CFG>
-cudaError_t launchWg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
+template <typename T, int BN, int CFG, bool DIRECT>
+cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid, size_t smemBytes, bool pdl,
+    cudaStream_t stream) {
   constexpr WgConfig c = kWgConfigs[CFG];
-  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide>;
-  smemBytes += wgTileBytesOf<BN>(c);
+  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT>;
+  smemBytes += wgTileBytesOf<BN>(c, DIRECT);
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
   if (e != cudaSuccess) return e;
   // Shared memory only for the resident blocks (MINB, the register limit): the rest of the unified L1 stays cache
@@ -1824,21 +1889,60 @@ cudaError_t launchWg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaS
     e = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
     if (e != cudaSuccess) return e;
   }
-  return launchPDL(kern, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args);
+  return launchKernel(pdl, kern, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
 }
 
-template <typename T, int BN>
-cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
+template <typename T, int BN, bool DIRECT>
+cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid,
+    size_t smemBytes, bool pdl, cudaStream_t stream) {
   switch (cfg) {
-    case 0: return launchWg<T, BN, 0>(args, grid, smemBytes, stream);
+    case 0: return launchWg<T, BN, 0>(args, wmap, grid, smemBytes, pdl, stream);
     case 1:
-      if constexpr (BN == 64) return launchWg<T, BN, 1>(args, grid, smemBytes, stream);
+      if constexpr (BN == 64) return launchWg<T, BN, 1>(args, wmap, grid, smemBytes, pdl, stream);
       else return cudaErrorInvalidValue;  // wgConfigOf never picks it
     case 3:
-      if constexpr (std::is_same<T, float>::value) return launchWg<T, BN, 3>(args, grid, smemBytes, stream);
+      if constexpr (std::is_same<T, float>::value) return launchWg<T, BN, 3>(args, wmap, grid, smemBytes, pdl, stream);
       else return cudaErrorInvalidValue;  // planOf never picks it
-    default: return launchWg<T, BN, 2>(args, grid, smemBytes, stream);
+    default: return launchWg<T, BN, 2>(args, wmap, grid, smemBytes, pdl, stream);
   }
+}
+
+// The tensor map of a channels-last weight for the warpgroup kernel's bulk-copy configurations (v24): the weight as
+// [group][Cout_g][tap][Cin_g], boxes of one 128-byte row of channels x 1 tap x bn output channels, 128-byte swizzle
+// (the B stage's layout), zeros outside (rows past Cout_g, channels past Cin_g: what the pack would write). The
+// encoder is the driver's, found through the runtime (the library links no libcuda).
+using TensorMapEncoder = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, cuuint64_t const*,
+    cuuint64_t const*, cuuint32_t const*, cuuint32_t const*, CUtensorMapInterleave, CUtensorMapSwizzle,
+    CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+TensorMapEncoder tensorMapEncoder() {
+  static TensorMapEncoder const encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+#if CUDART_VERSION >= 12050
+    cudaError_t const e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
+        &found);
+#else
+    cudaError_t const e = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &fn, cudaEnableDefault, &found);
+#endif
+    return e == cudaSuccess && found == cudaDriverEntryPointSuccess ? reinterpret_cast<TensorMapEncoder>(fn) : nullptr;
+  }();
+  return encode;
+}
+
+template <typename T> cudaError_t weightTensorMap(Geometry const& g, int bn, T const* weight, CUtensorMap* map) {
+  TensorMapEncoder const encode = tensorMapEncoder();
+  if (encode == nullptr) return cudaErrorNotSupported;  // a driver older than CUDA 12 (it could not run sm_90a)
+  constexpr cuuint32_t kE = sizeof(T);
+  cuuint64_t const dims[4] = {cuuint64_t(g.Cin_g), cuuint64_t(g.KK), cuuint64_t(g.Cout_g), cuuint64_t(g.groups)};
+  cuuint64_t const strides[3] = {cuuint64_t(g.Cin_g) * kE, cuuint64_t(g.KK) * g.Cin_g * kE,
+                                 cuuint64_t(g.Cout_g) * g.KK * g.Cin_g * kE};  // bytes, dims 1..3
+  cuuint32_t const box[4] = {cuuint32_t(kWgRowBytes / kE), 1, cuuint32_t(bn), 1};
+  cuuint32_t const unit[4] = {1, 1, 1, 1};
+  CUresult const r = encode(map, std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                                : CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+      4, const_cast<T*>(weight), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 #endif
 
@@ -1861,6 +1965,7 @@ struct Plan {
   Geometry g;
   dim3 grid;
   bool vec, tf32, useReg, useWg, large;
+  bool directW;  // the warpgroup kernel reads a channels-last weight as it lies (no pack)
   int regNT, bn, wgCfg;
   int perSM;      // resident blocks per SM of the chosen kernel
   int maxSplits;  // the most K splits the heuristic gives any shape of this layer
@@ -1888,6 +1993,7 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   g.HoWo = g.Ho * g.Wo;
   g.M = g.N * g.HoWo;
   g.outNHWC = p.outputNHWC;
+  g.wKRSC = p.weightNHWC;
   int const BK = bkOf<T>();
   g.chunksPerTap = (g.Cin_g + BK - 1) / BK;
   g.Kpad = g.chunksPerTap * BK;
@@ -1908,7 +2014,9 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   long const wgBlocks = long(g.N) * ((g.Ho + kTH - 1) / kTH) * ((g.Wo + kTW - 1) / kTW) * g.groups *
                         ((g.Cout_g + wgBN - 1) / wgBN);
   auto wgBlockSmem = [&](int cfg) {
-    return (wgBN == 64 ? wgTileBytesOf<64>(kWgConfigs[cfg]) : wgTileBytesOf<128>(kWgConfigs[cfg])) + wgInfoBytes<T>(p);
+    WgConfig const c = kWgConfigs[cfg];
+    bool const direct = p.weightNHWC;  // (72 bytes of mbarriers more where it takes the warpgroup kernel)
+    return (wgBN == 64 ? wgTileBytesOf<64>(c, direct) : wgTileBytesOf<128>(c, direct)) + wgInfoBytes<T>(p);
   };
   int constexpr kWideC = 2 * 8 * Traits<T>::kVec;  // channels of a 256-byte step
   bool const wideOk = !std::is_same<T, __half>::value && g.Cin_g % kWideC == 0 && (g.dg == 1 || g.Cdg % kWideC == 0);
@@ -1920,6 +2028,7 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   // (the shared-memory tile kernel's 128-channel tiles: fp16 only; its TF32 build runs only as benchmark variant 1)
   bool const tileLarge = vec && std::is_same<T, __half>::value && g.Cout_g > 64 && fitsLarge;
   int const bn = pl.bn = useWg ? wgBN : useReg ? regNT * 8 : tileLarge ? kBNLarge : kBNSmall;
+  pl.directW = useWg && p.weightNHWC;
   g.nSteps = useWg ? wgSteps<T>(p) : fragSteps<T>(p);
   g.ntPad = fragNTPad(p);
   if (useReg) g.nChunks = g.KK * g.nSteps / (useWg ? kWgConfigs[wgCfg].wide : 1);
@@ -1963,7 +2072,7 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
 constexpr long kWorkspaceSMs = 160;
 template <typename T> size_t fusedWorkspace(DCNv2Params const& p) {
   Plan const pl = planOf<T>(p);
-  Layout const l = layoutOf<T>(p, pl.g.splits);
+  Layout const l = layoutOf<T>(p, pl.g.splits, !pl.directW);
   size_t const outBytes = size_t(p.batch) * p.outChannels * p.outHeight * p.outWidth * sizeof(float);
   size_t const wave = size_t(kWorkspaceSMs) * pl.perSM * kBM * pl.bn * sizeof(float);  // one wave of partial tiles
   size_t const acc = pl.maxSplits > 1 ? alignUp(std::min(wave, size_t(pl.maxSplits) * outBytes), kAlign) : 0;
@@ -1995,10 +2104,12 @@ template <typename T> PrepArgs<T> transposeArgs(Geometry const& g, T const* inpu
   return pa;
 }
 
-template <typename T> cudaError_t launchPrep(PrepArgs<T> const& pa, bool regTrans, cudaStream_t stream) {
-  auto prep = dcnPrepKernel<T>;
+// krsc: the weight channels-last (DCNv2Params::weightNHWC), for the pack blocks
+template <typename T>
+cudaError_t launchPrep(PrepArgs<T> const& pa, bool regTrans, bool krsc, cudaStream_t stream) {
+  auto prep = krsc ? dcnPrepKernel<T, false, true> : dcnPrepKernel<T>;
   if constexpr (std::is_same<T, __half>::value)
-    if (regTrans) prep = dcnPrepKernel<T, true>;
+    if (regTrans) prep = krsc ? dcnPrepKernel<T, true, true> : dcnPrepKernel<T, true>;
   if (pa.transBlocks + pa.packBlocks == 0) return cudaSuccess;  // im2col tactic on an NHWC input: nothing to do
   prep<<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
   return cudaGetLastError();
@@ -2130,7 +2241,7 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
   bool regTrans = false;
   // no pack: the GEMM reads the weight as it lies
   PrepArgs<T> pa = transposeArgs<T>(g, input, p.inputNHWC ? nullptr : reinterpret_cast<T*>(ws), regTrans);
-  cudaError_t e = launchPrep(pa, regTrans, stream);
+  cudaError_t e = launchPrep(pa, regTrans, false, stream);
   if (e != cudaSuccess) return e;
 
   // SetWorkspace after SetStream, which resets it; the workspace keeps cuBLAS from allocating (graph capture)
@@ -2185,14 +2296,17 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   if (workspace == nullptr || !input || !offset || !mask || !weight || !output) return cudaErrorInvalidValue;
   // read in place with the 16-byte vector loads our own NHWC copy gets
   if (p.inputNHWC && reinterpret_cast<uintptr_t>(input) % 16 != 0) return cudaErrorMisalignedAddress;
+  // (the warpgroup kernel's 16-byte copies and tensor map; every path asks it, so no layout works on one GPU only)
+  if (p.weightNHWC && reinterpret_cast<uintptr_t>(weight) % 16 != 0) return cudaErrorMisalignedAddress;
   Plan pl = planOf<T>(p);
   if (algo == DCNv2Algo::kIm2colGemm)
     return colUnsupported<T>(p) ? cudaErrorInvalidValue
                                 : forwardColT<T>(p, pl.g, input, offset, mask, weight, bias, output, workspace,
                                       workspaceSize, stream, blas);
   // A workspace sized on another GPU (other SM count) may hold fewer partials: split less, never fail.
-  while (pl.g.splits > 1 && layoutOf<T>(p, pl.g.splits).total > workspaceSize) setSplits(pl, pl.g.splits - 1);
-  Layout const l = layoutOf<T>(p, pl.g.splits);
+  while (pl.g.splits > 1 && layoutOf<T>(p, pl.g.splits, !pl.directW).total > workspaceSize)
+    setSplits(pl, pl.g.splits - 1);
+  Layout const l = layoutOf<T>(p, pl.g.splits, !pl.directW);
   if (workspaceSize < l.total) return cudaErrorInvalidValue;
   Geometry const& g = pl.g;
   dim3 const grid = pl.grid;
@@ -2215,20 +2329,31 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   size_t const packTotal = pl.useWg ? size_t(g.groups) * g.tilesN * pl.bn * g.nSteps * 8
                            : useReg ? pa.packElems / ((16 / sizeof(T)) * g.KK)
                                     : size_t(g.Cout) * g.KK * g.Kpad;
-  pa.packBlocks = int((packTotal + kPrepThreads - 1) / kPrepThreads);
+  pa.packBlocks = pl.directW ? 0 : int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  cudaError_t e = launchPrep(pa, regTrans, stream);
+  cudaError_t e = launchPrep(pa, regTrans, p.weightNHWC && pa.packBlocks > 0, stream);
   if (e != cudaSuccess) return e;
+  // no prep kernel (input and weight channels-last): the main kernel is the call's first, launched in plain stream
+  // order (its sampling table reads the offsets and masks before gridDependencyWait)
+  bool const afterPrep = pa.transBlocks + pa.packBlocks > 0;
 
   MainArgs<T> ma;
-  ma.inNHWC = pa.inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = wpack; ma.bias = bias; ma.out = output;
-  ma.acc = acc; ma.g = g;
+  ma.inNHWC = pa.inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = pl.directW ? weight : wpack; ma.bias = bias;
+  ma.out = output; ma.acc = acc; ma.g = g;
   size_t const smem = pl.useWg ? wgInfoBytes<T>(p) : infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = pl.large;
   if (pl.useWg) {
 #ifdef CENTERNET_DCN_SM90A
-    e = pl.bn == 64 ? launchWgConfig<T, 64>(pl.wgCfg, ma, grid, smem, stream)
-                    : launchWgConfig<T, 128>(pl.wgCfg, ma, grid, smem, stream);
+    if (pl.directW) {
+      WeightMap<true> wm;  // (only the bulk-copy configurations read it; encoding it is host work)
+      e = weightTensorMap<T>(g, pl.bn, weight, &wm.map);
+      if (e == cudaSuccess)
+        e = pl.bn == 64 ? launchWgConfig<T, 64>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream)
+                        : launchWgConfig<T, 128>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream);
+    } else {
+      e = pl.bn == 64 ? launchWgConfig<T, 64>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream)
+                      : launchWgConfig<T, 128>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream);
+    }
 #endif
   } else if (useReg) {
     constexpr int kMode = std::is_same<T, __half>::value ? kModeHalf : kModeTF32;
@@ -2341,22 +2466,23 @@ centernet_trt::DCNv2Blas* gAbiBlas = nullptr;                          // loaded
 
 centernet_trt::DCNv2Params makeParams(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
-    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int inputNHWC, int outputNHWC) {
+    int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int inputNHWC, int outputNHWC,
+    int weightNHWC) {
   return centernet_trt::DCNv2Params{batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, kernelH,
       kernelW, strideH, strideW, padH, padW, dilationH, dilationW, groups, deformableGroups, allowTF32 != 0,
-      inputNHWC != 0, outputNHWC != 0};
+      inputNHWC != 0, outputNHWC != 0, weightNHWC != 0};
 }
 }  // namespace
 
 #define CENTERNET_DCN_FLAT_ARGS                                                                                     \
   batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, kernelH, kernelW, strideH, strideW, padH, \
-      padW, dilationH, dilationW, groups, deformableGroups, allowTF32, inputNHWC, outputNHWC
+      padW, dilationH, dilationW, groups, deformableGroups, allowTF32, inputNHWC, outputNHWC, weightNHWC
 
 extern "C" {
 int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
     int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW, int dilationH,
     int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC, int outputNHWC,
-    void const* input,
+    int weightNHWC, void const* input,
     void const* offset, void const* mask, void const* weight, void const* bias, void* output, void* workspace,
     size_t workspaceSize, void* stream) {
   return int(centernet_trt::dcnv2Forward(makeParams(CENTERNET_DCN_FLAT_ARGS),
@@ -2367,7 +2493,7 @@ int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth
 size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
-    int outputNHWC) {
+    int outputNHWC, int weightNHWC) {
   return centernet_trt::dcnv2WorkspaceSize(
       makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype), gAbiAlgo);
 }
@@ -2375,7 +2501,7 @@ size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, i
 char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
-    int outputNHWC) {
+    int outputNHWC, int weightNHWC) {
   return centernet_trt::dcnv2AlgoUnsupported(
       makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype), gAbiAlgo);
 }
@@ -2387,7 +2513,7 @@ void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVar
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
-    int outputNHWC) {
+    int outputNHWC, int weightNHWC) {
   thread_local std::string text;  // valid until this thread's next call
   text = centernet_trt::dcnv2PlanText(
       makeParams(CENTERNET_DCN_FLAT_ARGS), static_cast<centernet_trt::DCNv2DataType>(dtype));

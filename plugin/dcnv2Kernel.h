@@ -20,6 +20,11 @@ struct DCNv2Params {
   // The output written channels-last, [N][Ho][Wo][Cout] (kHWC, or kHWC8 where Cout % 8 == 0): the same values as NCHW
   // (the fused tactic: the same bits).
   bool outputNHWC;
+  // The weight given channels-last, [Cout][kh][kw][Cin/groups] (kHWC, or kHWC8 where Cin/groups % 8 == 0), 16-byte
+  // aligned: the warpgroup kernel copies its stages straight from it (no pack pass, no workspace for a packed copy);
+  // the other kernels pack it as they pack the linear one. fp16 and strict fp32: the same bits as the linear weight;
+  // TF32: the tensor cores read the weight's fp32 values (the pack would round them to TF32 first).
+  bool weightNHWC;
 };
 
 // Two algorithms (the plugin's TensorRT tactics; TensorRT times both at engine build and keeps the faster):
@@ -41,7 +46,8 @@ char const* dcnv2AlgoUnsupported(DCNv2Params const& p, DCNv2DataType type, DCNv2
 // Bytes of scratch the forward needs (the plugin declares it as TensorRT workspace; no allocation in enqueue).
 size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type, DCNv2Algo algo = DCNv2Algo::kFused);
 
-// All tensors NCHW contiguous (input and output channels-last where p.inputNHWC / p.outputNHWC), same type.
+// All tensors NCHW contiguous (input, output and weight channels-last where p.inputNHWC / outputNHWC / weightNHWC),
+// same type.
 // offset: [N, 2*dg*kh*kw, Ho, Wo] laid out like torchvision
 // (per deformable group, per tap: dy, dx); mask: [N, dg*kh*kw, Ho, Wo] (already sigmoid-ed); weight:
 // [Cout, Cin/groups, kh, kw]; bias: [Cout] (may be nullptr). All device work on `stream`.
@@ -71,24 +77,24 @@ inline int dcnv2OutSize(int in, int k, int stride, int pad, int dil) {
 }  // namespace centernet_trt
 
 extern "C" {
-// C ABI for Python ctypes tests/bench (same semantics as dcnv2Forward; dtype 0 = fp32, 1 = fp16; inputNHWC and
-// outputNHWC 0 / 1).
+// C ABI for Python ctypes tests/bench (same semantics as dcnv2Forward; dtype 0 = fp32, 1 = fp16; inputNHWC,
+// outputNHWC and weightNHWC 0 / 1).
 // Returns cudaError_t as int (cudaErrorInvalidValue when dcnv2CheckSupported rejects the params).
 int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
     int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW, int dilationH,
     int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC, int outputNHWC,
-    void const* input,
+    int weightNHWC, void const* input,
     void const* offset, void const* mask, void const* weight, void const* bias, void* output, void* workspace,
     size_t workspaceSize, void* stream);
 size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
-    int outputNHWC);
+    int outputNHWC, int weightNHWC);
 // Static message when unsupported, nullptr when supported.
 char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
-    int outputNHWC);
+    int outputNHWC, int weightNHWC);
 // Tuning hook (see dcnv2SetForcedSplits).
 void centernet_dcnv2_set_splits(int splits);
 void centernet_dcnv2_set_pdl(int enable);
@@ -98,7 +104,7 @@ void centernet_dcnv2_set_variant(int variant);
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
-    int outputNHWC);
+    int outputNHWC, int weightNHWC);
 // Algorithm of later calls in this process (0 = fused, 1 = im2col + cuBLAS, loading cuBLAS on first use): nullptr
 // when it can run, else the reason. forward / workspace_size / check_supported then answer for that algorithm.
 char const* centernet_dcnv2_set_algo(int algo);

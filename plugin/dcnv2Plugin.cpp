@@ -151,11 +151,12 @@ bool isSupportedType(DataType type)
     return type == DataType::kFLOAT || type == DataType::kHALF;
 }
 
-//! The input's and the output's formats: linear, or channels-last, which the kernel reads in place (no transpose
-//! pass) and writes directly, and which TensorRT's own fp16/fp32 convolutions around the layer often use, so no
-//! reformat is needed before or after it. kHWC8 pads C to a multiple of 8, so it is taken only where the channels
-//! already are one (the kernel's channel pitch is C); kHWC is TensorRT's fp32 channels-last format. Offset, mask,
-//! weight and bias are linear.
+//! The input's, the output's and the weight's formats: linear, or channels-last, which the kernel reads in place (no
+//! transpose pass) and writes directly, and which TensorRT's own fp16/fp32 convolutions around the layer often use,
+//! so no reformat is needed before or after it; a channels-last weight ([Cout][kh][kw][Cin/groups]) is what the
+//! warpgroup kernel's stages hold, copied straight from it with no pack pass. kHWC8 pads C to a multiple of 8, so
+//! it is taken only where the channels already are one (the kernel's channel pitch is C); kHWC is TensorRT's fp32
+//! channels-last format. Offset, mask and bias are linear.
 bool isSupportedIOFormat(DataType type, TensorFormat format, int64_t channels)
 {
     switch (format)
@@ -173,10 +174,11 @@ int64_t channelsOf(Dims const& dims)
 }
 
 //! Whether tensor `pos` (the inputs in order, then the output) may come in desc's format when the layer runs in
-//! `type`: the input and the output linear or channels-last, everything else linear.
+//! `type`: the input, the weight and the output linear or channels-last, offset, mask and bias linear.
 bool isSupportedFormatAt(int32_t pos, DataType type, PluginTensorDesc const& desc)
 {
-    bool const channelsLastAllowed = pos == DCNv2Plugin::kINPUT || pos == DCNv2Plugin::kNB_INPUTS;
+    bool const channelsLastAllowed
+        = pos == DCNv2Plugin::kINPUT || pos == DCNv2Plugin::kWEIGHT || pos == DCNv2Plugin::kNB_INPUTS;
     return channelsLastAllowed ? isSupportedIOFormat(type, desc.format, channelsOf(desc.dims))
                                : desc.format == TensorFormat::kLINEAR;
 }
@@ -383,8 +385,8 @@ int32_t DCNv2Plugin::getNbOutputs() const noexcept
     return kNB_OUTPUTS;
 }
 
-DCNv2Params DCNv2Plugin::makeParams(
-    Dims const* dims, DataType type, TensorFormat inputFormat, TensorFormat outputFormat) const
+DCNv2Params DCNv2Plugin::makeParams(Dims const* dims, DataType type, TensorFormat inputFormat,
+    TensorFormat outputFormat, TensorFormat weightFormat) const
 {
     int32_t const expectedRank[kNB_INPUTS] = {4, 4, 4, 4, 1};
     for (int32_t i = 0; i < kNB_INPUTS; ++i)
@@ -416,6 +418,7 @@ DCNv2Params DCNv2Plugin::makeParams(
     p.allowTF32 = mAllowTF32;
     p.inputNHWC = inputFormat != TensorFormat::kLINEAR;
     p.outputNHWC = outputFormat != TensorFormat::kLINEAR;
+    p.weightNHWC = weightFormat != TensorFormat::kLINEAR;
     if (p.kernelH < 1 || p.kernelW < 1 || p.outChannels < 1)
     {
         throw std::invalid_argument(
@@ -609,8 +612,8 @@ int32_t DCNv2Plugin::configurePlugin(
             {
                 throw std::invalid_argument(std::string(name) + " is " + typeName(desc.type) + " in format "
                     + std::to_string(static_cast<int32_t>(desc.format))
-                    + "; DCNv2 needs all tensors in one type (fp32 or fp16), linear format (the input and the output "
-                      "may also be kHWC8 in fp16 with their channels a multiple of 8, or kHWC in fp32)");
+                    + "; DCNv2 needs all tensors in one type (fp32 or fp16), linear format (the input, the weight and "
+                      "the output may also be kHWC8 in fp16 with their channels a multiple of 8, or kHWC in fp32)");
             }
         }
         // Check the profile's smallest and largest shapes: both are concrete even when N/H/W are dynamic.
@@ -632,7 +635,7 @@ int32_t DCNv2Plugin::configurePlugin(
             }
             if (concrete)
             {
-                largest = makeParams(dims, type, in[0].desc.format, out[0].desc.format);
+                largest = makeParams(dims, type, in[kINPUT].desc.format, out[0].desc.format, in[kWEIGHT].desc.format);
                 largestConcrete = bound == 1;
             }
         }
@@ -680,7 +683,8 @@ size_t DCNv2Plugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int3
             }
             DataType const type = inputs[0].desc.type;
             // (the output's layout changes no workspace byte)
-            DCNv2Params const p = makeParams(dims, type, inputs[0].desc.format, TensorFormat::kLINEAR);
+            DCNv2Params const p = makeParams(
+                dims, type, inputs[kINPUT].desc.format, TensorFormat::kLINEAR, inputs[kWEIGHT].desc.format);
             size = std::max(size, dcnv2WorkspaceSize(p, toKernelType(type), DCNv2Algo::kFused));
             // TensorRT may size the workspace before it picks a tactic: room for either
             if (mIm2colOffered || mTactic == kTACTIC_IM2COL)
@@ -748,7 +752,7 @@ int32_t DCNv2Plugin::onShapeChange(
         {
             dims[i] = in[i].dims;
         }
-        DCNv2Params const p = makeParams(dims, in[0].type, in[0].format, out[0].format);
+        DCNv2Params const p = makeParams(dims, in[0].type, in[kINPUT].format, out[0].format, in[kWEIGHT].format);
         Dims const& o = out[0].dims;
         if (o.nbDims != 4 || o.d[0] != p.batch || o.d[1] != p.outChannels || o.d[2] != p.outHeight
             || o.d[3] != p.outWidth)
@@ -808,7 +812,8 @@ int32_t DCNv2Plugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
         {
             return 0; // empty batch: nothing to write
         }
-        DCNv2Params const p = makeParams(dims, type, inputDesc[0].format, outputDesc[0].format);
+        DCNv2Params const p
+            = makeParams(dims, type, inputDesc[kINPUT].format, outputDesc[0].format, inputDesc[kWEIGHT].format);
         DCNv2DataType const kernelType = toKernelType(type);
         DCNv2Algo const algo = mTactic == kTACTIC_IM2COL ? DCNv2Algo::kIm2colGemm : DCNv2Algo::kFused;
         if (algo == DCNv2Algo::kIm2colGemm && !mBlas)

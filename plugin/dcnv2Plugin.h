@@ -91,9 +91,10 @@ public:
 private:
     //! Kernel parameters for concrete input shapes (dims[i] = dims of input i); throws std::invalid_argument naming
     //! the inconsistency if the shapes do not fit together or the kernel does not support them.
-    //! inputFormat / outputFormat: their layouts (kLINEAR, or channels-last kHWC8 / kHWC, read and written in place).
+    //! inputFormat / outputFormat / weightFormat: their layouts (kLINEAR, or channels-last kHWC8 / kHWC, read and
+    //! written in place).
     DCNv2Params makeParams(nvinfer1::Dims const* dims, nvinfer1::DataType type, nvinfer1::TensorFormat inputFormat,
-        nvinfer1::TensorFormat outputFormat) const;
+        nvinfer1::TensorFormat outputFormat, nvinfer1::TensorFormat weightFormat) const;
     //! cuBLAS for the im2col tactic, loaded now if it is not yet; throws std::runtime_error naming the fix if it
     //! cannot be (never called from enqueue: creating a handle allocates).
     void ensureBlas();

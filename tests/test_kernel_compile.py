@@ -90,8 +90,9 @@ def test_kernel_compiles_for_hopper(ptxas_report):
     assert sum("dcnRegKernel" in k for k in kernels) >= 4, kernels
     # the sm_90a warpgroup (wgmma) kernels, fp16 and TF32: the v8 one-warpgroup kernel (64- and 128-channel blocks),
     # the two-warpgroup configurations (64-channel: one and two steps of look-ahead; 128-channel: two), and TF32's
-    # 256-byte-step configuration (64- and 128-channel)
-    assert sum("dcnWgKernel" in k for k in kernels) == 12, kernels
+    # 256-byte-step configuration (64- and 128-channel); each twice: the packed weight, and a channels-last weight read
+    # as it lies (v24)
+    assert sum("dcnWgKernel" in k for k in kernels) == 24, kernels
     assert any("dcnPrepKernel" in k for k in kernels) and any("dcnFinalizeKernel" in k for k in kernels)
     # the im2col tactic's sampling kernel (fp16 and fp32), where cuBLAS headers were found
     if _cublas_include() or _toolkit_has_cublas():
@@ -136,15 +137,15 @@ def test_plan_text_names_the_launch(kernel_library):
 
     lib = ctypes.CDLL(str(kernel_library))
     lib.centernet_dcnv2_plan.restype = ctypes.c_char_p
-    lib.centernet_dcnv2_plan.argtypes = [ctypes.c_int] * 21
-    layer = [1, 512, 16, 16, 256, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]  # ..., groups, dg, TF32, fp16, NCHW
+    lib.centernet_dcnv2_plan.argtypes = [ctypes.c_int] * 22
+    layer = [1, 512, 16, 16, 256, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]  # ..., groups, dg, TF32, fp16, NCHW
     text = lib.centernet_dcnv2_plan(*layer).decode()
     if _cuda_device_present():  # the real card's plan: only its shape
         assert re.fullmatch(r"(warpgroup cfg \d|register|tile), \d+-channel tiles, \d+ per SM, \d+ tiles x \d+ K steps, "
                             r"\d+ split\(s\)", text), text
     else:
         assert text == "tile, 64-channel tiles, 2 per SM, 16 tiles x 72 K steps, 15 split(s)", text
-    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0, 0]  # 30 channels, groups 4
+    bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0, 0, 0]  # 30 channels, groups 4
     assert lib.centernet_dcnv2_plan(*bad) == b"unsupported"
 
 
@@ -185,11 +186,15 @@ def test_nhwc_input_needs_no_copy_in_the_workspace(kernel_library):
 
     lib = ctypes.CDLL(str(kernel_library))
     lib.centernet_dcnv2_workspace_size.restype = ctypes.c_size_t
-    lib.centernet_dcnv2_workspace_size.argtypes = [ctypes.c_int] * 21
+    lib.centernet_dcnv2_workspace_size.argtypes = [ctypes.c_int] * 22
     for n, c, h, w, cout, fp16 in [(1, 64, 128, 128, 64, 1), (2, 30, 9, 11, 16, 0), (8, 64, 128, 128, 64, 0)]:
         layer = [n, c, h, w, cout, h, w, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, fp16]
-        nchw, nhwc = (lib.centernet_dcnv2_workspace_size(*layer, flag, 0) for flag in (0, 1))
+        nchw, nhwc = (lib.centernet_dcnv2_workspace_size(*layer, flag, 0, 0) for flag in (0, 1))
         copy = n * c * h * w * (2 if fp16 else 4)
         assert nchw > 0 and nchw - nhwc == (copy + 255) // 256 * 256, (layer, nchw, nhwc)
         # the output's layout changes no workspace byte (split-K partials are as large either way)
-        assert lib.centernet_dcnv2_workspace_size(*layer, 1, 1) == nhwc
+        assert lib.centernet_dcnv2_workspace_size(*layer, 1, 1, 0) == nhwc
+        # a channels-last weight is copied straight into the stages only by the warpgroup kernel (sm_90a, on a
+        # Hopper GPU); the planner without a GPU picks a kernel that reads a packed weight, whose room stays
+        if not _cuda_device_present():
+            assert lib.centernet_dcnv2_workspace_size(*layer, 1, 1, 1) == nhwc
