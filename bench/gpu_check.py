@@ -268,27 +268,27 @@ def main() -> int:
     # (cudaErrorMisalignedAddress), the output untouched
     case = dict(shape=(1, 64, 20, 24, 64))
     inputs, cfg = make_inputs(case, torch.float16, gen)
-    for which in (0, 3):  # the input, the weight
+    for which, name in ((0, "input"), (3, "weight")):
         t = inputs[which]
         n_, c_, h_, w_ = t.shape
         flat = torch.empty(t.numel() + 8, dtype=torch.float16, device="cuda")
         shifted = flat.narrow(0, 1, t.numel()).view(n_, h_, w_, c_).permute(0, 3, 1, 2)  # channels-last, 2 bytes off
         shifted.copy_(t)
-        args_ = list(inputs)
-        args_[which] = shifted
+        misaligned = list(inputs)
+        misaligned[which] = shifted
         n, c, h, w, cout = case["shape"]
         dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=torch.float16, input_nhwc=which == 0,
                              weight_nhwc=which == 3)
         out = torch.full(dcn.out_shape, float("nan"), dtype=torch.float16, device="cuda")
         try:
-            dcn(*args_, out)
+            dcn(*misaligned, out)
             refused = False
         except RuntimeError as e:
             refused = "cudaError 716" in str(e)
         torch.cuda.synchronize()
         ok = refused and bool(torch.isnan(out).all())
-        print(f"{'ok  ' if ok else 'FAIL'} refuses a misaligned channels-last {('input', '', '', 'weight')[which]} "
-              f"(cudaErrorMisalignedAddress), output untouched")
+        print(f"{'ok  ' if ok else 'FAIL'} refuses a misaligned channels-last {name} (cudaErrorMisalignedAddress), "
+              "output untouched")
         failures += not ok
     # the warpgroup kernel reads a channels-last weight as it lies: its workspace has no room for a packed copy
     for mode, dtype, tf32 in modes[:2]:
