@@ -238,10 +238,10 @@ def main() -> None:
             sweep = " splits " + " ".join(parts)
         rows.append((shape, mode, offsets, ours, tv, floor, others, gemm, target, col_us, nhwc_us))
         producer = f" (after an offset-producing kernel of {produce_us:.1f} us, subtracted)" if args.producer else ""
+        layouts = " ".join(f"{name} {t:.1f} us (x{tv / t:.1f})"
+                           for name, t in zip(("NHWC in", "in+out", "in+weight", "all"), nhwc_us))
         print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us ({others or '-'}), torchvision {tv:.1f} us, "
-              f"x{tv / ours:.1f}, NHWC in {nhwc_us[0]:.1f} us (x{tv / nhwc_us[0]:.1f}) in+out {nhwc_us[1]:.1f} us "
-              f"(x{tv / nhwc_us[1]:.1f}) in+weight {nhwc_us[2]:.1f} us (x{tv / nhwc_us[2]:.1f}) all "
-              f"{nhwc_us[3]:.1f} us (x{tv / nhwc_us[3]:.1f}), im2col tactic {'-' if col_us is None else f'{col_us:.1f} us'}, "
+              f"x{tv / ours:.1f}, {layouts}, im2col tactic {'-' if col_us is None else f'{col_us:.1f} us'}, "
               f"floor {floor:.1f} us, "
               f"/floor {ours / floor:.1f}, im2col GEMM alone {gemm:.1f} us, "
               f"target {target:.1f} us; {eager};{sweep}{producer} [{dcn.plan}]", flush=True)
