@@ -15,11 +15,13 @@ Context column "GEMM": cuBLAS (torch.mm, same timing) on the dense product torch
 (Cout x 9C) @ (9C x N*H*W), in the row's precision (TF32 for "tf32"): what a plain GEMM of the layer's size costs here,
 next to the issue's target time (torchvision / 5 in fp16, / 3 in fp32).
 Column "im2col": the plugin's second TensorRT tactic (im2col + cuBLAS GEMM, DCNv2Algo::kIm2colGemm) where cuBLAS
-loads, timed the same way; TensorRT times both tactics at engine build and keeps the faster, so "best" is the
-speed-up an engine gets from the faster of the two.
+loads, timed the same way, on NCHW tensors and (in brackets) with the input channels-last (no transpose pass);
+TensorRT times both tactics at engine build and keeps the faster, so "best" is the speed-up an engine gets from the
+faster of the two on NCHW tensors.
 Column "NHWC": ours with channels-last tensors, as in an engine where TensorRT hands the plugin kHWC8 (fp16) / kHWC
 (fp32) tensors: the input alone (read in place, no transpose pass) / input and output / input and weight (the
-weight's stages copied straight from it, no pack pass) / all three; torchvision's time stays the NCHW one.
+weight's stages copied straight from it, no pack pass) / all three, and in brackets the best speed-up of any
+channels-last run, the tactic's included; torchvision's time stays the NCHW one.
 """
 from __future__ import annotations
 
@@ -191,17 +193,19 @@ def main() -> None:
             out = torch.empty(dv.out_shape, dtype=dtype, device="cuda")
             times[v] = timed(lambda: dv(x, off, mask, weight, bias, out), args.calls, args.reps)
         lib.centernet_dcnv2_set_variant(variants[0])  # the variant is read at each call: the default one from here on
-        col_us = None
+        x_nhwc = x.contiguous(memory_format=torch.channels_last)
+        col_us = None  # the tactic on the NCHW input, and on the input channels-last (no transpose pass)
         if not args.no_im2col and lib.centernet_dcnv2_set_algo(1) is None:  # tactic 1, where cuBLAS loads
             try:
-                dc = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
-                out = torch.empty(dc.out_shape, dtype=dtype, device="cuda")
-                col_us = timed(lambda: dc(x, off, mask, weight, bias, out), args.calls, args.reps)
+                col_us = []
+                for nhwc, xin in ((False, x), (True, x_nhwc)):
+                    dc = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32, input_nhwc=nhwc)
+                    out = torch.empty(dc.out_shape, dtype=dtype, device="cuda")
+                    col_us.append(timed(lambda: dc(xin, off, mask, weight, bias, out), args.calls, args.reps))
             except ValueError:  # the tactic does not take this layer
-                pass
+                col_us = None
             finally:
                 lib.centernet_dcnv2_set_algo(0)
-        x_nhwc = x.contiguous(memory_format=torch.channels_last)
         w_nhwc = weight.contiguous(memory_format=torch.channels_last)
         nhwc_us = []
         for out_nhwc, wt_nhwc in ((False, False), (True, False), (False, True), (True, True)):
@@ -241,22 +245,25 @@ def main() -> None:
         layouts = " ".join(f"{name} {t:.1f} us (x{tv / t:.1f})"
                            for name, t in zip(("NHWC in", "in+out", "in+weight", "all"), nhwc_us))
         print(f"{n},{c},{h},{w}->{cout} {mode} {offsets}: ours {ours:.1f} us ({others or '-'}), torchvision {tv:.1f} us, "
-              f"x{tv / ours:.1f}, {layouts}, im2col tactic {'-' if col_us is None else f'{col_us:.1f} us'}, "
+              f"x{tv / ours:.1f}, {layouts}, im2col tactic "
+              f"{'-' if col_us is None else f'{col_us[0]:.1f} us, NHWC in {col_us[1]:.1f} us'}, "
               f"floor {floor:.1f} us, "
               f"/floor {ours / floor:.1f}, im2col GEMM alone {gemm:.1f} us, "
               f"target {target:.1f} us; {eager};{sweep}{producer} [{dcn.plan}]", flush=True)
     print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = TF32 MMA"
           f"{'; each call after an offset-producing kernel, its time subtracted' if args.producer else ''})")
-    print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | im2col | best "
-          "| floor | ours/floor | GEMM | target | NHWC in / in+out / in+weight / all (best x) |")
+    print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | im2col (NHWC in) "
+          "| best | floor | ours/floor | GEMM | target | NHWC in / in+out / in+weight / all (best x) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for shape, mode, offsets, ours, tv, floor, others, gemm, target, col_us, nhwc_us in rows:
         n, c, h, w, cout = shape
         tvname = "fp16" if mode == "fp16" else "fp32"
-        col, best = ("-", tv / ours) if col_us is None else (f"{col_us:.1f}", tv / min(ours, col_us))
+        col, best = (("-", tv / ours) if col_us is None
+                     else (f"{col_us[0]:.1f} ({col_us[1]:.1f})", tv / min(ours, col_us[0])))
         print(f"| {n},{c},{h},{w} -> {cout} | {mode} (tv {tvname}) | {offsets} | {ours:.1f} | {others or '-'} | "
               f"{tv:.1f} | {tv / ours:.1f}x | {col} | {best:.1f}x | {floor:.1f} | {ours / floor:.1f} | {gemm:.1f} | "
-              f"{target:.1f} | {' / '.join(f'{t:.1f}' for t in nhwc_us)} ({tv / min(nhwc_us):.1f}x) |")
+              f"{target:.1f} | {' / '.join(f'{t:.1f}' for t in nhwc_us)} "
+              f"({tv / min(nhwc_us + ([] if col_us is None else col_us[1:])):.1f}x) |")
 
 
 if __name__ == "__main__":

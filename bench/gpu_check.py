@@ -41,7 +41,9 @@ CASES = [dict(shape=s) for s in BASELINE] + [
     dict(shape=(8, 72, 96, 90, 32)),                       # fp16 register transpose: C, H*W not its tile multiples
     dict(shape=(2, 64, 72, 72, 128)),                      # 162 tiles of 128 channels: more than one wave
     dict(shape=(1, 64, 31, 31, 256), groups=2),            # 128-channel tiles of two conv groups
+    dict(shape=(1, 16, 96, 96, 64)),                       # 144 small 64-channel tiles: the two-block configuration
 ]
+QUICK = [8, 9, 10, 15]  # small cases, for compute-sanitizer's memcheck (bench/gpu_run.sh)
 
 
 # Channels-last runs, the default variant: name, algorithm (0 fused, 1 im2col + cuBLAS), input / output / weight
@@ -174,16 +176,33 @@ def first_call_captures(lib, gen) -> int:
     return int(not ok)
 
 
+def cases_arg(text: str) -> list[int]:
+    """--cases: comma-separated indices into CASES."""
+    try:
+        picked = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        picked = []
+    if not picked or any(not 0 <= i < len(CASES) for i in picked):
+        raise argparse.ArgumentTypeError(f"{text!r}: want comma-separated indices 0-{len(CASES) - 1} into CASES, "
+                                         f"e.g. {','.join(map(str, QUICK))}")
+    return picked
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", default=None)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--quick", action="store_true", help="a few small cases (for compute-sanitizer)")
+    ap.add_argument("--quick", action="store_true", help="a few small cases (for compute-sanitizer): --cases "
+                    + ",".join(map(str, QUICK)))
+    ap.add_argument("--cases", type=cases_arg, default=None,
+                    help=f"indices into CASES (0-{len(CASES) - 1}, comma-separated): run only these, e.g. to split a "
+                         "racecheck run over several calls")
     ap.add_argument("--variants", default=dcn_ctypes.DEFAULT_VARIANTS,
                     help=dcn_ctypes.VARIANTS_HELP + "; the first with the split-K heuristic and a forced split, the "
                          "others with the heuristic")
     args = ap.parse_args()
-    cases = CASES[8:11] + CASES[15:16] if args.quick else CASES
+    picked = args.cases if args.cases is not None else QUICK if args.quick else range(len(CASES))
+    cases = [CASES[i] for i in picked]
     lib = dcn_ctypes.load(args.lib)
     gen = torch.Generator(device="cuda").manual_seed(args.seed)
     print(f"device: {torch.cuda.get_device_name()}")
