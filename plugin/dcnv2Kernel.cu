@@ -28,9 +28,8 @@
 //   On sm_90 the main and finalize kernels use programmatic dependent launch: the sampling table (which reads
 //   only offset and mask) is built while the prep kernel drains.
 // A second algorithm (DCNv2Algo::kIm2colGemm, the plugin's TensorRT tactic 1): the prep kernel's NHWC copy, then
-// dcnIm2colKernel writes the samples once as a tap-major column matrix (and a linear weight in that order) and cuBLAS
-// (opened at run time) multiplies the two. TensorRT times both per layer; it wins on weight-heavy and large layers and
-// in strict fp32.
+// dcnIm2colKernel writes the samples once as a column matrix and cuBLAS (opened at run time) multiplies it by the
+// weight as it lies. TensorRT times both per layer; it wins on weight-heavy and large layers and in strict fp32.
 // docs/kernel.md has the design notes, the floor arithmetic and the measured times.
 #include "dcnv2Kernel.h"
 
@@ -1580,101 +1579,143 @@ __global__ void dcnFinalizeKernel(float const* __restrict__ acc, T const* __rest
 
 // ---- the im2col tactic (DCNv2Algo::kIm2colGemm, v15; needs cuBLAS) ----
 // The layer as torchvision and TensorRT's own plugin compute it: the prep kernel's NHWC copy (no weight pack), one
-// kernel that samples every (pixel, tap, channel) once into a column matrix col[pixel][group][tap][Cin_g] (tap-major
-// K, the order of a channels-last weight [Cout][kh][kw][Cin_g]; a linear weight is copied into that order by the same
-// launch), then a cuBLAS GEMM per conv group over the images of a chunk (strided batched). The bias is written into
-// the output first and the GEMM adds to it (beta = 1). Faster than the fused kernel where the weight is large or the
-// tile grid leaves SMs idle (docs/kernel.md, v15); TensorRT times both and keeps the faster one per layer.
+// kernel that samples every (pixel, tap, channel) once into a column matrix col[pixel][c * KK + tap] (the weight's
+// own K order, so the GEMM reads the weight as it lies; tap * Cin_g + c for a channels-last weight), then a cuBLAS
+// GEMM per conv group over the images of a chunk (strided batched). The bias is written into the output first and the GEMM adds to it (beta = 1). Faster
+// than the fused kernel where the weight is large or the tile grid leaves SMs idle (docs/kernel.md, v15);
+// TensorRT times both and keeps the faster one per layer.
 template <typename T> struct ColArgs {
   T const* __restrict__ inNHWC;
   T const* __restrict__ offset;
   T const* __restrict__ mask;
   T const* __restrict__ bias;
-  T const* __restrict__ weight;  // linear [Cout][Cin_g][KK] to copy into wKRSC, or nullptr (none to copy)
-  T* __restrict__ wKRSC;         // [Cout][KK][Cin_g]: the GEMM's weight
   T* __restrict__ col;
   T* __restrict__ out;
   Geometry g;
-  int n0;              // first image of this chunk
-  unsigned pixelVecs;  // (pixel, channel vector) pairs of the chunk: images * HoWo * C / VEC (< 2^31, colUnsupported)
+  int n0;            // first image of this chunk
+  long threads;      // images of the chunk * HoWo * C / VEC sampling threads
+  int colBlocks;     // blocks of sampling threads; the blocks after them fill the output with the bias
 };
 
-constexpr int kColThreads = 256;
+// Threads per block: fp16 128 (its blocks fill the SMs more evenly: H100, 1,256,48,48->256 21.4 -> 19.9 us, the
+// 8-image batch 206.6 -> 190.2), fp32 256 (128 was up to 1 us slower on the small layers). Holding the run packed in
+// 36 registers instead of 72 floats was slower for fp16 (more instructions per tap).
+template <typename T> __host__ __device__ constexpr int colThreads() { return std::is_same<T, __half>::value ? 128 : 256; }
 
-// v25: one thread per (pixel, tap, 16-byte channel vector): blockIdx.y - 1 is the tap, so a warp's 32 threads blend
-// neighbouring channel vectors of one pixel at one tap and store one contiguous 512-byte piece of its column row
-// (tap-major K); no thread waits for more than one tap's four corner loads. Until v24 a thread sampled its channel
-// vector at all nine taps, one after the other (a chain of nine load round trips, ~110 registers, and a column order
-// that needed a shared-memory pass to store whole rows). Row y = 0 writes the bias into the output and copies a linear
-// weight into the tap-major order, beside the sampling.
-template <typename T>
-__global__ void __launch_bounds__(kColThreads) dcnIm2colKernel(ColArgs<T> a) {
+// A thread samples one pixel's VEC channels at all KK taps (4 corner vectors per tap, blended in fp32) and writes
+// their KK * VEC column entries (c * KK + tap order: one contiguous 16 * KK-byte run per thread); the runs of a
+// warp's 32 threads are contiguous too, so they go out through shared memory as whole 512-byte rows.
+template <typename T, int KK>
+__global__ void __launch_bounds__(colThreads<T>()) dcnIm2colKernel(ColArgs<T> a) {
   using Tr = Traits<T>;
   constexpr int VEC = Traits<T>::kVec;
+  constexpr int RUN = VEC * KK;                    // elements a thread writes
+  constexpr int CHUNKS = RUN * int(sizeof(T)) / 16;  // 16-byte chunks per thread (KK of them)
+  constexpr int THREADS = colThreads<T>();
+  __shared__ __align__(16) uint4 stage[THREADS / 32][32 * CHUNKS];
   Geometry const& g = a.g;
-  if (blockIdx.y == 0) {  // bias fill, weight copy
+  if (int(blockIdx.x) >= a.colBlocks) {  // bias fill
     gridDependencyWait();
-    unsigned const stride = gridDim.x * blockDim.x, first = blockIdx.x * blockDim.x + threadIdx.x;
-    if (a.bias) {
-      unsigned const base = unsigned(a.n0) * g.Cout * g.HoWo;  // the chunk's outputs; all < 2^31 (CheckSupported)
-      unsigned const total = a.pixelVecs / unsigned(g.C / VEC) * g.Cout;
-      for (unsigned i = first; i < total; i += stride)
-        a.out[base + i] = a.bias[g.outNHWC ? i % unsigned(g.Cout) : (i / unsigned(g.HoWo)) % unsigned(g.Cout)];
-    }
-    if (a.weight) {
-      unsigned const per = unsigned(g.KK) * g.Cin_g, total = unsigned(g.Cout) * per;
-      for (unsigned i = first; i < total; i += stride) {
-        unsigned const o = i / per, r = i % per, t = r / unsigned(g.Cin_g), c = r % unsigned(g.Cin_g);
-        a.wKRSC[i] = a.weight[o * per + c * unsigned(g.KK) + t];
-      }
-    }
+    unsigned const first = unsigned(a.n0) * g.Cout * g.HoWo;  // the chunk's outputs; all < 2^31 (CheckSupported)
+    unsigned const total = unsigned(a.threads / (g.C / VEC) / g.HoWo) * g.Cout * g.HoWo;
+    unsigned const stride = (gridDim.x - a.colBlocks) * blockDim.x;
+    for (unsigned i = (blockIdx.x - a.colBlocks) * blockDim.x + threadIdx.x; i < total; i += stride)
+      a.out[first + i] = a.bias[g.outNHWC ? i % unsigned(g.Cout) : (i / unsigned(g.HoWo)) % unsigned(g.Cout)];
     return;
   }
-  unsigned const i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= a.pixelVecs) return;
-  int const t = int(blockIdx.y) - 1;
-  unsigned const CV = unsigned(g.C / VEC), m = i / CV;
-  int const c0 = int(i % CV) * VEC;
-  int const n = a.n0 + int(m / unsigned(g.HoWo)), p = int(m % unsigned(g.HoWo));
+  long const tI = long(blockIdx.x) * THREADS + threadIdx.x;
+  bool const live = tI < a.threads;
+  int const CV = g.C / VEC;
+  long const m = live ? tI / CV : 0;
+  int const cv = live ? int(tI % CV) : 0;
+  int const n = a.n0 + int(m / g.HoWo), p = int(m % g.HoWo);
   int const ho = p / g.Wo, wo = p % g.Wo;
+  int const c0 = cv * VEC;
   int const d = g.dg == 1 ? 0 : c0 / g.Cdg;
-  // the offset and mask do not depend on the prep kernel: loaded while it drains
-  size_t const od = (size_t(n) * g.dg + d) * g.KK + t;
-  float const oy = Tr::toF(a.offset[(2 * od) * g.HoWo + p]);
-  float const ox = Tr::toF(a.offset[(2 * od + 1) * g.HoWo + p]);
-  float const mk = Tr::toF(a.mask[od * g.HoWo + p]);
-  int const ki = t / g.kw, kj = t % g.kw;
-  float const y = float(ho * g.sh - g.ph + ki * g.dh) + oy;
-  float const x = float(wo * g.sw - g.pw + kj * g.dw) + ox;
-  float w[4] = {0.f, 0.f, 0.f, 0.f};
-  int at[4] = {0, 0, 0, 0};
-  if (y > -1.f && y < float(g.H) && x > -1.f && x < float(g.W)) {  // torchvision's rule
-    int const y0 = int(floorf(y)), x0 = int(floorf(x));
-    float const ly = y - float(y0), lx = x - float(x0), hy = 1.f - ly, hx = 1.f - lx;
-    bool const vy0 = y0 >= 0, vy1 = y0 + 1 < g.H, vx0 = x0 >= 0, vx1 = x0 + 1 < g.W;
-    int const at00 = (y0 * g.W + x0) * g.C;
-    if (vy0 && vx0) { at[0] = at00; w[0] = hy * hx * mk; }
-    if (vy0 && vx1) { at[1] = at00 + g.C; w[1] = hy * lx * mk; }
-    if (vy1 && vx0) { at[2] = at00 + g.W * g.C; w[2] = ly * hx * mk; }
-    if (vy1 && vx1) { at[3] = at00 + (g.W + 1) * g.C; w[3] = ly * lx * mk; }
+  // offsets and masks of all taps first: they do not depend on the prep kernel, so they load while it drains
+  T const* offPix = a.offset + (size_t(n) * 2 * g.dg * KK + size_t(d) * 2 * KK) * g.HoWo + p;
+  T const* maskPix = a.mask + (size_t(n) * g.dg * KK + size_t(d) * KK) * g.HoWo + p;
+  float oy[KK], ox[KK], mk[KK];
+#pragma unroll
+  for (int t = 0; t < KK; ++t) {
+    oy[t] = Tr::toF(offPix[size_t(2 * t) * g.HoWo]);
+    ox[t] = Tr::toF(offPix[size_t(2 * t + 1) * g.HoWo]);
+    mk[t] = Tr::toF(maskPix[size_t(t) * g.HoWo]);
   }
   gridDependencyWait();
   T const* img = a.inNHWC + size_t(n) * g.H * g.W * g.C + c0;
-  Pack<T, VEC> r[4];
+  float run[RUN];  // blended values, fp32 until they are packed
+  // one tap at a time: measured faster than issuing the corner loads of 3 taps before blending, branch-free (fp16
+  // 1,64,192,192->64 62.5 vs 76.2 us, the 8-image batch 225 vs 270, TF32 44 vs 49 on 1,64,128,128->64; H100)
 #pragma unroll
-  for (int k = 0; k < 4; ++k) r[k] = ldgPack<T, VEC>(img + at[k]);
-  Pack<T, VEC> o;
+  for (int t = 0; t < KK; ++t) {
+    int const ki = t / g.kw, kj = t % g.kw;
+    float const y = float(ho * g.sh - g.ph + ki * g.dh) + oy[t];
+    float const x = float(wo * g.sw - g.pw + kj * g.dw) + ox[t];
+    float w[4] = {0.f, 0.f, 0.f, 0.f};
+    int at[4] = {0, 0, 0, 0};
+    if (y > -1.f && y < float(g.H) && x > -1.f && x < float(g.W)) {  // torchvision's rule
+      int const y0 = int(floorf(y)), x0 = int(floorf(x));
+      float const ly = y - float(y0), lx = x - float(x0), hy = 1.f - ly, hx = 1.f - lx;
+      bool const vy0 = y0 >= 0, vy1 = y0 + 1 < g.H, vx0 = x0 >= 0, vx1 = x0 + 1 < g.W;
+      int const at00 = (y0 * g.W + x0) * g.C;
+      if (vy0 && vx0) { at[0] = at00; w[0] = hy * hx * mk[t]; }
+      if (vy0 && vx1) { at[1] = at00 + g.C; w[1] = hy * lx * mk[t]; }
+      if (vy1 && vx0) { at[2] = at00 + g.W * g.C; w[2] = ly * hx * mk[t]; }
+      if (vy1 && vx1) { at[3] = at00 + (g.W + 1) * g.C; w[3] = ly * lx * mk[t]; }
+    }
+    Pack<T, VEC> r[4];
 #pragma unroll
-  for (int e = 0; e < VEC; ++e) {
-    float s = w[0] * Tr::toF(r[0].v[e]);
-    s = fmaf(w[1], Tr::toF(r[1].v[e]), s);
-    s = fmaf(w[2], Tr::toF(r[2].v[e]), s);
-    s = fmaf(w[3], Tr::toF(r[3].v[e]), s);
-    o.v[e] = Tr::fromF(s);
+    for (int k = 0; k < 4; ++k) r[k] = ldgPack<T, VEC>(img + at[k]);
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) {
+      float s = w[0] * Tr::toF(r[0].v[e]);
+      s = fmaf(w[1], Tr::toF(r[1].v[e]), s);
+      s = fmaf(w[2], Tr::toF(r[2].v[e]), s);
+      s = fmaf(w[3], Tr::toF(r[3].v[e]), s);
+      run[e * KK + t] = s;
+    }
   }
-  int const gi = g.groups == 1 ? 0 : c0 / g.Cin_g, cl = c0 - gi * g.Cin_g;
-  T* dst = a.col + size_t(m) * g.C * g.KK + (size_t(gi) * g.KK + t) * g.Cin_g + cl;
-  *reinterpret_cast<Pack<T, VEC>*>(dst) = o;
+  if (g.wKRSC) {
+    // the weight channels-last (v24): col[pixel][group's K in its order: tap * Cin_g + channel], so the GEMM still
+    // reads the weight as it lies; a thread's KK vectors go straight out (per tap, a warp's are contiguous)
+    if (!live) return;
+    T* dst = a.col + size_t(m) * g.C * KK + size_t(c0 / g.Cin_g) * g.Cin_g * KK + c0 % g.Cin_g;
+#pragma unroll
+    for (int t = 0; t < KK; ++t) {
+      Pack<T, VEC> o;
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) o.v[e] = Tr::fromF(run[e * KK + t]);
+      *reinterpret_cast<Pack<T, VEC>*>(dst + size_t(t) * g.Cin_g) = o;
+    }
+    return;
+  }
+  // the warp's runs are one contiguous piece of col: stage them, then store 512-byte rows
+  int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  uint4* st = stage[warp];
+#pragma unroll
+  for (int j = 0; j < CHUNKS; ++j) {
+    unsigned q[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      if constexpr (std::is_same<T, __half>::value) {
+        __half2 const h = __floats2half2_rn(run[8 * j + 2 * k], run[8 * j + 2 * k + 1]);
+        q[k] = *reinterpret_cast<unsigned const*>(&h);
+      } else {
+        q[k] = __float_as_uint(run[4 * j + k]);
+      }
+    }
+    st[lane * CHUNKS + j] = make_uint4(q[0], q[1], q[2], q[3]);
+  }
+  __syncwarp();
+  long const warpFirst = tI - lane;  // its run starts at warpFirst * RUN elements
+  long const warpLive = a.threads - warpFirst < 32 ? a.threads - warpFirst : 32;
+  uint4* dst = reinterpret_cast<uint4*>(a.col + size_t(warpFirst) * RUN);
+#pragma unroll
+  for (int j = 0; j < CHUNKS; ++j) {
+    int const q = j * 32 + lane;
+    if (q < warpLive * CHUNKS) dst[q] = st[q];
+  }
 }
 
 size_t alignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
@@ -2081,25 +2122,20 @@ constexpr size_t kBlasWorkspace = size_t(32) << 20;  // cuBLAS's recommendation 
 constexpr size_t kColBudget = size_t(32) << 20;
 struct ColPlan {
   int images;  // per chunk (0: the workspace given holds no image's columns)
-  size_t inBytes, wBytes, colBytes, total;
+  size_t inBytes, colBytes, total;
 };
 // given = 0: the plan for sizing the workspace; else the plan for a workspace of `given` bytes (as many images per
-// chunk as its columns' share holds). Layout: NHWC input copy, tap-major weight copy (a linear weight only), cuBLAS's
-// workspace, the columns.
+// chunk as its columns' share holds).
 template <typename T> ColPlan colPlanOf(DCNv2Params const& p, size_t given = 0) {
   ColPlan c;
   size_t const perImage = size_t(p.outHeight) * p.outWidth * p.inChannels * p.kernelH * p.kernelW * sizeof(T);
   c.inBytes = p.inputNHWC ? 0 : alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(T), kAlign);
-  c.wBytes = p.weightNHWC ? 0
-                          : alignUp(size_t(p.outChannels) * (p.inChannels / p.groups) * p.kernelH * p.kernelW * sizeof(T),
-                                kAlign);
-  size_t const fixed = c.inBytes + c.wBytes + kBlasWorkspace;
   // grows with the shape (see fusedWorkspace): all images, capped at the budget, but at least one image
   c.colBytes = given == 0 ? alignUp(std::min(size_t(p.batch) * perImage, std::max(perImage, kColBudget)), kAlign)
-               : given >= fixed ? given - fixed
-                                : 0;
+               : given >= c.inBytes + kBlasWorkspace ? given - c.inBytes - kBlasWorkspace
+                                                     : 0;
   c.images = int(std::min<size_t>(size_t(p.batch), c.colBytes / perImage));
-  c.total = fixed + c.colBytes;
+  c.total = c.inBytes + c.colBytes + kBlasWorkspace;
   return c;
 }
 
@@ -2114,9 +2150,6 @@ template <typename T> char const* colUnsupported(DCNv2Params const& p) {
   if (p.kernelH * p.kernelW != 9) return "DCNv2: the im2col tactic supports 3x3 kernels only";
   if ((p.inChannels / p.groups) % VEC != 0 || (p.inChannels / p.deformableGroups) % VEC != 0)
     return "DCNv2: the im2col tactic needs channels per group a multiple of 8 (fp16) / 4 (fp32)";
-  // the sampling kernel's 32-bit thread index covers one image's (pixel, channel vector) pairs at least
-  if (double(p.outHeight) * p.outWidth * p.inChannels / VEC >= 2147483647.0)
-    return "DCNv2: the im2col tactic needs an image's output pixels x input channels / 8 (fp16) / 4 (fp32) below 2^31";
   return nullptr;
 #endif
 }
@@ -2202,9 +2235,8 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
   ColPlan const cp = colPlanOf<T>(p, workspaceSize);
   if (blas == nullptr || cp.images < 1) return cudaErrorInvalidValue;
   char* ws = static_cast<char*>(workspace);
-  T* wKRSC = p.weightNHWC ? const_cast<T*>(weight) : reinterpret_cast<T*>(ws + cp.inBytes);
-  void* blasWs = ws + cp.inBytes + cp.wBytes;  // 256-byte aligned, as cuBLAS wants
-  T* col = reinterpret_cast<T*>(ws + cp.inBytes + cp.wBytes + kBlasWorkspace);
+  void* blasWs = ws + cp.inBytes;  // 256-byte aligned, as cuBLAS wants
+  T* col = reinterpret_cast<T*>(ws + cp.inBytes + kBlasWorkspace);
 
   bool regTrans = false;
   // no pack: the GEMM reads the weight as it lies
@@ -2226,18 +2258,18 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
     int const nc = std::min(cp.images, g.N - n0);
     ColArgs<T> ca;
     ca.inNHWC = pa.inNHWC; ca.offset = offset; ca.mask = mask; ca.bias = bias; ca.col = col; ca.out = output; ca.g = g;
-    ca.weight = p.weightNHWC || n0 > 0 ? nullptr : weight;  // copied into tap-major order once per call
-    ca.wKRSC = wKRSC;
     ca.n0 = n0;
-    ca.pixelVecs = unsigned(nc) * unsigned(g.HoWo) * unsigned(g.C / Traits<T>::kVec);
-    // row 0: bias fill and weight copy; rows 1..KK: one per tap
-    dim3 const grid((ca.pixelVecs + kColThreads - 1) / kColThreads, g.KK + 1);
+    ca.threads = long(nc) * g.HoWo * (g.C / Traits<T>::kVec);
+    constexpr int kThreadsCol = colThreads<T>();
+    ca.colBlocks = int((ca.threads + kThreadsCol - 1) / kThreadsCol);
+    int const fillBlocks = bias ? std::min(1024, int((long(nc) * g.Cout * g.HoWo + kThreadsCol - 1) / kThreadsCol)) : 0;
     // after the prep kernel (or the previous chunk's GEMM) with PDL; first in the call (NHWC input) plainly
     bool const afterOurs = pa.transBlocks > 0 || n0 > 0;
-    e = launchKernel(afterOurs, dcnIm2colKernel<T>, grid, dim3(kColThreads), 0, stream, ca);
+    e = launchKernel(afterOurs, dcnIm2colKernel<T, 9>, dim3(ca.colBlocks + fillBlocks), dim3(kThreadsCol), 0, stream,
+        ca);
     if (e != cudaSuccess) return e;
     for (int gi = 0; gi < g.groups; ++gi) {
-      T const* const w = wKRSC + size_t(gi) * g.Cout_g * K;
+      T const* const w = weight + size_t(gi) * g.Cout_g * K;
       T const* const cols = col + size_t(gi) * K;
       long long const imageOut = (long long)(g.Cout) * g.HoWo;
       // out[n][o][p] (+)= sum_k col[n][p][k] * weight[o][k]: C (HoWo x Cout_g, column-major) = col^T W; channels-last
