@@ -1601,12 +1601,18 @@ template <typename T> struct ColArgs {
 // 8-image batch 206.6 -> 190.2), fp32 256 (128 was up to 1 us slower on the small layers). Holding the run packed in
 // 36 registers instead of 72 floats was slower for fp16 (more instructions per tap).
 template <typename T> __host__ __device__ constexpr int colThreads() { return std::is_same<T, __half>::value ? 128 : 256; }
+// Blocks per SM the compiler must fit: fp16 4 (128 registers instead of 137, no spill: 4 blocks per SM instead of 3;
+// H100, v25, 14 layers x NCHW / channels-last input: 2-10 % faster on 23 of 28, within 1.5 % on 4, 3 % slower on
+// 1,2048,12,12->256 NCHW; e.g. 1,256,48,48->256 19.9 -> 18.6 us with the input channels-last, the 8-image batch 201 ->
+// 182; same bits. 5 blocks (96 registers) spilled and lost on the weight-heavy layers); fp32 0, no minimum (ptxas's
+// own choice, 72 registers: 3 blocks of 256 threads; the same code as without the bound).
+template <typename T> __host__ __device__ constexpr int colMinBlocks() { return std::is_same<T, __half>::value ? 4 : 0; }
 
 // A thread samples one pixel's VEC channels at all KK taps (4 corner vectors per tap, blended in fp32) and writes
 // their KK * VEC column entries (c * KK + tap order: one contiguous 16 * KK-byte run per thread); the runs of a
 // warp's 32 threads are contiguous too, so they go out through shared memory as whole 512-byte rows.
 template <typename T, int KK>
-__global__ void __launch_bounds__(colThreads<T>()) dcnIm2colKernel(ColArgs<T> a) {
+__global__ void __launch_bounds__(colThreads<T>(), colMinBlocks<T>()) dcnIm2colKernel(ColArgs<T> a) {
   using Tr = Traits<T>;
   constexpr int VEC = Traits<T>::kVec;
   constexpr int RUN = VEC * KK;                    // elements a thread writes
