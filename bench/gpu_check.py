@@ -42,6 +42,7 @@ CASES = [dict(shape=s) for s in BASELINE] + [
     dict(shape=(2, 64, 72, 72, 128)),                      # 162 tiles of 128 channels: more than one wave
     dict(shape=(1, 64, 31, 31, 256), groups=2),            # 128-channel tiles of two conv groups
     dict(shape=(1, 16, 96, 96, 64)),                       # 144 small 64-channel tiles: the two-block configuration
+    dict(shape=(1, 64, 24, 24, 128)),                      # TF32 256-byte steps with 128-channel tiles (small)
 ]
 QUICK = [8, 9, 10, 15]  # small cases, for compute-sanitizer's memcheck (bench/gpu_run.sh)
 

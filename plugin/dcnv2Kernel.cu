@@ -1954,13 +1954,15 @@ template <typename T> cudaError_t weightTensorMap(Geometry const& g, int bn, T c
 
 // Configuration for a tile width and tile-grid size (blocks before split-K); benchmark variants 4 + i force
 // configuration i (cfg 1 only exists for 64-channel tiles).
-// cfg 3 only where wideOk (TF32, channels a multiple of the 256-byte step); by default on the 64-channel layers that
-// take cfg 2 (H100, v11: 1,128,64,64->64 16.7 -> 15.8 us, 1,256,32,32->64 13.3 -> 12.5; slower with 128-channel
-// tiles, whose doubled stages leave too little L1 for the gathers, and where a tile grid fills the GPU).
+// cfg 3 only where wideOk (TF32, channels a multiple of the 256-byte step); by default on every layer that would
+// take cfg 2: the 64-channel ones since v11 (H100: 1,128,64,64->64 16.7 -> 15.8 us, 1,256,32,32->64 13.3 -> 12.5),
+// the 128-channel ones since v26 (H100, 10 layers x 4 layouts side by side: 0.6-7 % faster on all 40, e.g.
+// 1,128,64,64->128 19.2 -> 18.7, 1,256,48,48->256 42.4 -> 40.0; v11 had found them slower, before the weight stages
+// came by bulk copy). Not where a 64-channel tile grid fills the GPU (cfg 1).
 int wgConfigOf(int bn, long blocks, int smCount, bool wideOk) {
   int const cfg = gVariant >= 4 && gVariant < 4 + kWgConfigCount ? gVariant - 4
                   : bn == 64 && blocks >= smCount                 ? 1
-                  : bn == 64 && wideOk                            ? 3
+                  : wideOk                                        ? 3
                                                                   : 2;
   return (cfg == 1 && bn != 64) || (cfg == 3 && !wideOk) ? 2 : cfg;
 }
@@ -2027,7 +2029,8 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   int constexpr kWideC = 2 * 8 * Traits<T>::kVec;  // channels of a 256-byte step
   bool const wideOk = !std::is_same<T, __half>::value && g.Cin_g % kWideC == 0 && (g.dg == 1 || g.Cdg % kWideC == 0);
   int wgCfg = wgConfigOf(wgBN, wgBlocks, smCount, wideOk);
-  if (wgBlockSmem(wgCfg) > maxSmemOptin()) wgCfg = 0;  // the smallest stages
+  if (wgCfg == 3 && wgBlockSmem(3) > maxSmemOptin()) wgCfg = 2;  // the wide stages do not fit: one step at a time
+  if (wgBlockSmem(wgCfg) > maxSmemOptin()) wgCfg = 0;            // the smallest stages
   pl.wgCfg = wgCfg;
   bool const useWg = pl.useWg = useReg && (gVariant == 0 || gVariant >= 4) && wgmmaAvailable() &&
                                 wgBlockSmem(wgCfg) <= maxSmemOptin();
