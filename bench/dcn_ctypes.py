@@ -32,6 +32,9 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     lib.centernet_dcnv2_set_splits.argtypes = [ctypes.c_int]
     lib.centernet_dcnv2_set_pdl.restype = None
     lib.centernet_dcnv2_set_pdl.argtypes = [ctypes.c_int]
+    if hasattr(lib, "centernet_dcnv2_set_sum_in_output"):  # fp32 two-split sums in the output (v27) or the finalize
+        lib.centernet_dcnv2_set_sum_in_output.restype = None
+        lib.centernet_dcnv2_set_sum_in_output.argtypes = [ctypes.c_int]
     if hasattr(lib, "centernet_dcnv2_set_variant"):  # benchmark hook (kernel variants), absent in older builds
         lib.centernet_dcnv2_set_variant.restype = None
         lib.centernet_dcnv2_set_variant.argtypes = [ctypes.c_int]

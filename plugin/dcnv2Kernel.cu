@@ -120,6 +120,7 @@ struct Geometry {
   int nSteps, ntPad;  // register-fragment kernel: K steps per tap, packed n-tiles per group
   int outNHWC;        // DCNv2Params::outputNHWC: the output (and the split-K partials) channels-last
   int wKRSC;          // DCNv2Params::weightNHWC: the weight [Cout][kh][kw][Cin_g]
+  int sumInOut;       // two K splits added into the zeroed fp32 output by atomic adds, no partials (v27)
 };
 
 // Sampling record of one (tap, deformable group, pixel): 4 NHWC base offsets (channel 0) and 4 weights that
@@ -363,7 +364,8 @@ __device__ __forceinline__ BlockTile blockTile(Geometry const& g) {
 // all of a thread's bias values (up to AHEAD) are loaded before the first store: one global-load round trip per
 // epilogue instead of one per 4 channels (v19; each of those waits was ~1/8 of the stall samples in v8, and the
 // epilogue of a layer without split-K took 2.2 us against 0.75 with split-K partials, which need no bias).
-template <int AHEAD, typename T, typename F>
+// RED (fp32, Geometry::sumInOut): added into the output by an atomic add instead of stored.
+template <int AHEAD, bool RED = false, typename T, typename F>
 __device__ __forceinline__ void storeChannels(T* o, T const* b, int nFirst, int nEnd, int nStep, int HoWo, F value) {
   using Tr = Traits<T>;
   for (int n0 = nFirst; n0 < nEnd; n0 += AHEAD * nStep) {
@@ -374,7 +376,8 @@ __device__ __forceinline__ void storeChannels(T* o, T const* b, int nFirst, int 
     for (int k = 0; k < AHEAD; ++k) {
       int const n = n0 + k * nStep;
       if (n >= nEnd) break;
-      o[size_t(n - nFirst) * HoWo] = Tr::fromF(value(n) + bv[k]);
+      if constexpr (RED) atomicAdd(o + size_t(n - nFirst) * HoWo, value(n) + bv[k]);  // (no return value: RED.ADD)
+      else o[size_t(n - nFirst) * HoWo] = Tr::fromF(value(n) + bv[k]);
     }
   }
 }
@@ -411,6 +414,20 @@ __device__ __forceinline__ void storeTileNHWC(MainArgs<T> const& a, float const*
       v[j] = cs[0];
 #pragma unroll
       for (int q = 1; q < PARTS; ++q) v[j] += cs[q * partStride];
+    }
+    if constexpr (std::is_same<T, float>::value) {
+      if (g.sumInOut) {  // split 0 adds the bias (see storeTile)
+#pragma unroll
+        for (int j = 0; j < KV; ++j) v[j] += blockIdx.z == 0 && a.bias && j < nv4 ? a.bias[co0 + nv + j] : 0.f;
+#if __CUDA_ARCH__ >= 900
+        if (vecOk && nv4 == KV) atomicAdd(reinterpret_cast<float4*>(a.out + at), make_float4(v[0], v[1], v[2], v[3]));
+        else
+#endif
+#pragma unroll
+          for (int j = 0; j < KV; ++j)  // (vector atomics from sm_90 on)
+            if (j < nv4) atomicAdd(a.out + at + j, v[j]);
+        continue;
+      }
     }
     if (g.splits > 1) {
       float* const part = a.acc + size_t(blockIdx.z) * g.M * g.Cout + at;
@@ -466,6 +483,17 @@ __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs,
     storeChannels<kPerThread < 32 ? kPerThread : 32>(a.out + oFirst, a.bias ? a.bias + coFirst : nullptr, nFirst,
         nEnd, kNStep, g.HoWo, staged);
     return;
+  }
+  if constexpr (std::is_same<T, float>::value) {
+    // Two splits, no partials (v27): both add into the output, which the prep kernel zeroed; split 0 adds its
+    // partial plus the bias, split 1 its partial. 0 + x + y is the same float in either order (addition commutes,
+    // and x + 0 is x), so the bits do not depend on which split arrives first; a third addend would break that.
+    if (g.sumInOut) {
+      constexpr int kPerThread = (BN + kNStep - 1) / kNStep;
+      storeChannels<kPerThread < 32 ? kPerThread : 32, true>(a.out + oFirst,
+          blockIdx.z == 0 && a.bias ? a.bias + coFirst : nullptr, nFirst, nEnd, kNStep, g.HoWo, staged);
+      return;
+    }
   }
   float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;
   for (int n = nFirst; n < nEnd; n += kNStep, o += size_t(kNStep) * g.HoWo) *o = staged(n);
@@ -1287,6 +1315,8 @@ template <typename T> struct PrepArgs {
   size_t packElems;
   int vecTrans;  // 16-byte transpose path (see dcnPrepKernel)
   int weight16;  // weight 16-byte aligned (vector loads in the wgmma pack)
+  float* zeroOut;  // the fp32 output that two K splits add into (Geometry::sumInOut), zeroed by the last blocks
+  int zeroBlocks, zeroVecs;  // ... kZeroVecs 16-byte vectors per thread, zeroVecs in all
   // element (output row co of all groups, input channel c of the group, tap t) of the weight, linear or (KRSC: the
   // weight channels-last, DCNv2Params::weightNHWC) [Cout][KK][Cin_g]
   template <bool KRSC> __device__ size_t wAt(int co, int c, int t) const {
@@ -1295,6 +1325,7 @@ template <typename T> struct PrepArgs {
 };
 
 constexpr int kPrepThreads = 256;
+constexpr int kZeroVecs = 4;
 constexpr int kTransC16 = 64;   // fp16 register transpose: channels x positions per block (8 x 32 octets)
 constexpr int kTransS16 = 256;
 
@@ -1514,6 +1545,14 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
       a.wpack[i] = c < unsigned(a.Cin_g) ? a.weight[wAt(int(co), int(c), int(t))] : T(0.f);
     }
     return;
+  }
+  b -= a.packBlocks;
+  if (b < a.zeroBlocks) {
+#pragma unroll
+    for (int k = 0; k < kZeroVecs; ++k) {
+      int const i = (b * kZeroVecs + k) * kPrepThreads + threadIdx.x;
+      if (i < a.zeroVecs) reinterpret_cast<float4*>(a.zeroOut)[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
   }
 }
 
@@ -1777,6 +1816,7 @@ int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 // configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration)
 int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
+bool gNoSumInOut = false;  // benchmark switch: two fp32 K splits summed by the finalize pass as before v27
 
 template <bool kHalfW = false> size_t infoBytes(DCNv2Params const& p) {
   return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * SampleTable<kHalfW>::kRecordBytes;
@@ -2002,6 +2042,7 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   g.M = g.N * g.HoWo;
   g.outNHWC = p.outputNHWC;
   g.wKRSC = p.weightNHWC;
+  g.sumInOut = 0;  // (forwardT decides, from the output it gets)
   int const BK = bkOf<T>();
   g.chunksPerTap = (g.Cin_g + BK - 1) / BK;
   g.Kpad = g.chunksPerTap * BK;
@@ -2119,8 +2160,9 @@ cudaError_t launchPrep(PrepArgs<T> const& pa, bool regTrans, bool krsc, cudaStre
   auto prep = krsc ? dcnPrepKernel<T, false, true> : dcnPrepKernel<T>;
   if constexpr (std::is_same<T, __half>::value)
     if (regTrans) prep = krsc ? dcnPrepKernel<T, true, true> : dcnPrepKernel<T, true>;
-  if (pa.transBlocks + pa.packBlocks == 0) return cudaSuccess;  // im2col tactic on an NHWC input: nothing to do
-  prep<<<pa.transBlocks + pa.packBlocks, kPrepThreads, 0, stream>>>(pa);
+  int const blocks = pa.transBlocks + pa.packBlocks + pa.zeroBlocks;
+  if (blocks == 0) return cudaSuccess;  // im2col tactic on an NHWC input: nothing to do
+  prep<<<blocks, kPrepThreads, 0, stream>>>(pa);
   return cudaGetLastError();
 }
 
@@ -2317,6 +2359,11 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
     setSplits(pl, pl.g.splits - 1);
   Layout const l = layoutOf<T>(p, pl.g.splits, !pl.directW);
   if (workspaceSize < l.total) return cudaErrorInvalidValue;
+  int const total = pl.g.N * pl.g.Cout * pl.g.HoWo;
+  // fp32 with two splits: both add into the output (zeroed by the prep kernel), no partials and no finalize pass
+  // (v27: its launch gap and pass were ~2 us of these calls); same bits every run (storeTile)
+  pl.g.sumInOut = std::is_same<T, float>::value && pl.g.splits == 2 && !gNoSumInOut && total % 4 == 0 &&
+                  reinterpret_cast<uintptr_t>(output) % 16 == 0;
   Geometry const& g = pl.g;
   dim3 const grid = pl.grid;
   bool const vec = pl.vec, tf32 = pl.tf32, useReg = pl.useReg;
@@ -2340,11 +2387,16 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = pl.directW ? 0 : int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
+  if (g.sumInOut) {
+    pa.zeroOut = reinterpret_cast<float*>(output);
+    pa.zeroVecs = total / 4;
+    pa.zeroBlocks = (pa.zeroVecs + kZeroVecs * kPrepThreads - 1) / (kZeroVecs * kPrepThreads);
+  }
   cudaError_t e = launchPrep(pa, regTrans, p.weightNHWC && pa.packBlocks > 0, stream);
   if (e != cudaSuccess) return e;
-  // no prep kernel (input and weight channels-last): the main kernel is the call's first, launched in plain stream
-  // order (its sampling table reads the offsets and masks before gridDependencyWait)
-  bool const afterPrep = pa.transBlocks + pa.packBlocks > 0;
+  // no prep kernel (input and weight channels-last, no output to zero): the main kernel is the call's first,
+  // launched in plain stream order (its sampling table reads the offsets and masks before gridDependencyWait)
+  bool const afterPrep = pa.transBlocks + pa.packBlocks + pa.zeroBlocks > 0;
 
   MainArgs<T> ma;
   ma.inNHWC = pa.inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = pl.directW ? weight : wpack; ma.bias = bias;
@@ -2382,8 +2434,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   }
   if (e != cudaSuccess) return e;
 
-  if (g.splits > 1) {
-    int const total = g.N * g.Cout * g.HoWo;
+  if (g.splits > 1 && !g.sumInOut) {
     int const vec4 =
         (g.outNHWC ? g.Cout : g.HoWo) % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
     int const blocks = std::min((vec4 ? total / 4 : total) / 256 + 1, 8192);
@@ -2455,6 +2506,7 @@ cudaError_t dcnv2Forward(DCNv2Params const& p, DCNv2DataType type, void const* i
 
 void dcnv2SetForcedSplits(int splits) { gForcedSplits = splits; }
 void dcnv2SetDisablePDL(bool disable) { gDisablePDL = disable; }
+void dcnv2SetNoSumInOutput(bool off) { gNoSumInOut = off; }
 void dcnv2SetKernelVariant(int variant) { gVariant = variant; }
 
 // The fused path's launch plan for these params on this device, in words (benchmark and check output).
@@ -2464,7 +2516,8 @@ std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   std::string const kernel = pl.useWg ? "warpgroup cfg " + std::to_string(pl.wgCfg) : pl.useReg ? "register" : "tile";
   return kernel + ", " + std::to_string(pl.bn) + "-channel tiles, " + std::to_string(pl.perSM) + " per SM, " +
          std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) + " K steps, " +
-         std::to_string(pl.g.splits) + " split(s)";
+         std::to_string(pl.g.splits) + " split(s)" +
+         (type == DCNv2DataType::kFLOAT && pl.g.splits == 2 && !gNoSumInOut ? " added in the output" : "");
 }
 
 }  // namespace centernet_trt
@@ -2517,6 +2570,7 @@ char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHei
 
 void centernet_dcnv2_set_splits(int splits) { centernet_trt::dcnv2SetForcedSplits(splits); }
 void centernet_dcnv2_set_pdl(int enable) { centernet_trt::dcnv2SetDisablePDL(enable == 0); }
+void centernet_dcnv2_set_sum_in_output(int enable) { centernet_trt::dcnv2SetNoSumInOutput(enable == 0); }
 void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVariant(variant); }
 
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,

@@ -64,6 +64,9 @@ char const* dcnv2CheckSupported(DCNv2Params const& p, DCNv2DataType type);
 void dcnv2SetForcedSplits(int splits);
 // Benchmark hook: programmatic dependent launch between the kernels on sm_90+ (true = off; default: on since v6).
 void dcnv2SetDisablePDL(bool disable);
+// Benchmark hook: fp32 layers with two K splits add both into the output (true = off: the finalize pass sums their
+// partials, as before v27; default: on).
+void dcnv2SetNoSumInOutput(bool off);
 // Benchmark hook (process-wide, like the two above): 0 = the default kernels (the sm_90a warpgroup kernel where the
 // build carries it); 1 = the shared-memory tile kernel of the first version on every path; 2 = the register-fragment
 // kernel with 64-channel blocks only; 3 = the register-fragment kernel (v7's default; no warpgroup kernel).
@@ -98,6 +101,7 @@ char const* centernet_dcnv2_check_supported(int batch, int inChannels, int inHei
 // Tuning hook (see dcnv2SetForcedSplits).
 void centernet_dcnv2_set_splits(int splits);
 void centernet_dcnv2_set_pdl(int enable);
+void centernet_dcnv2_set_sum_in_output(int enable);
 void centernet_dcnv2_set_variant(int variant);
 // The fused path's launch plan on the current device in words (kernel, configuration, tiles, K steps, splits), under
 // the hooks set now; the text stays valid until the calling thread's next call.
