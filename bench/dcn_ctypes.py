@@ -57,7 +57,8 @@ VARIANTS_HELP = ("kernel variants on the tensor-core paths, comma-separated: 0 =
                  "2 = register kernel with 64-channel blocks only, 3 = register kernel (v7), 4 = one-warpgroup "
                  "warpgroup kernel (v8), 5 / 6 = warpgroup kernel forced to its 2x1-look-ahead / 1x2-look-ahead "
                  "configuration (v9, v10), 7 = warpgroup kernel with one 256-byte step of look-ahead (TF32 only, v11; "
-                 "the default on 64-channel split-K layers)")
+                 "the default on 64-channel split-K layers), 8 = 256-channel tiles on every layer with more than 128 "
+                 "output channels per group (v28; by default only where a block's K range is long; 4-7 never)")
 DEFAULT_VARIANTS = "0,4,3,1"
 
 

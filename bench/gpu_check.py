@@ -44,6 +44,7 @@ CASES = [dict(shape=s) for s in BASELINE] + [
     dict(shape=(1, 16, 96, 96, 64)),                       # 144 small 64-channel tiles: the two-block configuration
     dict(shape=(1, 64, 24, 24, 128)),                      # TF32 256-byte steps with 128-channel tiles (small)
     dict(shape=(1, 64, 20, 20, 64), k=(7, 7), pad=(3, 3)), # 7x7: TF32's table too large for cfg 3's stages (cfg 2)
+    dict(shape=(1, 256, 48, 48, 200)),                     # 256-channel tiles (v28), Cout not a multiple of them
 ]
 QUICK = [8, 9, 10, 15]  # small cases, for compute-sanitizer's memcheck (bench/gpu_run.sh)
 

@@ -1073,13 +1073,22 @@ __device__ __forceinline__ void wgmma(float (&d)[BN / 2], uint64_t da, uint64_t 
 #undef CENTERNET_WGMMA_N128
 
 // 4 wgmma of one step: K advances 32 bytes (16 fp16 / 8 fp32) inside the 128-byte swizzled rows.
+// BN = 256 (v28): two n128 wgmma per k, the second on B rows 128-255 (16 KB further) into accumulators 64-127, whose
+// fragment layout continues the first's (column 8 j + ... for j = 16..31), so the epilogue's mapping holds as is.
 template <typename T, int BN>
 __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint32_t bAddr) {
   uint64_t const da = wgDesc(aAddr), db = wgDesc(bAddr);
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
     uint64_t const off = uint64_t(k * 32) >> 4;  // descriptor address field counts 16-byte units
-    wgmma<T, BN>(d, da + off, db + off);
+    if constexpr (BN == 256) {
+      float (&lo)[64] = *reinterpret_cast<float (*)[64]>(&d[0]);
+      float (&hi)[64] = *reinterpret_cast<float (*)[64]>(&d[64]);
+      wgmma<T, 128>(lo, da + off, db + off);
+      wgmma<T, 128>(hi, da + off, db + off + ((128 * kWgRowBytes) >> 4));
+    } else {
+      wgmma<T, BN>(d, da + off, db + off);
+    }
   }
 }
 #endif
@@ -1785,7 +1794,8 @@ template <typename T> int wgSteps(DCNv2Params const& p) {
   return (p.inChannels / p.groups + 8 * (16 / int(sizeof(T))) - 1) / (8 * (16 / int(sizeof(T))));
 }
 template <typename T> size_t wgPackElems(DCNv2Params const& p) {
-  size_t const coutPad = size_t((p.outChannels / p.groups + 127) / 128) * 128;
+  int const tile = p.outChannels / p.groups > 128 ? 256 : 128;  // (256-channel tiles, v28)
+  size_t const coutPad = size_t((p.outChannels / p.groups + tile - 1) / tile) * tile;
   return size_t(p.groups) * coutPad * p.kernelH * p.kernelW * wgSteps<T>(p) * 8 * (16 / sizeof(T));
 }
 
@@ -1910,7 +1920,9 @@ struct WgConfig {
   int kg, ahead, minb, wide;
 };
 // cfg 3 (v11, TF32 only): cfg 2's warps and residency with one 256-byte step of look-ahead instead of two 128-byte ones
-constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2, 1, 1, 2}};
+// cfg 4 (v28): 256-channel tiles (Cout / groups > 128), the only configuration they take: 128 accumulators per
+// thread leave room for one step of look-ahead at one block per SM.
+constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2, 1, 1, 2}, {2, 1, 1, 1}};
 constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
 // Dynamic shared memory of the stages: the B stages' mbarriers where the weight arrives by bulk copy, 1 KB of slack to
 // align the stages to the 1024-byte swizzle atom, then one set of stages per warpgroup (the sampling table follows).
@@ -1942,14 +1954,22 @@ template <typename T, int BN, bool DIRECT>
 cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid,
     size_t smemBytes, bool pdl, cudaStream_t stream) {
   switch (cfg) {
-    case 0: return launchWg<T, BN, 0>(args, wmap, grid, smemBytes, pdl, stream);
+    case 0:
+      if constexpr (BN != 256) return launchWg<T, BN, 0>(args, wmap, grid, smemBytes, pdl, stream);
+      else return cudaErrorInvalidValue;
     case 1:
       if constexpr (BN == 64) return launchWg<T, BN, 1>(args, wmap, grid, smemBytes, pdl, stream);
       else return cudaErrorInvalidValue;  // wgConfigOf never picks it
     case 3:
-      if constexpr (std::is_same<T, float>::value) return launchWg<T, BN, 3>(args, wmap, grid, smemBytes, pdl, stream);
+      if constexpr (std::is_same<T, float>::value && BN != 256)
+        return launchWg<T, BN, 3>(args, wmap, grid, smemBytes, pdl, stream);
       else return cudaErrorInvalidValue;  // planOf never picks it
-    default: return launchWg<T, BN, 2>(args, wmap, grid, smemBytes, pdl, stream);
+    case 4:
+      if constexpr (BN == 256) return launchWg<T, BN, 4>(args, wmap, grid, smemBytes, pdl, stream);
+      else return cudaErrorInvalidValue;  // planOf picks it for 256-channel tiles only
+    default:
+      if constexpr (BN != 256) return launchWg<T, BN, 2>(args, wmap, grid, smemBytes, pdl, stream);
+      else return cudaErrorInvalidValue;
   }
 }
 
@@ -2000,7 +2020,7 @@ template <typename T> cudaError_t weightTensorMap(Geometry const& g, int bn, T c
 // 1,128,64,64->128 19.2 -> 18.7, 1,256,48,48->256 42.4 -> 40.0; v11 had found them slower, before the weight stages
 // came by bulk copy). Not where a 64-channel tile grid fills the GPU (cfg 1).
 int wgConfigOf(int bn, long blocks, int smCount, bool wideOk) {
-  int const cfg = gVariant >= 4 && gVariant < 4 + kWgConfigCount ? gVariant - 4
+  int const cfg = gVariant >= 4 && gVariant < 4 + kWgConfigCount - 1 ? gVariant - 4  // (cfg 4: 256-channel tiles)
                   : bn == 64 && blocks >= smCount                 ? 1
                   : wideOk                                        ? 3
                                                                   : 2;
@@ -2058,20 +2078,41 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   bool const useReg = pl.useReg = vec && mma && ccMajor() >= 8 && gVariant != 1;
   int const regNT = pl.regNT = (g.Cout_g > 64 && gVariant != 2) ? 16 : 8;  // variant 2 (benchmark): 64-channel blocks
   // Warpgroup kernel (sm_90a) for the same paths, 128 output channels per block when the group has more than 64.
-  int const wgBN = g.Cout_g > 64 ? 128 : 64;
   int const smCount = deviceAttr(cudaDevAttrMultiProcessorCount, 132);
-  long const wgBlocks = long(g.N) * ((g.Ho + kTH - 1) / kTH) * ((g.Wo + kTW - 1) / kTW) * g.groups *
-                        ((g.Cout_g + wgBN - 1) / wgBN);
+  auto wgBlocksOf = [&](int bnTile) {
+    return long(g.N) * ((g.Ho + kTH - 1) / kTH) * ((g.Wo + kTW - 1) / kTW) * g.groups *
+           ((g.Cout_g + bnTile - 1) / bnTile);
+  };
+  // 256-channel tiles (v28, cfg 4): each gathered sample feeds twice the output channels, at the price of a 64 KB C
+  // tile (epilogue, split-K partials) and twice the splits. H100, side by side on 9 layers with Cout 256 (fp16 and
+  // TF32, NCHW and channels-last): faster where a block of the 128-channel plan has a long K range (1,256,48,48->256
+  // TF32 40.5 -> 26.2 us, fp16 24.0 -> 18.6; 1,2048,24,24->256 TF32 -19 %), slower where it is short (1,512,16,16->256
+  // fp16 +9 %, TF32 +4 %). So: where that plan's blocks (one per SM, its split heuristic) would each take at least
+  // 640 (TF32) / 2048 (fp16) channel-taps of K; benchmark variant 8 forces them on every Cout / groups > 128 layer.
+  auto longK128 = [&] {
+    long const splits = std::max(1L, std::min(long(smCount) / wgBlocksOf(128),
+                                              long(g.KK) * ((g.Cin_g + 63) / 64) / 4));  // (its maxSplits)
+    return long(g.KK) * g.Cin_g / splits >= (std::is_same<T, __half>::value ? 2048 : 640);
+  };
+  bool wide256 = g.Cout_g > 128 && (gVariant == 8 || (gVariant == 0 && longK128()));
+  int wgBN = wide256 ? 256 : g.Cout_g > 64 ? 128 : 64;
   auto wgBlockSmem = [&](int cfg) {
     WgConfig const c = kWgConfigs[cfg];
     bool const direct = p.weightNHWC;  // (72 bytes of mbarriers more where it takes the warpgroup kernel)
-    return (wgBN == 64 ? wgTileBytesOf<64>(c, direct) : wgTileBytesOf<128>(c, direct)) + wgInfoBytes<T>(p);
+    return (wgBN == 64    ? wgTileBytesOf<64>(c, direct)
+            : wgBN == 128 ? wgTileBytesOf<128>(c, direct)
+                          : wgTileBytesOf<256>(c, direct)) +
+           wgInfoBytes<T>(p);
   };
   int constexpr kWideC = 2 * 8 * Traits<T>::kVec;  // channels of a 256-byte step
   bool const wideOk = !std::is_same<T, __half>::value && g.Cin_g % kWideC == 0 && (g.dg == 1 || g.Cdg % kWideC == 0);
-  int wgCfg = wgConfigOf(wgBN, wgBlocks, smCount, wideOk);
+  if (wide256 && wgBlockSmem(4) > maxSmemOptin()) {  // a large sampling table: 128-channel tiles as before
+    wide256 = false;
+    wgBN = 128;
+  }
+  int wgCfg = wide256 ? 4 : wgConfigOf(wgBN, wgBlocksOf(wgBN), smCount, wideOk);
   if (wgCfg == 3 && wgBlockSmem(3) > maxSmemOptin()) wgCfg = 2;  // the wide stages do not fit: one step at a time
-  if (wgBlockSmem(wgCfg) > maxSmemOptin()) wgCfg = 0;            // the smallest stages
+  if (wgCfg != 4 && wgBlockSmem(wgCfg) > maxSmemOptin()) wgCfg = 0;  // the smallest stages
   pl.wgCfg = wgCfg;
   bool const useWg = pl.useWg = useReg && (gVariant == 0 || gVariant >= 4) && wgmmaAvailable() &&
                                 wgBlockSmem(wgCfg) <= maxSmemOptin();
@@ -2409,11 +2450,13 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
       WeightMap<true> wm;  // (only the bulk-copy configurations read it; encoding it is host work)
       e = weightTensorMap<T>(g, pl.bn, weight, &wm.map);
       if (e == cudaSuccess)
-        e = pl.bn == 64 ? launchWgConfig<T, 64>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream)
-                        : launchWgConfig<T, 128>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream);
+        e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream)
+            : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream)
+                           : launchWgConfig<T, 256>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream);
     } else {
-      e = pl.bn == 64 ? launchWgConfig<T, 64>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream)
-                      : launchWgConfig<T, 128>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream);
+      e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream)
+          : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream)
+                         : launchWgConfig<T, 256>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream);
     }
 #endif
   } else if (useReg) {

@@ -90,9 +90,9 @@ def test_kernel_compiles_for_hopper(ptxas_report):
     assert sum("dcnRegKernel" in k for k in kernels) >= 4, kernels
     # the sm_90a warpgroup (wgmma) kernels, fp16 and TF32: the v8 one-warpgroup kernel (64- and 128-channel blocks),
     # the two-warpgroup configurations (64-channel: one and two steps of look-ahead; 128-channel: two), and TF32's
-    # 256-byte-step configuration (64- and 128-channel); each twice: the packed weight, and a channels-last weight read
-    # as it lies (v24)
-    assert sum("dcnWgKernel" in k for k in kernels) == 24, kernels
+    # 256-byte-step configuration (64- and 128-channel), and the 256-channel tiles' configuration (v28); each twice: the
+    # packed weight, and a channels-last weight read as it lies (v24)
+    assert sum("dcnWgKernel" in k for k in kernels) == 28, kernels
     assert any("dcnPrepKernel" in k for k in kernels) and any("dcnFinalizeKernel" in k for k in kernels)
     # the im2col tactic's sampling kernel (fp16 and fp32), where cuBLAS headers were found
     if _cublas_include() or _toolkit_has_cublas():
