@@ -1823,7 +1823,8 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits, bool pac
 int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 // benchmark switch: 0 = default, 1 = shared-memory tile kernel (dcnMainKernel), 2 = register kernel with 64-channel
 // blocks only, 3 = register kernel (the pre-v8 default; no warpgroup kernel), 4 + i = warpgroup kernel in
-// configuration kWgConfigs[i] (4 = the v8 one-warpgroup configuration)
+// configuration kWgConfigs[i] for i < 4 (4 = the v8 one-warpgroup configuration), 8 = 256-channel tiles (cfg 4) on
+// every layer with more than 128 output channels per group (by default only where a block's K range is long)
 int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 bool gNoSumInOut = false;  // benchmark switch: two fp32 K splits summed by the finalize pass as before v27
@@ -2077,7 +2078,8 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   // block when the group has more than 64.
   bool const useReg = pl.useReg = vec && mma && ccMajor() >= 8 && gVariant != 1;
   int const regNT = pl.regNT = (g.Cout_g > 64 && gVariant != 2) ? 16 : 8;  // variant 2 (benchmark): 64-channel blocks
-  // Warpgroup kernel (sm_90a) for the same paths, 128 output channels per block when the group has more than 64.
+  // Warpgroup kernel (sm_90a) for the same paths, 128 output channels per block when the group has more than 64
+  // (256 where it has more than 128 and a block's K range is long, below).
   int const smCount = deviceAttr(cudaDevAttrMultiProcessorCount, 132);
   auto wgBlocksOf = [&](int bnTile) {
     return long(g.N) * ((g.Ho + kTH - 1) / kTH) * ((g.Wo + kTW - 1) / kTW) * g.groups *
