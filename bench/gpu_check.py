@@ -231,7 +231,7 @@ def main() -> int:
             for variant, splits in runs:
                 inputs, cfg = make_inputs(case, dtype, gen)  # fresh data for every run
                 ref = tv_forward(*[None if t is None else t.double() for t in inputs], cfg)
-                same_as_nchw = True
+                bits_ok = True
                 if isinstance(variant, tuple):  # a LAYOUT_RUNS entry
                     name, algo, nhwc, nhwc_out, nhwc_w, bitwise = variant
                     bitwise = bitwise and not (mode == "tf32" and nhwc_w)
@@ -239,7 +239,7 @@ def main() -> int:
                     try:
                         out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc, nhwc_out, nhwc_w)
                         if bitwise:
-                            same_as_nchw = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
+                            bits_ok = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
                     except ValueError:  # a layer the im2col tactic does not take (the fused kernel covers it)
                         continue
                     finally:
@@ -258,18 +258,18 @@ def main() -> int:
                     lib.centernet_dcnv2_set_splits(splits)
                     out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32)
                     if "added in the output" in plan:  # atomic adds in any order: the same bits every run (v27)
-                        same_as_nchw = all(torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
+                        bits_ok = all(torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
                                            for _ in range(3))
                     lib.centernet_dcnv2_set_splits(0)
                     set_variant(variants[0])
                 finite = bool(torch.isfinite(out).all())
                 err = rel(out, ref) if finite else float("nan")
                 err_tv = rel(out, tv_forward(*inputs, cfg))
-                ok = finite and err <= TOL[mode] and same_as_nchw
+                ok = finite and err <= TOL[mode] and bits_ok
                 failures += not ok
                 rows.append((case, mode, splits, err, err_tv, ok))
                 shown = " [im2col]" if str(variant).startswith("im2col") else f" [{plan}]"  # the fused path's plan
-                shown += "" if same_as_nchw else (" NOT BITWISE EQUAL TO THE NCHW CALL" if isinstance(variant, str)
+                shown += "" if bits_ok else (" NOT BITWISE EQUAL TO THE NCHW CALL" if isinstance(variant, str)
                                                   else " NOT THE SAME BITS ON EVERY RUN")
                 print(f"{'ok  ' if ok else 'FAIL'} {mode} variant={variant} splits={'auto' if splits == 0 else splits} "
                       f"{case} rel_vs_f64={err:.2e} rel_vs_torchvision_same_dtype={err_tv:.2e} tol={TOL[mode]:.0e}"

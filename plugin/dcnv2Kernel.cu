@@ -2048,6 +2048,11 @@ void setSplits(Plan& pl, int splits) {
   pl.grid.z = g.splits;
 }
 
+// fp32 with exactly two K splits: both add into the output (v27; forwardT also needs the output 16-byte aligned)
+bool sumsInOutput(Plan const& pl, bool fp32) {
+  return fp32 && pl.g.splits == 2 && !gNoSumInOut && (pl.g.N * pl.g.Cout * pl.g.HoWo) % 4 == 0;
+}
+
 template <typename T> Plan planOf(DCNv2Params const& p) {
   Plan pl;
   Geometry& g = pl.g;
@@ -2405,8 +2410,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   int const total = pl.g.N * pl.g.Cout * pl.g.HoWo;
   // fp32 with two splits: both add into the output (zeroed by the prep kernel), no partials and no finalize pass
   // (v27: its launch gap and pass were ~2 us of these calls); same bits every run (storeTile)
-  pl.g.sumInOut = std::is_same<T, float>::value && pl.g.splits == 2 && !gNoSumInOut && total % 4 == 0 &&
-                  reinterpret_cast<uintptr_t>(output) % 16 == 0;
+  pl.g.sumInOut = sumsInOutput(pl, std::is_same<T, float>::value) && reinterpret_cast<uintptr_t>(output) % 16 == 0;
   Geometry const& g = pl.g;
   dim3 const grid = pl.grid;
   bool const vec = pl.vec, tf32 = pl.tf32, useReg = pl.useReg;
@@ -2562,7 +2566,7 @@ std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   return kernel + ", " + std::to_string(pl.bn) + "-channel tiles, " + std::to_string(pl.perSM) + " per SM, " +
          std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) + " K steps, " +
          std::to_string(pl.g.splits) + " split(s)" +
-         (type == DCNv2DataType::kFLOAT && pl.g.splits == 2 && !gNoSumInOut ? " added in the output" : "");
+         (sumsInOutput(pl, type == DCNv2DataType::kFLOAT) ? " added in the output" : "");
 }
 
 }  // namespace centernet_trt
