@@ -8,7 +8,11 @@ kernel, barrier, K loop, epilogue; from clock64 at the blocks' median cycles per
 finalize kernel starts and ends (us from the prep kernel's first block). Needs a GPU with the sm_90a warpgroup
 kernel (compute capability 9.0). The instrumented build is slower than the real one by a few stores per block and is
 never used for the benchmark's numbers.
-Usage (repo root): python3 bench/timeline_dcn.py [--reps 30]
+--blocks prints, instead, the spread over the blocks of the median replay (percentiles 0 / 10 / 50 / 90 / 100, us
+from the call's first block): when the prep blocks end, when the main blocks start, end their sampling table and
+their K loop, and end, with the table's and K loop's durations (docs/kernel.md, "v29"), for the layouts in --layouts
+(nchw; in: the input channels-last; in+w: input and weight channels-last, which needs no prep kernel).
+Usage (repo root): python3 bench/timeline_dcn.py [--reps 30] [--blocks [--layouts nchw,in,in+w] [--modes tf32]]
 """
 from __future__ import annotations
 
@@ -130,10 +134,28 @@ def build() -> Path:
     return lib
 
 
+LAYOUTS = {"nchw": (False, False), "in": (True, False), "in+w": (True, True)}  # (input, weight) channels-last
+PERCENTILES = (0, 10, 50, 90, 100)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=30, help="graph replays per layer; the median replay is printed")
+    ap.add_argument("--blocks", action="store_true",
+                    help="percentiles over the blocks of each phase instead of block medians")
+    ap.add_argument("--layouts", default="nchw", help="with --blocks: comma-separated " + ", ".join(LAYOUTS))
+    ap.add_argument("--modes", default="fp16,tf32", help="comma-separated fp16, tf32")
     args = ap.parse_args()
+    layouts = args.layouts.split(",")
+    modes = args.modes.split(",")
+    for name in layouts:
+        if name not in LAYOUTS:
+            raise SystemExit(f"error: --layouts: unknown layout {name!r}; use {', '.join(LAYOUTS)}")
+    if not args.blocks and layouts != ["nchw"]:
+        raise SystemExit("error: --layouts needs --blocks (the medians table is for NCHW tensors)")
+    for mode in modes:
+        if mode not in ("fp16", "tf32"):
+            raise SystemExit(f"error: --modes: unknown mode {mode!r}; use fp16, tf32")
     import numpy as np
     import torch
 
@@ -145,43 +167,88 @@ def main() -> None:
     lib.centernet_dcnv2_stamps.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     buf = np.zeros((2, 3, STAMP_BLOCKS, 6), dtype=np.uint64)  # [globaltimer, clock64][prep, main, finalize][block][k]
     gen = torch.Generator(device="cuda").manual_seed(0)
-    print(f"card: {torch.cuda.get_device_name()}; us from the prep kernel's first block; main phases are block medians")
-    print("| layer | prec | plan | call | prep ends | main: first / median start | table | wait | barrier | K loop | "
-          "epilogue | main ends | finalize starts / ends |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def replays(graph, plan):
+        """Per replay: the globaltimer and clock64 stamps of the blocks that ran, [prep, main, finalize]."""
+        out = []
+        for _ in range(args.reps):
+            torch.cuda.synchronize()
+            if lib.centernet_dcnv2_stamps(buf.ctypes.data, buf.nbytes, 1) != 0:
+                raise SystemExit("error: reading the stamps failed")
+            graph.replay()
+            torch.cuda.synchronize()
+            lib.centernet_dcnv2_stamps(buf.ctypes.data, buf.nbytes, 0)
+            gt, ck = buf[0].astype(np.int64), buf[1].astype(np.int64)
+            ran = [gt[k][:, 0] > 0 for k in range(3)]
+            if not ran[1].any():
+                raise SystemExit(f"error: {plan}: no warpgroup-kernel stamps (needs compute capability 9.0)")
+            out.append(([gt[k][ran[k]] for k in range(3)], ck[1][ran[1]]))
+        return out
+
+    if args.blocks:
+        print(f"card: {torch.cuda.get_device_name()}; the median replay; percentiles {' / '.join(map(str, PERCENTILES))} "
+              "over its blocks, us from the call's first block")
+        print("| layer | prec | layout | plan | call | prep blocks end | main blocks start | table ends | K loop ends | "
+              "blocks end | table (duration) | K loop (duration) | finalize ends |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    else:
+        print(f"card: {torch.cuda.get_device_name()}; us from the prep kernel's first block; main phases are block "
+              "medians")
+        print("| layer | prec | plan | call | prep ends | main: first / median start | table | wait | barrier | K loop | "
+              "epilogue | main ends | finalize starts / ends |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for shape in bench_dcn.SHAPES:
-        for mode, dtype in (("fp16", torch.float16), ("tf32", torch.float32)):
+        for mode in modes:
+            dtype = torch.float16 if mode == "fp16" else torch.float32
             n, c, h, w, cout = shape
             x, off, mask, weight, bias = bench_dcn.inputs(shape, dtype, gen, "random")
-            dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=True)
-            out = torch.empty(dcn.out_shape, dtype=dtype, device="cuda")
-            graph = bench_dcn.capture_graph(lambda: dcn(x, off, mask, weight, bias, out), 1)
-            rows = []
-            for _ in range(args.reps):
-                torch.cuda.synchronize()
-                if lib.centernet_dcnv2_stamps(buf.ctypes.data, buf.nbytes, 1) != 0:
-                    raise SystemExit("error: reading the stamps failed")
-                graph.replay()
-                torch.cuda.synchronize()
-                lib.centernet_dcnv2_stamps(buf.ctypes.data, buf.nbytes, 0)
-                gt, ck = buf[0].astype(np.int64), buf[1].astype(np.int64)
-                ran = [gt[k][:, 0] > 0 for k in range(3)]
-                prep, main_, fin = (gt[k][ran[k]] for k in range(3))
-                clk = ck[1][ran[1]]
-                if not len(main_):
-                    raise SystemExit(f"error: {dcn.plan}: no warpgroup-kernel stamps (needs compute capability 9.0)")
-                per_ns = np.median((clk[:, 5] - clk[:, 0]) / np.maximum(main_[:, 5] - main_[:, 0], 1))
-                t0 = prep[:, 0].min()
-                us = lambda v: (v - t0) / 1e3
-                end = fin[:, 5].max() if len(fin) else main_[:, 5].max()
-                phases = [np.median(clk[:, k + 1] - clk[:, k]) / per_ns / 1e3 for k in range(5)]
-                rows.append((us(end), us(prep[:, 5].max()), us(main_[:, 0].min()), us(np.median(main_[:, 0])), phases,
-                             us(main_[:, 5].max()), (us(fin[:, 0].min()), us(end)) if len(fin) else None))
-            call, prep_end, first, median, phases, main_end, fin = sorted(rows, key=lambda r: r[0])[len(rows) // 2]
-            fin_text = "-" if fin is None else f"{fin[0]:.1f} / {fin[1]:.1f}"
-            print(f"| {n},{c},{h},{w} -> {cout} | {mode} | {dcn.plan} | {call:.1f} | {prep_end:.1f} | {first:.1f} / "
-                  f"{median:.1f} | " + " | ".join(f"{p:.2f}" for p in phases) + f" | {main_end:.1f} | {fin_text} |",
-                  flush=True)
+            for layout in layouts:
+                in_cl, w_cl = LAYOUTS[layout]
+                xi = x.contiguous(memory_format=torch.channels_last) if in_cl else x
+                wi = weight.contiguous(memory_format=torch.channels_last) if w_cl else weight
+                dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=True, input_nhwc=in_cl,
+                                     weight_nhwc=w_cl)
+                out = torch.empty(dcn.out_shape, dtype=dtype, device="cuda")
+                graph = bench_dcn.capture_graph(lambda: dcn(xi, off, mask, wi, bias, out), 1)
+                stamps = replays(graph, dcn.plan)
+                if args.blocks:
+                    print_blocks(np, stamps, f"| {n},{c},{h},{w} -> {cout} | {mode} | {layout} | {dcn.plan} |")
+                else:
+                    print_medians(np, stamps, f"| {n},{c},{h},{w} -> {cout} | {mode} | {dcn.plan} |")
+
+
+def print_medians(np, stamps, head: str) -> None:
+    """The medians row of the median replay (the default table)."""
+    rows = []
+    for (prep, main_, fin), clk in stamps:
+        per_ns = np.median((clk[:, 5] - clk[:, 0]) / np.maximum(main_[:, 5] - main_[:, 0], 1))
+        t0 = prep[:, 0].min()
+        us = lambda v: (v - t0) / 1e3
+        end = fin[:, 5].max() if len(fin) else main_[:, 5].max()
+        phases = [np.median(clk[:, k + 1] - clk[:, k]) / per_ns / 1e3 for k in range(5)]
+        rows.append((us(end), us(prep[:, 5].max()), us(main_[:, 0].min()), us(np.median(main_[:, 0])), phases,
+                     us(main_[:, 5].max()), (us(fin[:, 0].min()), us(end)) if len(fin) else None))
+    call, prep_end, first, median, phases, main_end, fin = sorted(rows, key=lambda r: r[0])[len(rows) // 2]
+    fin_text = "-" if fin is None else f"{fin[0]:.1f} / {fin[1]:.1f}"
+    print(f"{head} {call:.1f} | {prep_end:.1f} | {first:.1f} / {median:.1f} | " +
+          " | ".join(f"{p:.2f}" for p in phases) + f" | {main_end:.1f} | {fin_text} |", flush=True)
+
+
+def print_blocks(np, stamps, head: str) -> None:
+    """Percentiles over the blocks of the median replay (globaltimer, us from the call's first block)."""
+    def span(s):
+        (prep, main_, fin), _ = s
+        t0 = min(k[:, 0].min() for k in (prep, main_) if len(k))
+        return ((fin if len(fin) else main_)[:, 5].max() - t0) / 1e3, t0
+    (prep, main_, fin), _ = sorted(stamps, key=lambda s: span(s)[0])[len(stamps) // 2]
+    call, t0 = span(((prep, main_, fin), None))
+    pct = lambda v: " / ".join(f"{x:.1f}" for x in np.percentile((v - t0) / 1e3, PERCENTILES))
+    dur = lambda v: " / ".join(f"{x:.1f}" for x in np.percentile(v / 1e3, PERCENTILES))
+    prep_text = pct(prep[:, 5]) + f" ({len(prep)} blocks)" if len(prep) else "- (no prep kernel)"
+    fin_text = pct(fin[:, 5]) if len(fin) else "-"
+    print(f"{head} {call:.1f} | {prep_text} | {pct(main_[:, 0])} | {pct(main_[:, 1])} | {pct(main_[:, 4])} | "
+          f"{pct(main_[:, 5])} | {dur(main_[:, 1] - main_[:, 0])} | {dur(main_[:, 4] - main_[:, 3])} | {fin_text} |",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,17 @@ def test_timeline_instrumentation_fits_the_kernel(tmp_path):
                            "arch=compute_90a,code=sm_90a", "-o", str(tmp_path / "k.o"), str(tmp_path / "dcnv2Kernel.cu")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--blocks", "--layouts", "nhwc"], "unknown layout 'nhwc'"),
+    (["--layouts", "in"], "--layouts needs --blocks"),
+    (["--modes", "bf16"], "unknown mode 'bf16'"),
+])
+def test_timeline_refuses_bad_arguments_before_any_gpu_work(argv, message):
+    """bench/timeline_dcn.py checks its layout and mode lists first, with a message naming the accepted values, so a
+    typo costs no instrumented build or device time."""
+    proc = subprocess.run([sys.executable, "bench/timeline_dcn.py", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert message in proc.stderr
