@@ -217,31 +217,32 @@ def main() -> None:
                     print_medians(np, stamps, f"| {n},{c},{h},{w} -> {cout} | {mode} | {dcn.plan} |")
 
 
+def median_replay(stamps):
+    """The replay whose call (first block of any kernel to the last block's end) is the median, its length in us and
+    its first block's globaltimer; both tables read this one replay."""
+    def span(replay):
+        (prep, main_, fin), _ = replay
+        t0 = min(k[:, 0].min() for k in (prep, main_) if len(k))
+        return ((fin if len(fin) else main_)[:, 5].max() - t0) / 1e3, t0
+    replay = sorted(stamps, key=lambda r: span(r)[0])[len(stamps) // 2]
+    return (replay, *span(replay))
+
+
 def print_medians(np, stamps, head: str) -> None:
-    """The medians row of the median replay (the default table)."""
-    rows = []
-    for (prep, main_, fin), clk in stamps:
-        per_ns = np.median((clk[:, 5] - clk[:, 0]) / np.maximum(main_[:, 5] - main_[:, 0], 1))
-        t0 = prep[:, 0].min()
-        us = lambda v: (v - t0) / 1e3
-        end = fin[:, 5].max() if len(fin) else main_[:, 5].max()
-        phases = [np.median(clk[:, k + 1] - clk[:, k]) / per_ns / 1e3 for k in range(5)]
-        rows.append((us(end), us(prep[:, 5].max()), us(main_[:, 0].min()), us(np.median(main_[:, 0])), phases,
-                     us(main_[:, 5].max()), (us(fin[:, 0].min()), us(end)) if len(fin) else None))
-    call, prep_end, first, median, phases, main_end, fin = sorted(rows, key=lambda r: r[0])[len(rows) // 2]
-    fin_text = "-" if fin is None else f"{fin[0]:.1f} / {fin[1]:.1f}"
-    print(f"{head} {call:.1f} | {prep_end:.1f} | {first:.1f} / {median:.1f} | " +
-          " | ".join(f"{p:.2f}" for p in phases) + f" | {main_end:.1f} | {fin_text} |", flush=True)
+    """The block medians of the median replay (the default table)."""
+    ((prep, main_, fin), clk), call, t0 = median_replay(stamps)
+    us = lambda v: (v - t0) / 1e3
+    per_ns = np.median((clk[:, 5] - clk[:, 0]) / np.maximum(main_[:, 5] - main_[:, 0], 1))
+    phases = [np.median(clk[:, k + 1] - clk[:, k]) / per_ns / 1e3 for k in range(5)]
+    fin_text = "-" if not len(fin) else f"{us(fin[:, 0].min()):.1f} / {call:.1f}"
+    print(f"{head} {call:.1f} | {us(prep[:, 5].max()):.1f} | {us(main_[:, 0].min()):.1f} / "
+          f"{us(np.median(main_[:, 0])):.1f} | " + " | ".join(f"{p:.2f}" for p in phases) +
+          f" | {us(main_[:, 5].max()):.1f} | {fin_text} |", flush=True)
 
 
 def print_blocks(np, stamps, head: str) -> None:
     """Percentiles over the blocks of the median replay (globaltimer, us from the call's first block)."""
-    def span(s):
-        (prep, main_, fin), _ = s
-        t0 = min(k[:, 0].min() for k in (prep, main_) if len(k))
-        return ((fin if len(fin) else main_)[:, 5].max() - t0) / 1e3, t0
-    (prep, main_, fin), _ = sorted(stamps, key=lambda s: span(s)[0])[len(stamps) // 2]
-    call, t0 = span(((prep, main_, fin), None))
+    ((prep, main_, fin), _), call, t0 = median_replay(stamps)
     pct = lambda v: " / ".join(f"{x:.1f}" for x in np.percentile((v - t0) / 1e3, PERCENTILES))
     dur = lambda v: " / ".join(f"{x:.1f}" for x in np.percentile(v / 1e3, PERCENTILES))
     prep_text = pct(prep[:, 5]) + f" ({len(prep)} blocks)" if len(prep) else "- (no prep kernel)"
