@@ -4,7 +4,9 @@ References: torchvision.ops.deform_conv2d run in float64 (on the same, already-r
 plus a direct loop-based float64 implementation of the sampling rule for tiny cases. Every case draws fresh
 random data with fractional and out-of-range offsets and poisons the output with NaN before each run. Each case
 also runs with channels-last tensors (the plugin's kHWC8 / kHWC input, output and weight; LAYOUT_RUNS): each must
-match the reference and, where the table says so, be bitwise equal to the NCHW call on the same data.
+match the reference and, where the table says so, be bitwise equal to the NCHW call on the same data. TF32 layers
+that gather from an fp16 copy of an NCHW input (v30) are checked against float64 like the rest, and their range
+guard (inputs beyond fp16's range, tiny, with a NaN; half_copy_guard) against the same layer without the copy.
 Exit code 1 if any case misses its tolerance: fp32 strict 1e-5, fp32 TF32 1e-3, fp16 1e-2 (relative L2).
 """
 from __future__ import annotations
@@ -45,8 +47,15 @@ CASES = [dict(shape=s) for s in BASELINE] + [
     dict(shape=(1, 64, 24, 24, 128)),                      # TF32 256-byte steps with 128-channel tiles (small)
     dict(shape=(1, 64, 20, 20, 64), k=(7, 7), pad=(3, 3)), # 7x7: TF32's table too large for cfg 3's stages (cfg 2)
     dict(shape=(1, 256, 48, 48, 200)),                     # 256-channel tiles (v28), Cout not a multiple of them
+    dict(shape=(1, 32, 96, 96, 64)),                       # TF32 from the fp16 copy in 128-byte steps (cfg 1, v30)
 ]
-QUICK = [8, 9, 10, 15]  # small cases, for compute-sanitizer's memcheck (bench/gpu_run.sh)
+QUICK = [8, 9, 10, 15, 25, 28]  # small cases, for compute-sanitizer's memcheck (bench/gpu_run.sh); 25 and 28 take
+                                # the fp16 copy in TF32 (256- and 128-byte steps)
+# The fp16 copy's range guard (v30): layers that take the copy in TF32 (cfg 3, cfg 1), each with inputs the copy
+# cannot hold (the whole input scaled beyond fp16's range or below 2^-8: every block redoes its K range from the fp32
+# input, so the output must be bitwise that of the same layer without the copy), one value beyond fp16 (only the
+# blocks that gather it redo: float64's tolerance) and one NaN (NaN exactly where the layer without the copy has it).
+GUARD_SHAPES = [(1, 64, 24, 24, 128), (1, 32, 96, 96, 64), (2, 64, 32, 40, 64)]
 
 
 # Channels-last runs, the default variant: name, algorithm (0 fused, 1 im2col + cuBLAS), input / output / weight
@@ -131,10 +140,18 @@ def rel(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
-def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False, nhwc_out=False, nhwc_w=False):
+def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False, nhwc_out=False, nhwc_w=False, half_copy=True):
     """Our output (every element written over a NaN poison) and the fused path's launch plan in words; nhwc /
     nhwc_out / nhwc_w: the input handed over / the output written / the weight handed over channels-last (as the
-    plugin's kHWC8 / kHWC tensors)."""
+    plugin's kHWC8 / kHWC tensors); half_copy False: TF32 gathers from the fp32 copy (as before v30)."""
+    lib.centernet_dcnv2_set_half_copy(int(half_copy))
+    try:
+        return _run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc, nhwc_out, nhwc_w)
+    finally:
+        lib.centernet_dcnv2_set_half_copy(1)
+
+
+def _run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc, nhwc_out, nhwc_w):
     x, off, mask, weight, bias = inputs
     n, c, h, w, cout = case["shape"]
     dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, k=cfg["k"], stride=cfg["stride"], pad=cfg["pad"], dil=cfg["dil"],
@@ -150,6 +167,41 @@ def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False, nhwc_out=Fal
     dcn(x, off, mask, weight, bias, out)
     torch.cuda.synchronize()
     return out, dcn.plan
+
+
+def half_copy_guard(lib, gen, shapes) -> int:
+    """The fp16 copy's range guard on these GUARD_SHAPES, in TF32. Returns the number of failures."""
+    failures = 0
+    for shape in shapes:
+        case = dict(shape=shape)
+        inputs, cfg = make_inputs(case, torch.float32, gen)
+        x = inputs[0]
+        n, c, h, w, _ = shape
+        spike, nan = x.clone(), x.clone()
+        spike[n - 1, c // 3, h // 2, w // 2] = 1e6
+        nan[0, c // 2, h // 3, w // 4] = float("nan")
+        plan = run_ours(lib, case, inputs, cfg, torch.float32, True)[1]
+        ok = "fp16 copy" in plan
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} guard {shape}: the layer takes the fp16 copy [{plan}]")
+        for label, xs in (("x 1e5", x * 1e5), ("x 1e-4", x * 1e-4), ("one value 1e6", spike), ("one NaN", nan)):
+            run = [xs] + inputs[1:]
+            out = run_ours(lib, case, run, cfg, torch.float32, True)[0]
+            plain = run_ours(lib, case, run, cfg, torch.float32, True, half_copy=False)[0]
+            if label == "one NaN":
+                where = torch.isnan(out)
+                ok = torch.equal(where, torch.isnan(plain)) and bool(where.any()) and bool((~where).any())
+                err = rel(out[~where], plain[~where]) if ok else float("nan")
+                ok = ok and err <= TOL["tf32"]
+                what = f"NaN where the fp32 gathers have it, the rest rel {err:.2e} to them"
+            else:
+                err = rel(out, tv_forward(*[None if t is None else t.double() for t in run], cfg))
+                same = torch.equal(out, plain)
+                ok = bool(torch.isfinite(out).all()) and err <= TOL["tf32"] and (same or label == "one value 1e6")
+                what = f"rel_vs_f64={err:.2e}" + (", bitwise the fp32 gathers' output" if same else "")
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} guard {shape} {label}: {what}", flush=True)
+    return failures
 
 
 def first_call_captures(lib, gen) -> int:
@@ -238,8 +290,9 @@ def main() -> int:
                     lib.centernet_dcnv2_set_algo(algo)
                     try:
                         out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32, nhwc, nhwc_out, nhwc_w)
-                        if bitwise:
-                            bits_ok = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32)[0])
+                        if bitwise:  # (a channels-last input is read in place: its partner gathers fp32 too)
+                            bits_ok = torch.equal(out, run_ours(lib, case, inputs, cfg, dtype, tf32,
+                                                                half_copy=not nhwc)[0])
                     except ValueError:  # a layer the im2col tactic does not take (the fused kernel covers it)
                         continue
                     finally:
@@ -286,6 +339,7 @@ def main() -> int:
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} loop-ref {mode} {case} rel_vs_loop={err:.2e} "
                   f"torchvision64_vs_loop={err_tv64:.1e}", flush=True)
+    failures += half_copy_guard(lib, gen, GUARD_SHAPES[:2] if args.quick else GUARD_SHAPES)
     # rejected parameters must be reported, not computed
     bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0, 0, 0]  # 30 channels, groups 4
     msg = lib.centernet_dcnv2_check_supported(*bad)

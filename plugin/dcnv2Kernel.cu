@@ -2,7 +2,8 @@
 //
 //   M = output pixels, N = output channels, K = taps * input channels (per conv group).
 //   1. prep kernel (one launch): input NCHW -> NHWC in workspace (so each bilinear corner is one 16-byte
-//      channel vector), weight packed for the main kernel. Neither where the plugin is handed the tensor
+//      channel vector; for the warpgroup kernel's TF32, v30, as fp16 with a range code per tile), weight packed for
+//      the main kernel. Neither where the plugin is handed the tensor
 //      channels-last (DCNv2Params::inputNHWC / weightNHWC): the input is read in place, and dcnWgKernel copies its
 //      weight stages straight from a channels-last weight; with both, there is no prep launch.
 //   2. main kernel: a block owns an 8 x 8 output-pixel patch x 64 (or 128) output channels and a range of K
@@ -150,6 +151,11 @@ template <typename T> struct MainArgs {
   T* __restrict__ out;
   float* __restrict__ acc;
   Geometry g;
+  // TF32 from an fp16 copy of the input (v30, dcnWgKernel's H16): the input as given (NCHW), for the fallback, and
+  // the prep kernel's code of each transpose tile (kRange*), rangeSlots per image, rangeStride (16-byte multiple) apart
+  T const* __restrict__ inNCHW;
+  unsigned char const* __restrict__ rangeCode;
+  int rangeSlots, rangeStride;
 };
 
 // The warpgroup kernel's second parameter: where it reads a channels-last weight as it lies (DIRECT, v24; wpack is
@@ -950,6 +956,41 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
 #endif
 
 constexpr int kWgThreads = 128;                  // one warpgroup
+// H16 (v30): where the fp16 copy does not hold the input to TF32's precision, a block redoes its K range from the
+// fp32 input (wgFallback): (1) a value beyond fp16's range, an Inf or a NaN became an Inf or a NaN in the copy, which
+// leaves a non-finite accumulator in every block that gathered it (checked at the end: only those blocks redo, and
+// blocks that never read it are exact as they are); (2) an image whose nonzero values are all below 2^-8, where fp16's
+// fixed subnormal step (2^-24) would exceed 2^-16 of its largest value, more than a TF32 rounding: the prep kernel
+// gives each transpose tile a code (kRange*), the kernel ORs its image's codes.
+constexpr float kHalfCopyMin = 0.00390625f;  // 2^-8
+constexpr unsigned char kRangeZero = 0, kRangeTiny = 1, kRangeNormal = 2;  // a tile's code: its largest |x| is 0,
+                                                                           // below 2^-8, at least 2^-8 (or Inf/NaN)
+constexpr int kRangeCodesInSmem = 4096;  // an image's tile codes the kernel stages in shared memory (the rest: read
+                                         // at the end from global memory)
+#ifdef CENTERNET_DCN_WGMMA
+// TF32 from an fp16 copy (v30): 4 A registers of one row from its 4 corner vectors of 8 halves, taking half h of each
+// (words 2h, 2h + 1): converted to fp32, blended in fp32 and rounded to TF32 as blendFrag does with fp32 corners.
+__device__ __forceinline__ void blendH16(float4 const& w, uint4 const (&r)[4], int h, unsigned (&o)[4]) {
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    float2 f[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      unsigned const u = reinterpret_cast<unsigned const*>(&r[k])[2 * h + j];
+      f[k] = __half22float2(*reinterpret_cast<__half2 const*>(&u));
+    }
+    float s0 = w.x * f[0].x, s1 = w.x * f[0].y;
+    s0 = fmaf(w.y, f[1].x, s0);
+    s1 = fmaf(w.y, f[1].y, s1);
+    s0 = fmaf(w.z, f[2].x, s0);
+    s1 = fmaf(w.z, f[2].y, s1);
+    s0 = fmaf(w.w, f[3].x, s0);
+    s1 = fmaf(w.w, f[3].y, s1);
+    o[2 * j] = tf32Bits(s0);
+    o[2 * j + 1] = tf32Bits(s1);
+  }
+}
+#endif
 constexpr int kWgStagesA = 2;
 constexpr int kWgRowBytes = 128;                 // one swizzle row: the K extent of a step
 constexpr int kWgStageA = kBM * kWgRowBytes;     // 8 KB
@@ -1100,17 +1141,116 @@ __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint3
 }
 #endif
 
+#ifdef CENTERNET_DCN_WGMMA
+// H16's fallback (v30; inline: a function call would make ptxas serialize every wgmma of the kernel, and its loops
+// stay rolled so that it adds no register pressure to the K loop's): a warpgroup's K steps
+// s0, s0 + KG, ... again from the fp32 input as given (NCHW), one step at a time with the block's sampling table, its
+// own A stage 0 and B stage 0 (weight by bulk copy on the stage's mbarrier, next completion parity `phase`) and the
+// same wgmma into the warpgroup's accumulators: the result TF32 gives without the copy (the A tile holds the same
+// TF32 values in the same places as dcnWgKernel's fp32 gathers put them). Slow: a rare case.
+template <int BN, int KG, int WIDE, bool DIRECT>
+__device__ __forceinline__ void wgFallback(MainArgs<float> const& a, WeightMap<DIRECT> const& wmap,
+    SampleInfo const* info, uint32_t sA, uint32_t sB, uint32_t bar, uint32_t phase, float (&acc)[BN / 2], int img,
+    int grp, int nb, int s0, int nLocal, int busiest) {
+  constexpr int VEC = 4, STEPC = 32;        // fp32 channels per 16-byte chunk / per 128-byte row
+  constexpr bool kN16 = WIDE == 1;          // (as in dcnWgKernel's H16)
+  constexpr int ROWS = kN16 ? 2 : 4, PST = kBM / ROWS;
+  constexpr int kHOff = kN16 ? STEPC / 2 : STEPC;  // channels between a lane's two A chunks
+  constexpr int kStageB = wgStageB<BN>();
+  Geometry const& g = a.g;
+  int const lt = threadIdx.x % kWgThreads, wgi = threadIdx.x / kWgThreads;
+  int const v = kN16 ? (lt & 3) : (lt & 7);
+  int const p0 = kN16 ? (lt >> 5) * 8 + (((lt >> 2) & 1) << 2) + ((lt >> 3) & 3) : (lt >> 3);
+  int const cinBase = grp * g.Cin_g;
+  size_t const HW = size_t(g.H) * g.W;
+  float const* src = a.inNCHW + size_t(img) * g.C * HW;
+  int const pixBase = img * g.H * g.W;
+  char const* wg = reinterpret_cast<char const*>(a.wpack) +
+                   (size_t(grp) * g.tilesN + nb) * g.KK * g.nSteps * size_t(kStageB);
+#pragma unroll
+  for (int j = 0; j < BN / 2; ++j) acc[j] = 0.f;
+  fenceAcc(acc);
+  int t = s0 % g.KK, cs = s0 / g.KK;
+  for (int l = 0; l < nLocal; ++l) {
+    if (lt == 0) {
+      if constexpr (DIRECT) {
+        mbarExpect(bar, WIDE * kStageB);
+        for (int h = 0; h < WIDE; ++h)
+          tensorCopy4d(sB + h * kStageB, &wmap.map, (WIDE * cs + h) * STEPC, t, nb * BN, grp, bar);
+      } else {
+        bulkCopy(sB, wg + (size_t(t) * g.nSteps + WIDE * cs) * kStageB, WIDE * kStageB, bar);
+      }
+    }
+    int const c0 = cinBase + cs * (WIDE * STEPC) + v * VEC;
+    int const d = g.dg == 1 ? 0 : c0 / g.Cdg;
+    int const rc = (d * g.KK + t) * kBM + p0;
+    int const rw = SampleTable<false>::weightAt(g.dg * g.KK, rc);
+#pragma unroll 1
+    for (int i = 0; i < ROWS; ++i) {
+      int4 const idx = reinterpret_cast<int4 const*>(info)[rc + PST * i];
+      float4 const w = reinterpret_cast<float4 const*>(info)[rw + PST * i];
+      int const at[4] = {idx.x, idx.y, idx.z, idx.w};
+      int const p = p0 + PST * i;
+#pragma unroll 1
+      for (int h = 0; h < 2; ++h) {
+        uint4 r[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          int const pix = at[k] / g.C - pixBase;  // the corner's pixel (an unused corner: element 0, weight 0)
+          float e4[4];
+#pragma unroll
+          for (int e = 0; e < 4; ++e) e4[e] = pix >= 0 ? src[size_t(c0 + h * kHOff + e) * HW + pix] : 0.f;
+          r[k] = make_uint4(__float_as_uint(e4[0]), __float_as_uint(e4[1]), __float_as_uint(e4[2]),
+              __float_as_uint(e4[3]));
+        }
+        unsigned o[4];
+        blendFrag<float>(w, r, o);
+        int const sub = kN16 ? 0 : h, chunk = kN16 ? v + 4 * h : v;
+        uint32_t const dst = sA + sub * kWgStageA + p * kWgRowBytes + ((chunk ^ (p & 7)) << 4);
+        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(o[0]), "r"(o[1]), "r"(o[2]),
+            "r"(o[3]) : "memory");
+      }
+    }
+    mbarWait(bar, phase);
+    phase ^= 1u;
+    fenceProxyAsync();
+    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
+    wgFence();
+#pragma unroll
+    for (int h = 0; h < WIDE; ++h) wgStep<float, BN>(acc, sA + h * kWgStageA, sB + h * kStageB);
+    wgCommit();
+    wgWait<0>();
+    fenceAcc(acc);
+    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");  // the stages are free again
+    nextStep(t, cs, KG, g.KK);
+  }
+  for (int l = nLocal; l < busiest; ++l) {  // (the kernel's racecheck symmetry)
+    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
+    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
+  }
+}
+#endif
+
 // WIDE = 2 (TF32, v11): a step is one tap x 256 bytes of channels (two 128-byte rows, two A and B sub-stages, 8
 // wgmma), so the per-step work (sampling-record reads, barrier, waits, fences, addresses) is spread over twice the
 // channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
-template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT>
+// H16 (TF32, v30): the gathers read an fp16 copy of the input that the prep kernel wrote instead of the fp32 one:
+// half the bytes per sample for the L1 (the TF32 K loop's busiest unit), the same TF32 A tile (each corner converted to
+// fp32, blended in fp32, rounded to TF32). fp16 holds 11 significant bits, as TF32 does, but not fp32's range: a block
+// that gathered a value beyond it, a NaN or an Inf (its accumulators are then not finite), or whose image holds only
+// values below 2^-8 (the prep kernel's tile codes; there fp16's fixed subnormal step would cost precision) redoes its
+// K range from the fp32 input (wgFallback: slow, rare; same table, stages and wgmma). Each 64- (WIDE 2) or 32-channel
+// (WIDE 1) run of a pixel in the copy is permuted so that lane v's 16 bytes are exactly the channels its A chunks
+// take: v's 4 and the 4 half a step further, so A's layout, the weight's packing and the B stages stay as they are.
+template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB)
-    dcnWgKernel(MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
+    dcnWgKernel(const __grid_constant__ MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
 #ifndef CENTERNET_DCN_WGMMA
   __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
 #else
   static_assert(AHEAD == 1 || AHEAD == 2, "one or two steps of look-ahead");
   static_assert(WIDE == 1 || WIDE == 2, "128- or 256-byte steps");
+  static_assert(!H16 || std::is_same<T, float>::value, "the fp16 copy is for TF32");
   constexpr int THREADS = kWgThreads * KG;
   constexpr int VEC = 16 / int(sizeof(T));  // channels per 16-byte vector
   constexpr int STEPC = 8 * VEC;            // channels per 128-byte row of a pixel (WIDE rows per K step)
@@ -1123,6 +1263,14 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   static_assert(!kBulkB || KG * kStagesB * 8 <= kWgBarMax, "the B stages' mbarriers must fit their shared memory");
   constexpr int kBChunks = WIDE * kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step (cp.async)
   static_assert(size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "a C partial must fit in its warpgroup's stages");
+  // H16: one 16-byte load per corner covers a lane's channels of the whole step (WIDE 2: 8 lanes per pixel as for
+  // fp32; WIDE 1: a pixel's 32 halves are 4 lanes, so a thread takes 2 pixel rows instead of 4)
+  constexpr bool kN16 = H16 && WIDE == 1;
+  constexpr int RW = H16 ? 1 : WIDE;    // 16-byte loads per corner and pixel row
+  constexpr int ROWS = kN16 ? 2 : 4;    // pixel rows per thread
+  constexpr int PST = kBM / ROWS;       // pixels between a thread's rows
+  constexpr int NOUT = H16 ? 2 : WIDE;  // 16-byte A chunks a thread stores per row and step
+  using G = typename std::conditional<H16, __half, T>::type;  // what the gathers read
   extern __shared__ __align__(128) unsigned char smemRaw[];
   uint32_t const rawAddr = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
   uint32_t const sBars = (rawAddr + 7u) & ~7u;  // mbarriers first, outside the stages that the C partials reuse
@@ -1153,8 +1301,10 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
 
-  int const v = lt & 7;    // 16-byte channel slot of the step
-  int const p0 = lt >> 3;  // pixels p0 + 16 i
+  int const v = kN16 ? (lt & 3) : (lt & 7);  // 16-byte channel slot of the step (fp32 channels v * VEC ...)
+  // pixels p0 + PST i. kN16: a quarter-warp's 8 lanes are pixels k and k + 4 of its warp's 8, so that the chunks v and
+  // v + 4 its lanes store (64 bytes per pixel row) fall in distinct banks under the 128-byte swizzle
+  int const p0 = kN16 ? (lt >> 5) * 8 + (((lt >> 2) & 1) << 2) + ((lt >> 3) & 3) : (lt >> 3);
   int const cinBase = grp * g.Cin_g;
   // packed weight: [group][n-block][tap][step][BN rows][128 swizzled bytes]
   char const* wg = reinterpret_cast<char const*>(a.wpack) +
@@ -1170,38 +1320,41 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   // Cin_g (last step of a group whose channels are not a multiple of the step) gathers and blends channel 0 like any
   // other: its B rows are zero, so it adds exact zeros for finite inputs (no predicated or zeroed weights in the
   // loop; an Inf in the input makes those outputs non-finite either way: NaN here, Inf in torchvision).
-  uint4 raw[AHEAD][4][WIDE][4];  // [step in flight][pixel row][128-byte row of the step][corner]
+  uint4 raw[AHEAD][ROWS][RW][4];  // [step in flight][pixel row][16-byte load of the corner][corner]
   int rec[AHEAD];
   int gT = s0 % g.KK, gCs = s0 / g.KK;  // tap and channel step of the next step to gather
   int bT = gT, bCs = gCs;                // ... and of the next weight step to copy
   // Where the next step's gather reads: its channel vector base and sampling-record row (then the cursor moves on).
   struct GatherAt {
-    T const* base;
+    G const* base;
     int rc;
   };
   auto nextGather = [&]() {
     int c = gCs * (WIDE * STEPC) + v * VEC;
     c = c < g.Cin_g ? c : 0;  // (WIDE = 2: Cin_g is a multiple of the step, so the second row is valid too)
     int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
-    GatherAt const at{stepBase(a.inNHWC + cinBase + c), (d * g.KK + gT) * kBM + p0};
+    // (H16: the copy's channel runs are permuted, so lane v's 8 halves start at v * 8 of the step's run)
+    G const* const src = H16 ? reinterpret_cast<G const*>(a.inNHWC) + cinBase + gCs * (WIDE * STEPC) + v * 8
+                             : reinterpret_cast<G const*>(a.inNHWC + cinBase + c);
+    GatherAt const at{stepBase(src), (d * g.KK + gT) * kBM + p0};
     nextStep(gT, gCs, KG, g.KK);
     return at;
   };
   auto weightRow = [&](GatherAt const& at) { return SampleTable<kHalf>::weightAt(g.dg * g.KK, at.rc); };
-  auto gatherRow = [&](uint4 (&r)[WIDE][4], GatherAt const& at, int i) {
-    int4 const idx = reinterpret_cast<int4 const*>(info)[at.rc + 16 * i];
-    T const* const cp[4] = {corner(at.base, idx.x), corner(at.base, idx.y), corner(at.base, idx.z),
+  auto gatherRow = [&](uint4 (&r)[RW][4], GatherAt const& at, int i) {
+    int4 const idx = reinterpret_cast<int4 const*>(info)[at.rc + PST * i];
+    G const* const cp[4] = {corner(at.base, idx.x), corner(at.base, idx.y), corner(at.base, idx.z),
                             corner(at.base, idx.w)};
 #pragma unroll
-    for (int h = 0; h < WIDE; ++h)
+    for (int h = 0; h < RW; ++h)
 #pragma unroll
       for (int k = 0; k < 4; ++k) r[h][k] = __ldg(reinterpret_cast<uint4 const*>(cp[k] + h * STEPC));
   };
-  auto gather = [&](uint4 (&r)[4][WIDE][4], int& recW) {
+  auto gather = [&](uint4 (&r)[ROWS][RW][4], int& recW) {
     GatherAt const at = nextGather();
     recW = weightRow(at);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) gatherRow(r[i], at, i);
+    for (int i = 0; i < ROWS; ++i) gatherRow(r[i], at, i);
   };
   // the weight of the next step into B stage `stage` (WIDE adjacent packed steps, contiguous). cp.async: always one
   // commit group per step (possibly empty), so cp.async.wait_group AHEAD - 1 means "this step's weight has landed"
@@ -1237,9 +1390,27 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     for (int l = 0; l < AHEAD; ++l)
       if (l < nLocal) gather(raw[l], rec[l]);
   }
+  // H16: is this image all tiny (kRangeTiny)? Its tiles' codes are copied into shared memory by cp.async behind the
+  // first gathers (no register, no wait: these configurations take their weight by bulk copy and use no cp.async
+  // group), each thread's own 16-byte chunks, which it alone reads back at the end (so no barrier of their own).
+  __shared__ __align__(16) unsigned char rangeS[H16 ? kRangeCodesInSmem : 16];
+  unsigned char const* const rangeG = a.rangeCode + size_t(img) * a.rangeStride;
+  if constexpr (H16) {
+    static_assert(wgBulkB(AHEAD, DIRECT), "the range codes' cp.async group must be the only one");
+    int const staged = min(a.rangeSlots, kRangeCodesInSmem);
+    for (int k = 16 * tid; k < staged; k += 16 * THREADS)
+      cpAsync16(static_cast<uint32_t>(__cvta_generic_to_shared(rangeS + k)), rangeG + k);
+    cpAsyncCommit();
+  }
 
   int bStage = 0;  // B stage of local step l; its A stage is l & 1
-  auto body = [&](uint4 (&r)[4][WIDE][4], int& recW, int l) {
+  // where a thread's 16-byte A chunk h of pixel row p goes: chunk v of sub-stage h (kN16: chunks v and v + 4 of
+  // the one row), at v ^ (p & 7) (the 128-byte swizzle)
+  auto aChunk = [&](uint32_t aStage, int p, int h) {
+    int const sub = kN16 ? 0 : h, chunk = kN16 ? v + 4 * h : v;
+    return aStage + sub * kWgStageA + p * kWgRowBytes + ((chunk ^ (p & 7)) << 4);
+  };
+  auto body = [&](uint4 (&r)[ROWS][RW][4], int& recW, int l) {
     uint32_t const aStage = sA + (l & 1) * kStageA;
     // kEarly (the one-block-per-SM configurations): each pixel row's registers are refilled with step l + AHEAD's
     // corners as soon as they are blended, so those loads are in flight during the rest of the blend, the waits
@@ -1249,20 +1420,21 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     bool const more = l + AHEAD < nLocal;
     GatherAt at{};
     if (kEarly && more) at = nextGather();
-    // blend into A (row p, 16-byte chunk v at v ^ (p & 7): the 128-byte swizzle); wgmma(l - 2) read it last
+    // blend into A (aChunk); wgmma(l - 2) read it last
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      unsigned o[WIDE][4];
+    for (int i = 0; i < ROWS; ++i) {
+      unsigned o[NOUT][4];
 #pragma unroll
-      for (int h = 0; h < WIDE; ++h) {
-        if constexpr (kHalf) blendHalf2(reinterpret_cast<uint2 const*>(info)[recW + 16 * i], r[i][h], o[h]);
-        else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + 16 * i], r[i][h], o[h]);
+      for (int h = 0; h < NOUT; ++h) {
+        if constexpr (kHalf) blendHalf2(reinterpret_cast<uint2 const*>(info)[recW + PST * i], r[i][h], o[h]);
+        else if constexpr (H16) blendH16(reinterpret_cast<float4 const*>(info)[recW + PST * i], r[i][0], h, o[h]);
+        else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + PST * i], r[i][h], o[h]);
       }
       if (kEarly && more) gatherRow(r[i], at, i);
-      int const p = p0 + 16 * i;
+      int const p = p0 + PST * i;
 #pragma unroll
-      for (int h = 0; h < WIDE; ++h) {
-        uint32_t const dst = aStage + h * kWgStageA + p * kWgRowBytes + ((v ^ (p & 7)) << 4);
+      for (int h = 0; h < NOUT; ++h) {
+        uint32_t const dst = aChunk(aStage, p, h);
         asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(o[h][0]), "r"(o[h][1]),
             "r"(o[h][2]), "r"(o[h][3]) : "memory");
       }
@@ -1300,12 +1472,42 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   // hazards on the C partials below when the counts differ (measured on H200: hazards exactly in the uneven cases).
   for (int l = nLocal, busiest = (ce - cb + KG - 1) / KG; l < busiest; ++l)
     asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
-  __syncthreads();  // every warp's wgmma finished reading the stages before the C partials overwrite them
+  // every warp's wgmma finished reading the stages before the C partials overwrite them (H16: the same barrier tells
+  // every thread whether the block redoes its K range, wgFallback)
+  bool redo = false;
+  if constexpr (H16) {
+    cpAsyncWait<0>();  // this thread's range codes have landed
+    uint4 codes = make_uint4(0u, 0u, 0u, 0u);
+    for (int k = 16 * tid; k < a.rangeSlots; k += 16 * THREADS) {
+      uint4 c = k < kRangeCodesInSmem ? *reinterpret_cast<uint4 const*>(rangeS + k)
+                                      : __ldg(reinterpret_cast<uint4 const*>(rangeG + k));
+      int const n = a.rangeSlots - k;  // (past it: the stride's padding)
+      if (n < 16) {
+        unsigned* const w = reinterpret_cast<unsigned*>(&c);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) w[q] &= n >= 4 * q + 4 ? ~0u : n <= 4 * q ? 0u : (1u << (8 * (n - 4 * q))) - 1u;
+      }
+      codes.x |= c.x | c.y | c.z | c.w;
+    }
+    unsigned code = codes.x | (codes.x >> 16);
+    code = (code | (code >> 8)) & 0xFFu;
+    unsigned big = 0u;  // the largest |acc| as bits: Inf or NaN where at least 0x7F800000 (integer max: a tree)
+#pragma unroll
+    for (int j = 0; j < BN / 2; ++j) big = max(big, __float_as_uint(acc[j]) & 0x7FFFFFFFu);
+    redo = __syncthreads_or(code == kRangeTiny || big >= 0x7F800000u);
+  } else {
+    __syncthreads();
+  }
 
   // accumulator (row 16 * warp + lane / 4 [+ 8], column 8 j + 2 (lane % 4) [+ 1]) -> this warpgroup's C_s[n][m]
   float* Cs = reinterpret_cast<float*>(smem + wgi * kGroupBytes);
   int const warp = (lt >> 5), lane = lt & 31;
   int const mRow = warp * 16 + (lane >> 2);
+  if constexpr (H16) {
+    if (redo)
+      wgFallback<BN, KG, WIDE, DIRECT>(a, wmap, info, sA, sB, bars, phases & 1u, acc, img, grp, nb, s0, nLocal,
+          (ce - cb + KG - 1) / KG);
+  }
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
@@ -1331,6 +1533,12 @@ template <typename T> struct PrepArgs {
   size_t packElems;
   int vecTrans;  // 16-byte transpose path (see dcnPrepKernel)
   int weight16;  // weight 16-byte aligned (vector loads in the wgmma pack)
+  // TF32 from an fp16 copy (v30; fp32, 16-byte transpose path only): 0 = none, else the copy's channel runs (1: 64,
+  // 2: 32 channels) are permuted for dcnWgKernel's H16 gathers, and each transpose block writes its tile's range code
+  // (kRange*) to rangeCode[img * rangeStride + its tile]
+  int h16;
+  unsigned char* rangeCode;
+  int rangeStride;
   float* zeroOut;  // the fp32 output that two K splits add into (Geometry::sumInOut), zeroed by the last blocks
   int zeroBlocks, zeroVecs;  // ... kZeroVecs 16-byte vectors per thread, zeroVecs in all
   // element (output row co of all groups, input channel c of the group, tap t) of the weight, linear or (KRSC: the
@@ -1399,6 +1607,7 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
     T const* src = a.in + size_t(img) * a.C * a.HW;
     T* dst = a.inNHWC + size_t(img) * a.C * a.HW;
     static_assert(kTC * kTS / kVE == 2 * kPrepThreads, "two vectors per thread each way");
+    float vmax = 0.f;  // h16: this thread's max |x| (a NaN is skipped: the kernel's accumulator check catches it)
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       int const v = threadIdx.x + kPrepThreads * k;
@@ -1410,9 +1619,22 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
         Pack<T, kVE> const pk = ldgPack<T, kVE>(src + size_t(c) * a.HW + s);
 #pragma unroll
         for (int e = 0; e < kVE; ++e) tile[row][col + e] = pk.v[e];
+        if constexpr (std::is_same<T, float>::value)
+          if (a.h16)
+#pragma unroll
+            for (int e = 0; e < kVE; ++e) vmax = fmaxf(vmax, fabsf(float(pk.v[e])));
       }
     }
-    __syncthreads();
+    if (std::is_same<T, float>::value && a.h16) {
+      // the tile's range code from the barrier the transpose needs anyway (a second one only for a tile with no value
+      // of at least 2^-8)
+      unsigned char const code = __syncthreads_or(vmax >= kHalfCopyMin) ? kRangeNormal
+                                 : __syncthreads_or(vmax != 0.f)        ? kRangeTiny
+                                                                        : kRangeZero;
+      if (threadIdx.x == 0) a.rangeCode[size_t(img) * a.rangeStride + r] = code;
+    } else {
+      __syncthreads();
+    }
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       int const v = threadIdx.x + kPrepThreads * k;
@@ -1421,10 +1643,23 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
       int const s = s0 + sp;
       int const c = c0 + cv;
       if (c < a.C && s < a.HW) {
-        Pack<T, kVE> pk;
+        if (std::is_same<T, float>::value && a.h16) {
+          // channels c .. c + 3 as halves, at their place in the permuted run (lane q of dcnWgKernel's H16 gather
+          // reads run positions 8q .. 8q + 7 = channels 4q .. 4q + 3 and run / 2 + 4q .. run / 2 + 4q + 3)
+          int const run = a.h16 == 1 ? 64 : 32, cc = c & (run - 1), q = cc >> 2, lanes = run / 8;
+          __half2 const h0 = __floats2half2_rn(float(tile[cv][sp]), float(tile[cv + 1][sp]));
+          __half2 const h1 = __floats2half2_rn(float(tile[cv + 2][sp]), float(tile[cv + 3][sp]));
+          uint2 u;
+          u.x = *reinterpret_cast<unsigned const*>(&h0);
+          u.y = *reinterpret_cast<unsigned const*>(&h1);
+          __half* const copy = reinterpret_cast<__half*>(a.inNHWC) + size_t(img) * a.C * a.HW;
+          *reinterpret_cast<uint2*>(copy + size_t(s) * a.C + (c - cc) + (q % lanes) * 8 + (q / lanes) * 4) = u;
+        } else {
+          Pack<T, kVE> pk;
 #pragma unroll
-        for (int e = 0; e < kVE; ++e) pk.v[e] = tile[cv + e][sp];
-        *reinterpret_cast<Pack<T, kVE>*>(dst + size_t(s) * a.C + c) = pk;
+          for (int e = 0; e < kVE; ++e) pk.v[e] = tile[cv + e][sp];
+          *reinterpret_cast<Pack<T, kVE>*>(dst + size_t(s) * a.C + c) = pk;
+        }
       }
     }
     return;
@@ -1835,6 +2070,7 @@ int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 bool gNoSumInOut = false;  // benchmark switch: two fp32 K splits summed by the finalize pass as before v27
+bool gNoHalfCopy = false;  // benchmark switch: TF32 gathers from the fp32 copy as before v30
 
 template <bool kHalfW = false> size_t infoBytes(DCNv2Params const& p) {
   return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * SampleTable<kHalfW>::kRecordBytes;
@@ -1939,11 +2175,11 @@ template <int BN> size_t wgTileBytesOf(WgConfig c, bool direct) {
 }
 
 #ifdef CENTERNET_DCN_SM90A
-template <typename T, int BN, int CFG, bool DIRECT>
+template <typename T, int BN, int CFG, bool DIRECT, bool H16 = false>
 cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid, size_t smemBytes, bool pdl,
     cudaStream_t stream) {
   constexpr WgConfig c = kWgConfigs[CFG];
-  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT>;
+  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16>;
   smemBytes += wgTileBytesOf<BN>(c, DIRECT);
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
   if (e != cudaSuccess) return e;
@@ -1951,16 +2187,27 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
   // for the gathers (by default the driver may carve out all of it).
   int const perSM = deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0);
   if (perSM > 0) {
-    int const pct = int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM));
+    size_t const block = smemBytes + 1024 + (H16 ? kRangeCodesInSmem : 0);  // (H16: its static range codes)
+    int const pct = int(std::min<size_t>(100, (size_t(c.minb) * block * 100 + perSM - 1) / perSM));
     e = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
     if (e != cudaSuccess) return e;
   }
   return launchKernel(pdl, kern, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
 }
 
+// h16: the gathers read the prep kernel's fp16 copy (TF32 in the configurations halfCopyOf names)
 template <typename T, int BN, bool DIRECT>
 cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid,
-    size_t smemBytes, bool pdl, cudaStream_t stream) {
+    size_t smemBytes, bool pdl, cudaStream_t stream, bool h16) {
+  if (h16) {
+    if constexpr (std::is_same<T, float>::value) {
+      if constexpr (BN == 64)
+        if (cfg == 1) return launchWg<T, BN, 1, DIRECT, true>(args, wmap, grid, smemBytes, pdl, stream);
+      if constexpr (BN != 256)
+        if (cfg == 3) return launchWg<T, BN, 3, DIRECT, true>(args, wmap, grid, smemBytes, pdl, stream);
+    }
+    return cudaErrorInvalidValue;  // halfCopyOf never asks for it
+  }
   switch (cfg) {
     case 0:
       if constexpr (BN != 256) return launchWg<T, BN, 0>(args, wmap, grid, smemBytes, pdl, stream);
@@ -2035,6 +2282,21 @@ int wgConfigOf(int bn, long blocks, int smCount, bool wideOk) {
   return (cfg == 1 && bn != 64) || (cfg == 3 && !wideOk) ? 2 : cfg;
 }
 
+// TF32 from an fp16 copy (v30): the copy takes the first half of the fp32 copy's workspace region, the prep kernel's
+// tile codes (one byte per 32-channel x 64-position tile of the 16-byte transpose, each image's 16-byte aligned for the
+// kernel's cp.async) follow it there.
+size_t halfCopyRangeOffset(DCNv2Params const& p) {
+  return alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(__half), kAlign);
+}
+int halfCopySlots(DCNv2Params const& p) {  // per image
+  return (p.inChannels + 31) / 32 * ((p.inHeight * p.inWidth + 63) / 64);
+}
+int halfCopyStride(DCNv2Params const& p) { return (halfCopySlots(p) + 15) / 16 * 16; }
+bool halfCopyFits(DCNv2Params const& p) {
+  return halfCopyRangeOffset(p) + size_t(p.batch) * halfCopyStride(p) <=
+         alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(float), kAlign);
+}
+
 // Everything the launch decides from the parameters and the device: geometry, kernel variant, grid, K splits.
 // The workspace size comes from the same plan, so a split-K layer always has room for its per-split partials.
 struct Plan {
@@ -2043,6 +2305,7 @@ struct Plan {
   bool vec, tf32, useReg, useWg, large;
   bool directW;  // the warpgroup kernel reads a channels-last weight as it lies (no pack)
   int regNT, bn, wgCfg;
+  int h16;        // TF32 from an fp16 copy of the input: 0 = no, 1 = 256-byte steps (cfg 3), 2 = 128-byte (cfg 1)
   int perSM;      // resident blocks per SM of the chosen kernel
   int maxSplits;  // the most K splits the heuristic gives any shape of this layer
 };
@@ -2134,6 +2397,24 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   bool const tileLarge = vec && std::is_same<T, __half>::value && g.Cout_g > 64 && fitsLarge;
   int const bn = pl.bn = useWg ? wgBN : useReg ? regNT * 8 : tileLarge ? kBNLarge : kBNSmall;
   pl.directW = useWg && p.weightNHWC;
+  // TF32 from an fp16 copy (v30, dcnWgKernel's H16): where the warpgroup kernel gathers from the prep kernel's copy
+  // (not an input read in place) made by the 16-byte transpose (H*W a multiple of 4; forwardT also needs the input
+  // 16-byte aligned), in the configurations it is built for, with channel runs (cfg 3: 64 channels, cfg 1: 32)
+  // that the groups and deformable groups do not cut. H100, side by side with v29 (docs/kernel.md "v30"): 0-7 %
+  // faster on the TF32 benchmark layers (the copy alone 5-10 %; its range guard costs the rest).
+  // (its range codes' 4 KB of static shared memory must not cost a resident block)
+  auto h16Fits = [&] {
+    size_t const block = wgBlockSmem(wgCfg) + kRangeCodesInSmem;
+    return block <= maxSmemOptin() &&
+           size_t(kWgConfigs[wgCfg].minb) * (block + 1024) <=
+               size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0));
+  };
+  pl.h16 = 0;
+  if (std::is_same<T, float>::value && useWg && tf32 && !p.inputNHWC && !gNoHalfCopy && (g.H * g.W) % 4 == 0 &&
+      g.C % 4 == 0 && halfCopyFits(p) && h16Fits()) {
+    int const run = wgCfg == 3 ? 64 : wgCfg == 1 ? 32 : 0;
+    if (run > 0 && g.Cin_g % run == 0 && (g.dg == 1 || g.Cdg % run == 0)) pl.h16 = wgCfg == 3 ? 1 : 2;
+  }
   g.nSteps = useWg ? wgSteps<T>(p) : fragSteps<T>(p);
   g.ntPad = fragNTPad(p);
   if (useReg) g.nChunks = g.KK * g.nSteps / (useWg ? kWgConfigs[wgCfg].wide : 1);
@@ -2441,6 +2722,10 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = pl.directW ? 0 : int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
+  if (!pa.vecTrans || pa.transBlocksC * pa.transBlocksHW != halfCopySlots(p)) pl.h16 = 0;  // (an unaligned input)
+  pa.h16 = pl.h16;
+  pa.rangeCode = pl.h16 ? reinterpret_cast<unsigned char*>(ws + halfCopyRangeOffset(p)) : nullptr;
+  pa.rangeStride = halfCopyStride(p);
   if (g.sumInOut) {
     pa.zeroOut = reinterpret_cast<float*>(output);
     pa.zeroVecs = total / 4;
@@ -2455,6 +2740,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   MainArgs<T> ma;
   ma.inNHWC = pa.inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = pl.directW ? weight : wpack; ma.bias = bias;
   ma.out = output; ma.acc = acc; ma.g = g;
+  ma.inNCHW = input; ma.rangeCode = pa.rangeCode; ma.rangeSlots = halfCopySlots(p); ma.rangeStride = pa.rangeStride;
   size_t const smem = pl.useWg ? wgInfoBytes<T>(p) : infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = pl.large;
   if (pl.useWg) {
@@ -2463,13 +2749,15 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
       WeightMap<true> wm;  // (only the bulk-copy configurations read it; encoding it is host work)
       e = weightTensorMap<T>(g, pl.bn, weight, &wm.map);
       if (e == cudaSuccess)
-        e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream)
-            : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream)
-                           : launchWgConfig<T, 256>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream);
+        e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, pl.h16 != 0)
+            : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, pl.h16 != 0)
+                           : launchWgConfig<T, 256>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, pl.h16 != 0);
     } else {
-      e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream)
-          : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream)
-                         : launchWgConfig<T, 256>(pl.wgCfg, ma, WeightMap<false>{}, grid, smem, afterPrep, stream);
+      WeightMap<false> const none{};
+      bool const h16 = pl.h16 != 0;
+      e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16)
+          : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16)
+                         : launchWgConfig<T, 256>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16);
     }
 #endif
   } else if (useReg) {
@@ -2564,6 +2852,7 @@ void dcnv2SetForcedSplits(int splits) { gForcedSplits = splits; }
 void dcnv2SetDisablePDL(bool disable) { gDisablePDL = disable; }
 void dcnv2SetNoSumInOutput(bool off) { gNoSumInOut = off; }
 void dcnv2SetKernelVariant(int variant) { gVariant = variant; }
+void dcnv2SetNoHalfCopy(bool off) { gNoHalfCopy = off; }
 
 // The fused path's launch plan for these params on this device, in words (benchmark and check output).
 std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
@@ -2573,7 +2862,8 @@ std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   return kernel + ", " + std::to_string(pl.bn) + "-channel tiles, " + std::to_string(pl.perSM) + " per SM, " +
          std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) + " K steps, " +
          std::to_string(pl.g.splits) + " split(s)" +
-         (sumsInOutput(pl, type == DCNv2DataType::kFLOAT) ? " added in the output" : "");
+         (sumsInOutput(pl, type == DCNv2DataType::kFLOAT) ? " added in the output" : "") +
+         (pl.h16 ? ", gathers from an fp16 copy" : "");
 }
 
 }  // namespace centernet_trt
@@ -2628,6 +2918,7 @@ void centernet_dcnv2_set_splits(int splits) { centernet_trt::dcnv2SetForcedSplit
 void centernet_dcnv2_set_pdl(int enable) { centernet_trt::dcnv2SetDisablePDL(enable == 0); }
 void centernet_dcnv2_set_sum_in_output(int enable) { centernet_trt::dcnv2SetNoSumInOutput(enable == 0); }
 void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVariant(variant); }
+void centernet_dcnv2_set_half_copy(int enable) { centernet_trt::dcnv2SetNoHalfCopy(enable == 0); }
 
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,

@@ -1017,8 +1017,10 @@ void checkIm2colTactic(Case const& c, Shape const& s, std::vector<HostTensor> co
 //! over when its neighbouring layers run channels-last: the input alone, input and output, the weight alone, all
 //! three. configurePlugin takes them; the workspace shrinks with the input (no NHWC copy) and never grows with the
 //! weight (on Hopper the warpgroup kernel reads it without a packed copy); the output is bitwise identical to the
-//! linear run's (TF32 with the weight channels-last: within the TF32 tolerance of it, since the pack rounds the
-//! weight to TF32 and the direct read does not), and an enqueue with a format never offered is refused, not run.
+//! linear run's (TF32 with the weight or the input channels-last: within the TF32 tolerance of it, since the pack
+//! rounds the weight to TF32 and the direct read does not, and the linear run's gathers may read the kernel's fp16
+//! copy of the input (v30) where a channels-last input is read in place as fp32), and an enqueue with a format never
+//! offered is refused, not run.
 void checkChannelsLast(Case const& c, Shape const& s, std::vector<HostTensor> const& host, RunResult const& linear,
     std::vector<DynamicPluginTensorDesc> const& linearDescs, size_t linearWorkspace, Caps const& caps, void* workspace,
     cudaStream_t stream)
@@ -1062,7 +1064,7 @@ void checkChannelsLast(Case const& c, Shape const& s, std::vector<HostTensor> co
         RunResult r;
         if (runOnce(caps.runtime, c, s, host, workspace, stream, r, false, f[0], f[1], f[2]))
         {
-            if (channelsLast[2] && c.type == DataType::kFLOAT && !c.strict)
+            if ((channelsLast[0] || channelsLast[2]) && c.type == DataType::kFLOAT && !c.strict)
             {
                 double const e = relError(toDouble(r.output, c.type), toDouble(linear.output, c.type));
                 check(e <= tolerance(c),
