@@ -2,7 +2,7 @@
 //
 //   M = output pixels, N = output channels, K = taps * input channels (per conv group).
 //   1. prep kernel (one launch): input NCHW -> NHWC in workspace (so each bilinear corner is one 16-byte
-//      channel vector; for the warpgroup kernel's TF32, v30, as fp16 with a range code per tile), weight packed for
+//      channel vector; for the warpgroup kernel's TF32, v30, as a scaled fp16 copy), weight packed for
 //      the main kernel. Neither where the plugin is handed the tensor
 //      channels-last (DCNv2Params::inputNHWC / weightNHWC): the input is read in place, and dcnWgKernel copies its
 //      weight stages straight from a channels-last weight; with both, there is no prep launch.
@@ -151,11 +151,8 @@ template <typename T> struct MainArgs {
   T* __restrict__ out;
   float* __restrict__ acc;
   Geometry g;
-  // TF32 from an fp16 copy of the input (v30, dcnWgKernel's H16): the input as given (NCHW), for the fallback, and
-  // the prep kernel's code of each transpose tile (kRange*), rangeSlots per image, rangeStride (16-byte multiple) apart
+  // TF32 from an fp16 copy of the input (v30, dcnWgKernel's H16): the input as given (NCHW), for the fallback
   T const* __restrict__ inNCHW;
-  unsigned char const* __restrict__ rangeCode;
-  int rangeSlots, rangeStride;
 };
 
 // The warpgroup kernel's second parameter: where it reads a channels-last weight as it lies (DIRECT, v24; wpack is
@@ -956,17 +953,17 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
 #endif
 
 constexpr int kWgThreads = 128;                  // one warpgroup
-// H16 (v30): where the fp16 copy does not hold the input to TF32's precision, a block redoes its K range from the
-// fp32 input (wgFallback): (1) a value beyond fp16's range, an Inf or a NaN became an Inf or a NaN in the copy, which
-// leaves a non-finite accumulator in every block that gathered it (checked at the end: only those blocks redo, and
-// blocks that never read it are exact as they are); (2) an image whose nonzero values are all below 2^-8, where fp16's
-// fixed subnormal step (2^-24) would exceed 2^-16 of its largest value, more than a TF32 rounding: the prep kernel
-// gives each transpose tile a code (kRange*), the kernel ORs its image's codes.
-constexpr float kHalfCopyMin = 0.00390625f;  // 2^-8
-constexpr unsigned char kRangeZero = 0, kRangeTiny = 1, kRangeNormal = 2;  // a tile's code: its largest |x| is 0,
-                                                                           // below 2^-8, at least 2^-8 (or Inf/NaN)
-constexpr int kRangeCodesInSmem = 4096;  // an image's tile codes the kernel stages in shared memory (the rest: read
-                                         // at the end from global memory)
+// H16 (v30): the fp16 copy holds kHalfCopyScale x the input, so that fp16's normal range (2^-14 .. 65504) covers
+// |x| from 2^-20 to 1023.5, and each block's accumulators are scaled back by its inverse at the end (powers of two: the
+// same bits as an unscaled copy wherever neither under- nor overflows). Where the copy cannot hold the input to TF32's
+// precision, blocks redo their K range from the fp32 input (wgFallback), and they find out from their accumulators:
+// (1) a value beyond the copy's range, an Inf or a NaN is an Inf or a NaN in the copy, which leaves a non-finite
+// accumulator in every block that gathers it (whatever its weight: Inf x 0 is NaN); (2) a transpose tile (32 channels
+// x 64 positions) whose nonzero values are all below kHalfCopyTiny, where fp16's subnormal step would exceed 2^-12 of
+// the tile's largest value, is written as NaN by the prep kernel, so the blocks that read it redo too. Blocks that read
+// neither are exact as they are.
+constexpr float kHalfCopyScale = 64.f;
+constexpr float kHalfCopyTiny = 1.9073486328125e-06f;  // 2^-19
 #ifdef CENTERNET_DCN_WGMMA
 // TF32 from an fp16 copy (v30): 4 A registers of one row from its 4 corner vectors of 8 halves, taking half h of each
 // (words 2h, 2h + 1): converted to fp32, blended in fp32 and rounded to TF32 as blendFrag does with fp32 corners.
@@ -1236,12 +1233,12 @@ __device__ __forceinline__ void wgFallback(MainArgs<float> const& a, WeightMap<D
 // channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
 // H16 (TF32, v30): the gathers read an fp16 copy of the input that the prep kernel wrote instead of the fp32 one:
 // half the bytes per sample for the L1 (the TF32 K loop's busiest unit), the same TF32 A tile (each corner converted to
-// fp32, blended in fp32, rounded to TF32). fp16 holds 11 significant bits, as TF32 does, but not fp32's range: a block
-// that gathered a value beyond it, a NaN or an Inf (its accumulators are then not finite), or whose image holds only
-// values below 2^-8 (the prep kernel's tile codes; there fp16's fixed subnormal step would cost precision) redoes its
-// K range from the fp32 input (wgFallback: slow, rare; same table, stages and wgmma). Each 64- (WIDE 2) or 32-channel
-// (WIDE 1) run of a pixel in the copy is permuted so that lane v's 16 bytes are exactly the channels its A chunks
-// take: v's 4 and the 4 half a step further, so A's layout, the weight's packing and the B stages stay as they are.
+// fp32, blended in fp32, rounded to TF32). fp16 holds 11 significant bits, as TF32 does, but not fp32's range: the copy
+// is scaled (kHalfCopyScale), and a block whose accumulators end non-finite (it gathered a value the copy could not
+// hold, or a tile of tiny values the prep kernel wrote as NaN) redoes its K range from the fp32 input (wgFallback:
+// slow, rare; same table, stages and wgmma). Each 64- (WIDE 2) or 32-channel (WIDE 1) run of a pixel in the copy is
+// permuted so that lane v's 16 bytes are exactly the channels its A chunks take: v's 4 and the 4 half a step further,
+// so A's layout, the weight's packing and the B stages stay as they are.
 template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     dcnWgKernel(const __grid_constant__ MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
@@ -1390,18 +1387,6 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     for (int l = 0; l < AHEAD; ++l)
       if (l < nLocal) gather(raw[l], rec[l]);
   }
-  // H16: is this image all tiny (kRangeTiny)? Its tiles' codes are copied into shared memory by cp.async behind the
-  // first gathers (no register, no wait: these configurations take their weight by bulk copy and use no cp.async
-  // group), each thread's own 16-byte chunks, which it alone reads back at the end (so no barrier of their own).
-  __shared__ __align__(16) unsigned char rangeS[H16 ? kRangeCodesInSmem : 16];
-  unsigned char const* const rangeG = a.rangeCode + size_t(img) * a.rangeStride;
-  if constexpr (H16) {
-    static_assert(wgBulkB(AHEAD, DIRECT), "the range codes' cp.async group must be the only one");
-    int const staged = min(a.rangeSlots, kRangeCodesInSmem);
-    for (int k = 16 * tid; k < staged; k += 16 * THREADS)
-      cpAsync16(static_cast<uint32_t>(__cvta_generic_to_shared(rangeS + k)), rangeG + k);
-    cpAsyncCommit();
-  }
 
   int bStage = 0;  // B stage of local step l; its A stage is l & 1
   // where a thread's 16-byte A chunk h of pixel row p goes: chunk v of sub-stage h (kN16: chunks v and v + 4 of
@@ -1476,25 +1461,10 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   // every thread whether the block redoes its K range, wgFallback)
   bool redo = false;
   if constexpr (H16) {
-    cpAsyncWait<0>();  // this thread's range codes have landed
-    uint4 codes = make_uint4(0u, 0u, 0u, 0u);
-    for (int k = 16 * tid; k < a.rangeSlots; k += 16 * THREADS) {
-      uint4 c = k < kRangeCodesInSmem ? *reinterpret_cast<uint4 const*>(rangeS + k)
-                                      : __ldg(reinterpret_cast<uint4 const*>(rangeG + k));
-      int const n = a.rangeSlots - k;  // (past it: the stride's padding)
-      if (n < 16) {
-        unsigned* const w = reinterpret_cast<unsigned*>(&c);
-#pragma unroll
-        for (int q = 0; q < 4; ++q) w[q] &= n >= 4 * q + 4 ? ~0u : n <= 4 * q ? 0u : (1u << (8 * (n - 4 * q))) - 1u;
-      }
-      codes.x |= c.x | c.y | c.z | c.w;
-    }
-    unsigned code = codes.x | (codes.x >> 16);
-    code = (code | (code >> 8)) & 0xFFu;
     unsigned big = 0u;  // the largest |acc| as bits: Inf or NaN where at least 0x7F800000 (integer max: a tree)
 #pragma unroll
     for (int j = 0; j < BN / 2; ++j) big = max(big, __float_as_uint(acc[j]) & 0x7FFFFFFFu);
-    redo = __syncthreads_or(code == kRangeTiny || big >= 0x7F800000u);
+    redo = __syncthreads_or(big >= 0x7F800000u);
   } else {
     __syncthreads();
   }
@@ -1507,6 +1477,9 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     if (redo)
       wgFallback<BN, KG, WIDE, DIRECT>(a, wmap, info, sA, sB, bars, phases & 1u, acc, img, grp, nb, s0, nLocal,
           (ce - cb + KG - 1) / KG);
+    else
+#pragma unroll
+      for (int j = 0; j < BN / 2; ++j) acc[j] *= 1.f / kHalfCopyScale;
   }
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
@@ -1533,12 +1506,10 @@ template <typename T> struct PrepArgs {
   size_t packElems;
   int vecTrans;  // 16-byte transpose path (see dcnPrepKernel)
   int weight16;  // weight 16-byte aligned (vector loads in the wgmma pack)
-  // TF32 from an fp16 copy (v30; fp32, 16-byte transpose path only): 0 = none, else the copy's channel runs (1: 64,
-  // 2: 32 channels) are permuted for dcnWgKernel's H16 gathers, and each transpose block writes its tile's range code
-  // (kRange*) to rangeCode[img * rangeStride + its tile]
+  // TF32 from an fp16 copy (v30; fp32, 16-byte transpose path only): 0 = none, else the copy (kHalfCopyScale x the
+  // input; a tile of only tiny values as NaN) has its channel runs (1: 64, 2: 32 channels) permuted for dcnWgKernel's
+  // H16 gathers
   int h16;
-  unsigned char* rangeCode;
-  int rangeStride;
   float* zeroOut;  // the fp32 output that two K splits add into (Geometry::sumInOut), zeroed by the last blocks
   int zeroBlocks, zeroVecs;  // ... kZeroVecs 16-byte vectors per thread, zeroVecs in all
   // element (output row co of all groups, input channel c of the group, tap t) of the weight, linear or (KRSC: the
@@ -1607,7 +1578,7 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
     T const* src = a.in + size_t(img) * a.C * a.HW;
     T* dst = a.inNHWC + size_t(img) * a.C * a.HW;
     static_assert(kTC * kTS / kVE == 2 * kPrepThreads, "two vectors per thread each way");
-    float vmax = 0.f;  // h16: this thread's max |x| (a NaN is skipped: the kernel's accumulator check catches it)
+    float vmax = 0.f;  // h16: this thread's max |x| (a NaN is skipped: it is a NaN in the copy anyway)
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       int const v = threadIdx.x + kPrepThreads * k;
@@ -1625,13 +1596,10 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
             for (int e = 0; e < kVE; ++e) vmax = fmaxf(vmax, fabsf(float(pk.v[e])));
       }
     }
+    bool tiny = false;  // h16: the tile's nonzero values are all below kHalfCopyTiny: written as NaN
     if (std::is_same<T, float>::value && a.h16) {
-      // the tile's range code from the barrier the transpose needs anyway (a second one only for a tile with no value
-      // of at least 2^-8)
-      unsigned char const code = __syncthreads_or(vmax >= kHalfCopyMin) ? kRangeNormal
-                                 : __syncthreads_or(vmax != 0.f)        ? kRangeTiny
-                                                                        : kRangeZero;
-      if (threadIdx.x == 0) a.rangeCode[size_t(img) * a.rangeStride + r] = code;
+      // from the barrier the transpose needs anyway (a second one only for a tile with no value of kHalfCopyTiny or more)
+      tiny = !__syncthreads_or(vmax >= kHalfCopyTiny) && __syncthreads_or(vmax != 0.f);
     } else {
       __syncthreads();
     }
@@ -1647,11 +1615,12 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
           // channels c .. c + 3 as halves, at their place in the permuted run (lane q of dcnWgKernel's H16 gather
           // reads run positions 8q .. 8q + 7 = channels 4q .. 4q + 3 and run / 2 + 4q .. run / 2 + 4q + 3)
           int const run = a.h16 == 1 ? 64 : 32, cc = c & (run - 1), q = cc >> 2, lanes = run / 8;
-          __half2 const h0 = __floats2half2_rn(float(tile[cv][sp]), float(tile[cv + 1][sp]));
-          __half2 const h1 = __floats2half2_rn(float(tile[cv + 2][sp]), float(tile[cv + 3][sp]));
+          constexpr float k = kHalfCopyScale;
+          __half2 const h0 = __floats2half2_rn(k * float(tile[cv][sp]), k * float(tile[cv + 1][sp]));
+          __half2 const h1 = __floats2half2_rn(k * float(tile[cv + 2][sp]), k * float(tile[cv + 3][sp]));
           uint2 u;
-          u.x = *reinterpret_cast<unsigned const*>(&h0);
-          u.y = *reinterpret_cast<unsigned const*>(&h1);
+          u.x = tiny ? 0x7E007E00u : *reinterpret_cast<unsigned const*>(&h0);
+          u.y = tiny ? 0x7E007E00u : *reinterpret_cast<unsigned const*>(&h1);
           __half* const copy = reinterpret_cast<__half*>(a.inNHWC) + size_t(img) * a.C * a.HW;
           *reinterpret_cast<uint2*>(copy + size_t(s) * a.C + (c - cc) + (q % lanes) * 8 + (q / lanes) * 4) = u;
         } else {
@@ -2187,8 +2156,7 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
   // for the gathers (by default the driver may carve out all of it).
   int const perSM = deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0);
   if (perSM > 0) {
-    size_t const block = smemBytes + 1024 + (H16 ? kRangeCodesInSmem : 0);  // (H16: its static range codes)
-    int const pct = int(std::min<size_t>(100, (size_t(c.minb) * block * 100 + perSM - 1) / perSM));
+    int const pct = int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM));
     e = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
     if (e != cudaSuccess) return e;
   }
@@ -2280,21 +2248,6 @@ int wgConfigOf(int bn, long blocks, int smCount, bool wideOk) {
                   : wideOk                                        ? 3
                                                                   : 2;
   return (cfg == 1 && bn != 64) || (cfg == 3 && !wideOk) ? 2 : cfg;
-}
-
-// TF32 from an fp16 copy (v30): the copy takes the first half of the fp32 copy's workspace region, the prep kernel's
-// tile codes (one byte per 32-channel x 64-position tile of the 16-byte transpose, each image's 16-byte aligned for the
-// kernel's cp.async) follow it there.
-size_t halfCopyRangeOffset(DCNv2Params const& p) {
-  return alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(__half), kAlign);
-}
-int halfCopySlots(DCNv2Params const& p) {  // per image
-  return (p.inChannels + 31) / 32 * ((p.inHeight * p.inWidth + 63) / 64);
-}
-int halfCopyStride(DCNv2Params const& p) { return (halfCopySlots(p) + 15) / 16 * 16; }
-bool halfCopyFits(DCNv2Params const& p) {
-  return halfCopyRangeOffset(p) + size_t(p.batch) * halfCopyStride(p) <=
-         alignUp(size_t(p.batch) * p.inChannels * p.inHeight * p.inWidth * sizeof(float), kAlign);
 }
 
 // Everything the launch decides from the parameters and the device: geometry, kernel variant, grid, K splits.
@@ -2400,18 +2353,11 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   // TF32 from an fp16 copy (v30, dcnWgKernel's H16): where the warpgroup kernel gathers from the prep kernel's copy
   // (not an input read in place) made by the 16-byte transpose (H*W a multiple of 4; forwardT also needs the input
   // 16-byte aligned), in the configurations it is built for, with channel runs (cfg 3: 64 channels, cfg 1: 32)
-  // that the groups and deformable groups do not cut. H100, side by side with v29 (docs/kernel.md "v30"): 0-7 %
-  // faster on the TF32 benchmark layers (the copy alone 5-10 %; its range guard costs the rest).
-  // (its range codes' 4 KB of static shared memory must not cost a resident block)
-  auto h16Fits = [&] {
-    size_t const block = wgBlockSmem(wgCfg) + kRangeCodesInSmem;
-    return block <= maxSmemOptin() &&
-           size_t(kWgConfigs[wgCfg].minb) * (block + 1024) <=
-               size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0));
-  };
+  // that the groups and deformable groups do not cut. H100, side by side with v29 (docs/kernel.md "v30"): 1-8 %
+  // faster on the TF32 benchmark layers (an unguarded copy: 5-11 %).
   pl.h16 = 0;
   if (std::is_same<T, float>::value && useWg && tf32 && !p.inputNHWC && !gNoHalfCopy && (g.H * g.W) % 4 == 0 &&
-      g.C % 4 == 0 && halfCopyFits(p) && h16Fits()) {
+      g.C % 4 == 0) {
     int const run = wgCfg == 3 ? 64 : wgCfg == 1 ? 32 : 0;
     if (run > 0 && g.Cin_g % run == 0 && (g.dg == 1 || g.Cdg % run == 0)) pl.h16 = wgCfg == 3 ? 1 : 2;
   }
@@ -2722,10 +2668,8 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = pl.directW ? 0 : int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  if (!pa.vecTrans || pa.transBlocksC * pa.transBlocksHW != halfCopySlots(p)) pl.h16 = 0;  // (an unaligned input)
+  if (!pa.vecTrans) pl.h16 = 0;  // (an input not 16-byte aligned: the fp32 copy)
   pa.h16 = pl.h16;
-  pa.rangeCode = pl.h16 ? reinterpret_cast<unsigned char*>(ws + halfCopyRangeOffset(p)) : nullptr;
-  pa.rangeStride = halfCopyStride(p);
   if (g.sumInOut) {
     pa.zeroOut = reinterpret_cast<float*>(output);
     pa.zeroVecs = total / 4;
@@ -2740,7 +2684,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   MainArgs<T> ma;
   ma.inNHWC = pa.inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = pl.directW ? weight : wpack; ma.bias = bias;
   ma.out = output; ma.acc = acc; ma.g = g;
-  ma.inNCHW = input; ma.rangeCode = pa.rangeCode; ma.rangeSlots = halfCopySlots(p); ma.rangeStride = pa.rangeStride;
+  ma.inNCHW = input;
   size_t const smem = pl.useWg ? wgInfoBytes<T>(p) : infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = pl.large;
   if (pl.useWg) {
