@@ -204,6 +204,15 @@ def half_copy_guard(lib, gen, shapes) -> int:
                 what = f"rel_vs_f64={err:.2e}" + (", bitwise the fp32 gathers' output" if same else "")
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} guard {shape} {label}: {what}", flush=True)
+        # the redo with the weight channels-last (its weight stages by the TMA unit from the weight as it lies)
+        run = [x * 1e5] + inputs[1:4] + [None if bias is None else bias * 1e5]
+        out, plan = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=True)
+        plain = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=True, half_copy=False)[0]
+        err = rel(out, tv_forward(*[None if t is None else t.double() for t in run], cfg))
+        ok = "fp16 copy" in plan and torch.equal(out, plain) and err <= TOL["tf32"]
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} guard {shape} x 1e5, weight channels-last: rel_vs_f64={err:.2e}, "
+              f"{'' if torch.equal(out, plain) else 'NOT '}bitwise the fp32 gathers' output [{plan}]", flush=True)
     return failures
 
 
