@@ -1139,6 +1139,20 @@ __device__ __forceinline__ void wgStep(float (&d)[BN / 2], uint32_t aAddr, uint3
 #endif
 
 #ifdef CENTERNET_DCN_WGMMA
+// A warpgroup thread's 16-byte channel slot of a step and its first pixel row (then every kBM / rows pixels). kN16
+// (TF32 from the fp16 copy in 128-byte steps): a pixel's 32 halves are 4 lanes' worth, and a quarter-warp's 8 lanes are
+// pixels k and k + 4 of its warp's 8, so that the chunks v and v + 4 they store fall in distinct banks (wgAChunk).
+template <bool kN16> __device__ __forceinline__ int wgSlot(int lt) { return kN16 ? (lt & 3) : (lt & 7); }
+template <bool kN16> __device__ __forceinline__ int wgFirstPixel(int lt) {
+  return kN16 ? (lt >> 5) * 8 + (((lt >> 2) & 1) << 2) + ((lt >> 3) & 3) : (lt >> 3);
+}
+// Where a thread's 16-byte A chunk h of pixel row p goes: chunk v of sub-stage h (kN16: chunks v and v + 4 of the one
+// row), at v ^ (p & 7) (the 128-byte swizzle).
+template <bool kN16> __device__ __forceinline__ uint32_t wgAChunk(uint32_t aStage, int p, int h, int v) {
+  int const sub = kN16 ? 0 : h, chunk = kN16 ? v + 4 * h : v;
+  return aStage + sub * kWgStageA + p * kWgRowBytes + ((chunk ^ (p & 7)) << 4);
+}
+
 // H16's fallback (v30; inline: a function call would make ptxas serialize every wgmma of the kernel, and its loops
 // stay rolled so that it adds no register pressure to the K loop's): a warpgroup's K steps
 // s0, s0 + KG, ... again from the fp32 input as given (NCHW), one step at a time with the block's sampling table, its
@@ -1156,8 +1170,7 @@ __device__ __forceinline__ void wgFallback(MainArgs<float> const& a, WeightMap<D
   constexpr int kStageB = wgStageB<BN>();
   Geometry const& g = a.g;
   int const lt = threadIdx.x % kWgThreads, wgi = threadIdx.x / kWgThreads;
-  int const v = kN16 ? (lt & 3) : (lt & 7);
-  int const p0 = kN16 ? (lt >> 5) * 8 + (((lt >> 2) & 1) << 2) + ((lt >> 3) & 3) : (lt >> 3);
+  int const v = wgSlot<kN16>(lt), p0 = wgFirstPixel<kN16>(lt);
   int const cinBase = grp * g.Cin_g;
   size_t const HW = size_t(g.H) * g.W;
   float const* src = a.inNCHW + size_t(img) * g.C * HW;
@@ -1202,10 +1215,8 @@ __device__ __forceinline__ void wgFallback(MainArgs<float> const& a, WeightMap<D
         }
         unsigned o[4];
         blendFrag<float>(w, r, o);
-        int const sub = kN16 ? 0 : h, chunk = kN16 ? v + 4 * h : v;
-        uint32_t const dst = sA + sub * kWgStageA + p * kWgRowBytes + ((chunk ^ (p & 7)) << 4);
-        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(o[0]), "r"(o[1]), "r"(o[2]),
-            "r"(o[3]) : "memory");
+        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(wgAChunk<kN16>(sA, p, h, v)), "r"(o[0]),
+            "r"(o[1]), "r"(o[2]), "r"(o[3]) : "memory");
       }
     }
     mbarWait(bar, phase);
@@ -1241,7 +1252,7 @@ __device__ __forceinline__ void wgFallback(MainArgs<float> const& a, WeightMap<D
 // so A's layout, the weight's packing and the B stages stay as they are.
 template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB)
-    dcnWgKernel(const __grid_constant__ MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
+    dcnWgKernel(MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
 #ifndef CENTERNET_DCN_WGMMA
   __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
 #else
@@ -1298,10 +1309,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
 
-  int const v = kN16 ? (lt & 3) : (lt & 7);  // 16-byte channel slot of the step (fp32 channels v * VEC ...)
-  // pixels p0 + PST i. kN16: a quarter-warp's 8 lanes are pixels k and k + 4 of its warp's 8, so that the chunks v and
-  // v + 4 its lanes store (64 bytes per pixel row) fall in distinct banks under the 128-byte swizzle
-  int const p0 = kN16 ? (lt >> 5) * 8 + (((lt >> 2) & 1) << 2) + ((lt >> 3) & 3) : (lt >> 3);
+  int const v = wgSlot<kN16>(lt);         // 16-byte channel slot of the step (fp32 channels v * VEC ...)
+  int const p0 = wgFirstPixel<kN16>(lt);  // pixels p0 + PST i
   int const cinBase = grp * g.Cin_g;
   // packed weight: [group][n-block][tap][step][BN rows][128 swizzled bytes]
   char const* wg = reinterpret_cast<char const*>(a.wpack) +
@@ -1389,12 +1398,6 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   }
 
   int bStage = 0;  // B stage of local step l; its A stage is l & 1
-  // where a thread's 16-byte A chunk h of pixel row p goes: chunk v of sub-stage h (kN16: chunks v and v + 4 of
-  // the one row), at v ^ (p & 7) (the 128-byte swizzle)
-  auto aChunk = [&](uint32_t aStage, int p, int h) {
-    int const sub = kN16 ? 0 : h, chunk = kN16 ? v + 4 * h : v;
-    return aStage + sub * kWgStageA + p * kWgRowBytes + ((chunk ^ (p & 7)) << 4);
-  };
   auto body = [&](uint4 (&r)[ROWS][RW][4], int& recW, int l) {
     uint32_t const aStage = sA + (l & 1) * kStageA;
     // kEarly (the one-block-per-SM configurations): each pixel row's registers are refilled with step l + AHEAD's
@@ -1405,7 +1408,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     bool const more = l + AHEAD < nLocal;
     GatherAt at{};
     if (kEarly && more) at = nextGather();
-    // blend into A (aChunk); wgmma(l - 2) read it last
+    // blend into A (wgAChunk); wgmma(l - 2) read it last
 #pragma unroll
     for (int i = 0; i < ROWS; ++i) {
       unsigned o[NOUT][4];
@@ -1419,7 +1422,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
       int const p = p0 + PST * i;
 #pragma unroll
       for (int h = 0; h < NOUT; ++h) {
-        uint32_t const dst = aChunk(aStage, p, h);
+        uint32_t const dst = wgAChunk<kN16>(aStage, p, h, v);
         asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(o[h][0]), "r"(o[h][1]),
             "r"(o[h][2]), "r"(o[h][3]) : "memory");
       }
@@ -1474,12 +1477,13 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   int const warp = (lt >> 5), lane = lt & 31;
   int const mRow = warp * 16 + (lane >> 2);
   if constexpr (H16) {
-    if (redo)
+    if (redo) {
       wgFallback<BN, KG, WIDE, DIRECT>(a, wmap, info, sA, sB, bars, phases & 1u, acc, img, grp, nb, s0, nLocal,
           (ce - cb + KG - 1) / KG);
-    else
+    } else {
 #pragma unroll
       for (int j = 0; j < BN / 2; ++j) acc[j] *= 1.f / kHalfCopyScale;
+    }
   }
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
