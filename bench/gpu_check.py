@@ -6,7 +6,8 @@ random data with fractional and out-of-range offsets and poisons the output with
 also runs with channels-last tensors (the plugin's kHWC8 / kHWC input, output and weight; LAYOUT_RUNS): each must
 match the reference and, where the table says so, be bitwise equal to the NCHW call on the same data. TF32 layers
 that gather from an fp16 copy of an NCHW input (v30) are checked against float64 like the rest, and their range
-guard (inputs beyond fp16's range, tiny, with a NaN; half_copy_guard) against the same layer without the copy.
+guard (inputs beyond fp16's range, tiny, with a NaN; half_copy_guard) against float64 and, for the NaN, the same
+layer without the copy.
 Exit code 1 if any case misses its tolerance: fp32 strict 1e-5, fp32 TF32 1e-3, fp16 1e-2 (relative L2).
 """
 from __future__ import annotations
@@ -53,9 +54,10 @@ QUICK = [8, 9, 10, 15, 25, 28]  # small cases, for compute-sanitizer's memcheck 
                                 # the fp16 copy in TF32 (256- and 128-byte steps)
 # The fp16 copy's range guard (v30): layers that take the copy in TF32 (cfg 3, cfg 1, a batch), each with inputs the
 # copy cannot hold (the whole input, and the bias with it, scaled by 1e5, beyond the copy's range, or by 1e-7, every
-# transpose tile below 2^-19: every block redoes its K range from the fp32 input, so the output must be bitwise that of
-# the same layer without the copy), scaled by 1e-4 (the copy holds it: float64's tolerance), one value of 1e6 (only the
-# blocks that gather it redo: float64's tolerance) and one NaN (NaN exactly where the layer without the copy has it).
+# transpose tile below 2^-19: every block redoes its K range from the fp32 input and weight in plain fp32 (v31), so
+# the output must meet strict fp32's tolerance against float64, which the TF32 path cannot), scaled by 1e-4 (the copy
+# holds it: TF32's tolerance), one value of 1e6 (only the blocks that gather it redo: TF32's tolerance) and one NaN
+# (NaN exactly where the layer without the copy has it).
 GUARD_SHAPES = [(1, 64, 24, 24, 128), (1, 32, 96, 96, 64), (2, 64, 32, 40, 64)]
 
 
@@ -189,7 +191,7 @@ def half_copy_guard(lib, gen, shapes) -> int:
         for label, xs, scale, nhwc_w in (("x 1e5", x * 1e5, 1e5, False), ("x 1e-7", x * 1e-7, 1e-7, False),
                                          ("x 1e-4", x * 1e-4, 1e-4, False), ("one value 1e6", spike, 1.0, False),
                                          ("one NaN", nan, 1.0, False),
-                                         # the redo's weight stages by the TMA unit from the weight as it lies
+                                         # the redo reads the weight as it lies, [Cout][kh][kw][Cin]
                                          ("x 1e5, weight channels-last", x * 1e5, 1e5, True)):
             run = [xs] + inputs[1:4] + [None if bias is None else bias * scale]
             out, plan = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=nhwc_w)
@@ -202,10 +204,10 @@ def half_copy_guard(lib, gen, shapes) -> int:
                 what = f"NaN where the fp32 gathers have it, the rest rel {err:.2e} to them"
             else:
                 err = rel(out, tv_forward(*[None if t is None else t.double() for t in run], cfg))
-                same = torch.equal(out, plain)
-                whole = label.startswith(("x 1e5", "x 1e-7"))  # every block redoes: bitwise the fp32 gathers' output
-                ok = bool(torch.isfinite(out).all()) and err <= TOL["tf32"] and (same or not whole)
-                what = f"rel_vs_f64={err:.2e}" + (", bitwise the fp32 gathers' output" if same else "")
+                # every block redoes in plain fp32: strict fp32's tolerance, which TF32 (~1e-4) cannot meet
+                whole = label.startswith(("x 1e5", "x 1e-7"))
+                ok = bool(torch.isfinite(out).all()) and err <= TOL["fp32" if whole else "tf32"]
+                what = f"rel_vs_f64={err:.2e}" + (" (every block redone in fp32)" if whole else "")
             ok = ok and "fp16 copy" in plan
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} guard {shape} {label}: {what}", flush=True)

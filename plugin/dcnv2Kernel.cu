@@ -151,8 +151,9 @@ template <typename T> struct MainArgs {
   T* __restrict__ out;
   float* __restrict__ acc;
   Geometry g;
-  // TF32 from an fp16 copy of the input (v30, dcnWgKernel's H16): the input as given (NCHW), for the fallback
+  // TF32 from an fp16 copy of the input (v30, dcnWgKernel's H16): the input and the weight as given, for the redo
   T const* __restrict__ inNCHW;
+  T const* __restrict__ weight;
 };
 
 // The warpgroup kernel's second parameter: where it reads a channels-last weight as it lies (DIRECT, v24; wpack is
@@ -956,7 +957,7 @@ constexpr int kWgThreads = 128;                  // one warpgroup
 // H16 (v30): the fp16 copy holds kHalfCopyScale x the input, so that fp16's normal range (2^-14 .. 65504) covers
 // |x| from 2^-20 to 1023.5, and each block's accumulators are scaled back by its inverse at the end (powers of two: the
 // same bits as an unscaled copy wherever neither under- nor overflows). Where the copy cannot hold the input to TF32's
-// precision, blocks redo their K range from the fp32 input (wgFallback), and they find out from their accumulators:
+// precision, blocks redo their K range from the fp32 input (wgRedoFp32), and they find out from their accumulators:
 // (1) a value beyond the copy's range, an Inf or a NaN is an Inf or a NaN in the copy, which leaves a non-finite
 // accumulator in every block that gathers it (whatever its weight: Inf x 0 is NaN); (2) a transpose tile (32 channels
 // x 64 positions) whose nonzero values are all below kHalfCopyTiny, where fp16's subnormal step would exceed 2^-12 of
@@ -1153,89 +1154,66 @@ template <bool kN16> __device__ __forceinline__ uint32_t wgAChunk(uint32_t aStag
   return aStage + sub * kWgStageA + p * kWgRowBytes + ((chunk ^ (p & 7)) << 4);
 }
 
-// H16's fallback (v30; inline: a function call would make ptxas serialize every wgmma of the kernel, and its loops
-// stay rolled so that it adds no register pressure to the K loop's): a warpgroup's K steps
-// s0, s0 + KG, ... again from the fp32 input as given (NCHW), one step at a time with the block's sampling table, its
-// own A stage 0 and B stage 0 (weight by bulk copy on the stage's mbarrier, next completion parity `phase`) and the
-// same wgmma into the warpgroup's accumulators: the result TF32 gives without the copy (the A tile holds the same
-// TF32 values in the same places as dcnWgKernel's fp32 gathers put them). Slow: a rare case.
-template <int BN, int KG, int WIDE, bool DIRECT>
-__device__ __forceinline__ void wgFallback(MainArgs<float> const& a, WeightMap<DIRECT> const& wmap,
-    SampleInfo const* info, uint32_t sA, uint32_t sB, uint32_t bar, uint32_t phase, float (&acc)[BN / 2], int img,
-    int grp, int nb, int s0, int nLocal, int busiest) {
-  constexpr int VEC = 4, STEPC = 32;        // fp32 channels per 16-byte chunk / per 128-byte row
-  constexpr bool kN16 = WIDE == 1;          // (as in dcnWgKernel's H16)
-  constexpr int ROWS = kN16 ? 2 : 4, PST = kBM / ROWS;
-  constexpr int kHOff = kN16 ? STEPC / 2 : STEPC;  // channels between a lane's two A chunks
-  constexpr int kStageB = wgStageB<BN>();
+// H16's redo (v31): a block whose accumulators end non-finite computes its warpgroup's partial C tile again, the
+// steps s0, s0 + KG, ... from the fp32 input and weight as given, in plain fp32 (CUDA-core FMAs; for these blocks
+// strict fp32, more exact than the TF32 it replaces), into the warpgroup's C staging tile [n][m] (two threads per pixel,
+// each with half the tile's columns), then the block's epilogue. A separate, __noinline__ function without wgmma that
+// ends the block: v30's inline redo through the kernel's own stages and wgmma cost its K loop 0.3-0.6 us a call though
+// it never ran; a called function holding wgmma makes ptxas serialize every wgmma of the kernel (C7510); and with
+// nothing of the caller live after the call, the call keeps no registers of the kernel on the stack. `a` is the
+// kernel's __grid_constant__ parameter: a reference to a plain kernel parameter (or a copy by value) gives the kernel
+// a 216-byte stack copy of it, made on every call (measured: +1 % on cfg 1). Slow: a rare case.
+template <int BN, int KG, int WIDE, int GROUP_BYTES>
+__device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo const* info, unsigned char* smem,
+    int img, int ho0, int wo0, int grp, int nb, int s0, int nLocal) {
+  constexpr int STEPC = 32;     // fp32 channels per 128-byte row (WIDE rows per K step)
+  constexpr int HALF = BN / 2;  // columns per thread
+  constexpr int LDC = kBM + 4;
+  static_assert(kWgThreads == 2 * kBM, "two threads per pixel");
   Geometry const& g = a.g;
-  int const lt = threadIdx.x % kWgThreads, wgi = threadIdx.x / kWgThreads;
-  int const v = wgSlot<kN16>(lt), p0 = wgFirstPixel<kN16>(lt);
+  int const lt = threadIdx.x % kWgThreads;
+  int const m = lt % kBM, n0 = (lt / kBM) * HALF;
+  int const nValid = min(HALF, g.Cout_g - nb * BN - n0);  // columns past Cout_g: zero, never stored
   int const cinBase = grp * g.Cin_g;
   size_t const HW = size_t(g.H) * g.W;
   float const* src = a.inNCHW + size_t(img) * g.C * HW;
   int const pixBase = img * g.H * g.W;
-  char const* wg = reinterpret_cast<char const*>(a.wpack) +
-                   (size_t(grp) * g.tilesN + nb) * g.KK * g.nSteps * size_t(kStageB);
+  // the weight as given: [Cout][Cin_g][kh][kw], or [Cout][kh][kw][Cin_g] (wKRSC); Cin_g x KK apart per output channel
+  size_t const co = size_t(grp) * g.Cout_g + size_t(nb) * BN + n0;
+  size_t const wStride = size_t(g.KK) * g.Cin_g;
+  float acc[HALF];
 #pragma unroll
-  for (int j = 0; j < BN / 2; ++j) acc[j] = 0.f;
-  fenceAcc(acc);
-  int t = s0 % g.KK, cs = s0 / g.KK;
+  for (int j = 0; j < HALF; ++j) acc[j] = 0.f;
   for (int l = 0; l < nLocal; ++l) {
-    if (lt == 0) {
-      if constexpr (DIRECT) {
-        mbarExpect(bar, WIDE * kStageB);
-        for (int h = 0; h < WIDE; ++h)
-          tensorCopy4d(sB + h * kStageB, &wmap.map, (WIDE * cs + h) * STEPC, t, nb * BN, grp, bar);
-      } else {
-        bulkCopy(sB, wg + (size_t(t) * g.nSteps + WIDE * cs) * kStageB, WIDE * kStageB, bar);
-      }
+    int const s = s0 + l * KG, t = s % g.KK, cFirst = s / g.KK * (WIDE * STEPC);
+    int const cEnd = min(cFirst + WIDE * STEPC, g.Cin_g);
+    for (int c = cFirst; c < cEnd; ++c) {
+      int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
+      int const r = (d * g.KK + t) * kBM + m;
+      int4 const idx = reinterpret_cast<int4 const*>(info)[r];
+      float4 const w = reinterpret_cast<float4 const*>(info)[SampleTable<false>::weightAt(g.dg * g.KK, r)];
+      float const* plane = src + size_t(cinBase + c) * HW;
+      // a corner's pixel from its NHWC record (an unused corner: element 0, weight 0), as the kernel's gathers read it
+      auto at = [&](int e) {
+        int const pix = e / g.C - pixBase;
+        return pix >= 0 ? plane[pix] : 0.f;
+      };
+      float v = w.x * at(idx.x);
+      v = fmaf(w.y, at(idx.y), v);
+      v = fmaf(w.z, at(idx.z), v);
+      v = fmaf(w.w, at(idx.w), v);
+      float const* wt = a.weight + (g.wKRSC ? (co * g.KK + t) * g.Cin_g + c : (co * g.Cin_g + c) * g.KK + t);
+#pragma unroll
+      for (int j = 0; j < HALF; ++j)
+        if (j < nValid) acc[j] = fmaf(v, wt[j * wStride], acc[j]);
     }
-    int const c0 = cinBase + cs * (WIDE * STEPC) + v * VEC;
-    int const d = g.dg == 1 ? 0 : c0 / g.Cdg;
-    int const rc = (d * g.KK + t) * kBM + p0;
-    int const rw = SampleTable<false>::weightAt(g.dg * g.KK, rc);
-#pragma unroll 1
-    for (int i = 0; i < ROWS; ++i) {
-      int4 const idx = reinterpret_cast<int4 const*>(info)[rc + PST * i];
-      float4 const w = reinterpret_cast<float4 const*>(info)[rw + PST * i];
-      int const at[4] = {idx.x, idx.y, idx.z, idx.w};
-      int const p = p0 + PST * i;
-#pragma unroll 1
-      for (int h = 0; h < 2; ++h) {
-        uint4 r[4];
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          int const pix = at[k] / g.C - pixBase;  // the corner's pixel (an unused corner: element 0, weight 0)
-          float e4[4];
-#pragma unroll
-          for (int e = 0; e < 4; ++e) e4[e] = pix >= 0 ? src[size_t(c0 + h * kHOff + e) * HW + pix] : 0.f;
-          r[k] = make_uint4(__float_as_uint(e4[0]), __float_as_uint(e4[1]), __float_as_uint(e4[2]),
-              __float_as_uint(e4[3]));
-        }
-        unsigned o[4];
-        blendFrag<float>(w, r, o);
-        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(wgAChunk<kN16>(sA, p, h, v)), "r"(o[0]),
-            "r"(o[1]), "r"(o[2]), "r"(o[3]) : "memory");
-      }
-    }
-    mbarWait(bar, phase);
-    phase ^= 1u;
-    fenceProxyAsync();
-    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
-    wgFence();
-#pragma unroll
-    for (int h = 0; h < WIDE; ++h) wgStep<float, BN>(acc, sA + h * kWgStageA, sB + h * kStageB);
-    wgCommit();
-    wgWait<0>();
-    fenceAcc(acc);
-    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");  // the stages are free again
-    nextStep(t, cs, KG, g.KK);
   }
-  for (int l = nLocal; l < busiest; ++l) {  // (the kernel's racecheck symmetry)
-    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
-    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
-  }
+  float* Cs = reinterpret_cast<float*>(smem + threadIdx.x / kWgThreads * GROUP_BYTES);
+#pragma unroll
+  for (int j = 0; j < HALF; ++j) Cs[(n0 + j) * LDC + m] = acc[j];
+  __syncthreads();
+  storeTile<float, kWgThreads * KG, BN, LDC, KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
+      GROUP_BYTES / int(sizeof(float)));
 }
 #endif
 
@@ -1246,13 +1224,13 @@ __device__ __forceinline__ void wgFallback(MainArgs<float> const& a, WeightMap<D
 // half the bytes per sample for the L1 (the TF32 K loop's busiest unit), the same TF32 A tile (each corner converted to
 // fp32, blended in fp32, rounded to TF32). fp16 holds 11 significant bits, as TF32 does, but not fp32's range: the copy
 // is scaled (kHalfCopyScale), and a block whose accumulators end non-finite (it gathered a value the copy could not
-// hold, or a tile of tiny values the prep kernel wrote as NaN) redoes its K range from the fp32 input (wgFallback:
-// slow, rare; same table, stages and wgmma). Each 64- (WIDE 2) or 32-channel (WIDE 1) run of a pixel in the copy is
+// hold, or a tile of tiny values the prep kernel wrote as NaN) redoes its K range from the fp32 input and weight in
+// plain fp32 (wgRedoFp32: slow, rare). Each 64- (WIDE 2) or 32-channel (WIDE 1) run of a pixel in the copy is
 // permuted so that lane v's 16 bytes are exactly the channels its A chunks take: v's 4 and the 4 half a step further,
 // so A's layout, the weight's packing and the B stages stay as they are.
 template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB)
-    dcnWgKernel(MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
+    dcnWgKernel(const __grid_constant__ MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
 #ifndef CENTERNET_DCN_WGMMA
   __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
 #else
@@ -1461,7 +1439,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   for (int l = nLocal, busiest = (ce - cb + KG - 1) / KG; l < busiest; ++l)
     asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
   // every warp's wgmma finished reading the stages before the C partials overwrite them (H16: the same barrier tells
-  // every thread whether the block redoes its K range, wgFallback)
+  // every thread whether the block redoes its K range, wgRedoFp32)
   bool redo = false;
   if constexpr (H16) {
     unsigned big = 0u;  // the largest |acc| as bits: Inf or NaN where at least 0x7F800000 (integer max: a tree)
@@ -1478,12 +1456,11 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   int const mRow = warp * 16 + (lane >> 2);
   if constexpr (H16) {
     if (redo) {
-      wgFallback<BN, KG, WIDE, DIRECT>(a, wmap, info, sA, sB, bars, phases & 1u, acc, img, grp, nb, s0, nLocal,
-          (ce - cb + KG - 1) / KG);
-    } else {
-#pragma unroll
-      for (int j = 0; j < BN / 2; ++j) acc[j] *= 1.f / kHalfCopyScale;
+      wgRedoFp32<BN, KG, WIDE, kGroupBytes>(a, info, smem, img, ho0, wo0, grp, nb, s0, nLocal);
+      return;
     }
+#pragma unroll
+    for (int j = 0; j < BN / 2; ++j) acc[j] *= 1.f / kHalfCopyScale;
   }
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
@@ -1511,9 +1488,9 @@ template <typename T> struct PrepArgs {
   int vecTrans;  // 16-byte transpose path (see dcnPrepKernel)
   int weight16;  // weight 16-byte aligned (vector loads in the wgmma pack)
   // TF32 from an fp16 copy (v30; fp32, 16-byte transpose path only): 0 = none, else the copy (kHalfCopyScale x the
-  // input; a tile of only tiny values as NaN) has its channel runs (1: 64, 2: 32 channels) permuted for dcnWgKernel's
-  // H16 gathers
-  int h16;
+  // input; a tile of only tiny values as NaN) has its channel runs of halfRun channels (64 or 32) permuted for
+  // dcnWgKernel's H16 gathers
+  int halfRun;
   float* zeroOut;  // the fp32 output that two K splits add into (Geometry::sumInOut), zeroed by the last blocks
   int zeroBlocks, zeroVecs;  // ... kZeroVecs 16-byte vectors per thread, zeroVecs in all
   // element (output row co of all groups, input channel c of the group, tap t) of the weight, linear or (KRSC: the
@@ -1582,7 +1559,7 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
     T const* src = a.in + size_t(img) * a.C * a.HW;
     T* dst = a.inNHWC + size_t(img) * a.C * a.HW;
     static_assert(kTC * kTS / kVE == 2 * kPrepThreads, "two vectors per thread each way");
-    float vmax = 0.f;  // h16: this thread's max |x| (a NaN is skipped: it is a NaN in the copy anyway)
+    float vmax = 0.f;  // halfRun: this thread's max |x| (a NaN is skipped: it is a NaN in the copy anyway)
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       int const v = threadIdx.x + kPrepThreads * k;
@@ -1595,13 +1572,13 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
 #pragma unroll
         for (int e = 0; e < kVE; ++e) tile[row][col + e] = pk.v[e];
         if constexpr (std::is_same<T, float>::value)
-          if (a.h16)
+          if (a.halfRun)
 #pragma unroll
             for (int e = 0; e < kVE; ++e) vmax = fmaxf(vmax, fabsf(float(pk.v[e])));
       }
     }
-    bool tiny = false;  // h16: the tile's nonzero values are all below kHalfCopyTiny: written as NaN
-    if (std::is_same<T, float>::value && a.h16) {
+    bool tiny = false;  // halfRun: the tile's nonzero values are all below kHalfCopyTiny: written as NaN
+    if (std::is_same<T, float>::value && a.halfRun) {
       // from the barrier the transpose needs anyway (a second one only for a tile with no value of kHalfCopyTiny or more)
       tiny = !__syncthreads_or(vmax >= kHalfCopyTiny) && __syncthreads_or(vmax != 0.f);
     } else {
@@ -1615,10 +1592,10 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
       int const s = s0 + sp;
       int const c = c0 + cv;
       if (c < a.C && s < a.HW) {
-        if (std::is_same<T, float>::value && a.h16) {
+        if (std::is_same<T, float>::value && a.halfRun) {
           // channels c .. c + 3 as halves, at their place in the permuted run (lane q of dcnWgKernel's H16 gather
           // reads run positions 8q .. 8q + 7 = channels 4q .. 4q + 3 and run / 2 + 4q .. run / 2 + 4q + 3)
-          int const run = a.h16 == 1 ? 64 : 32, cc = c & (run - 1), q = cc >> 2, lanes = run / 8;
+          int const run = a.halfRun, cc = c & (run - 1), q = cc >> 2, lanes = run >> 3;
           constexpr float k = kHalfCopyScale;
           __half2 const h0 = __floats2half2_rn(k * float(tile[cv][sp]), k * float(tile[cv + 1][sp]));
           __half2 const h1 = __floats2half2_rn(k * float(tile[cv + 2][sp]), k * float(tile[cv + 3][sp]));
@@ -2262,7 +2239,7 @@ struct Plan {
   bool vec, tf32, useReg, useWg, large;
   bool directW;  // the warpgroup kernel reads a channels-last weight as it lies (no pack)
   int regNT, bn, wgCfg;
-  int h16;        // TF32 from an fp16 copy of the input: 0 = no, 1 = 256-byte steps (cfg 3), 2 = 128-byte (cfg 1)
+  int halfRun;    // TF32 from an fp16 copy of the input: 0 = no, else its permuted channel runs (cfg 3: 64, cfg 1: 32)
   int perSM;      // resident blocks per SM of the chosen kernel
   int maxSplits;  // the most K splits the heuristic gives any shape of this layer
 };
@@ -2359,11 +2336,11 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   // 16-byte aligned), in the configurations it is built for, with channel runs (cfg 3: 64 channels, cfg 1: 32)
   // that the groups and deformable groups do not cut. H100, side by side with v29 (docs/kernel.md "v30"): 1-8 %
   // faster on the TF32 benchmark layers (an unguarded copy: 5-11 %).
-  pl.h16 = 0;
+  pl.halfRun = 0;
   if (std::is_same<T, float>::value && useWg && tf32 && !p.inputNHWC && !gNoHalfCopy && (g.H * g.W) % 4 == 0 &&
       g.C % 4 == 0) {
     int const run = wgCfg == 3 ? 64 : wgCfg == 1 ? 32 : 0;
-    if (run > 0 && g.Cin_g % run == 0 && (g.dg == 1 || g.Cdg % run == 0)) pl.h16 = wgCfg == 3 ? 1 : 2;
+    if (run > 0 && g.Cin_g % run == 0 && (g.dg == 1 || g.Cdg % run == 0)) pl.halfRun = run;
   }
   g.nSteps = useWg ? wgSteps<T>(p) : fragSteps<T>(p);
   g.ntPad = fragNTPad(p);
@@ -2672,8 +2649,8 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = pl.directW ? 0 : int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  if (!pa.vecTrans) pl.h16 = 0;  // (an input not 16-byte aligned: the fp32 copy)
-  pa.h16 = pl.h16;
+  if (!pa.vecTrans) pl.halfRun = 0;  // (an input not 16-byte aligned: the fp32 copy)
+  pa.halfRun = pl.halfRun;
   if (g.sumInOut) {
     pa.zeroOut = reinterpret_cast<float*>(output);
     pa.zeroVecs = total / 4;
@@ -2688,21 +2665,21 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   MainArgs<T> ma;
   ma.inNHWC = pa.inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = pl.directW ? weight : wpack; ma.bias = bias;
   ma.out = output; ma.acc = acc; ma.g = g;
-  ma.inNCHW = input;
+  ma.inNCHW = input; ma.weight = weight;
   size_t const smem = pl.useWg ? wgInfoBytes<T>(p) : infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = pl.large;
   if (pl.useWg) {
 #ifdef CENTERNET_DCN_SM90A
+    bool const h16 = pl.halfRun != 0;
     if (pl.directW) {
       WeightMap<true> wm;  // (only the bulk-copy configurations read it; encoding it is host work)
       e = weightTensorMap<T>(g, pl.bn, weight, &wm.map);
       if (e == cudaSuccess)
-        e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, pl.h16 != 0)
-            : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, pl.h16 != 0)
-                           : launchWgConfig<T, 256>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, pl.h16 != 0);
+        e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, h16)
+            : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, h16)
+                           : launchWgConfig<T, 256>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, h16);
     } else {
       WeightMap<false> const none{};
-      bool const h16 = pl.h16 != 0;
       e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16)
           : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16)
                          : launchWgConfig<T, 256>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16);
@@ -2811,7 +2788,7 @@ std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
          std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) + " K steps, " +
          std::to_string(pl.g.splits) + " split(s)" +
          (sumsInOutput(pl, type == DCNv2DataType::kFLOAT) ? " added in the output" : "") +
-         (pl.h16 ? ", gathers from an fp16 copy" : "");
+         (pl.halfRun ? ", gathers from an fp16 copy" : "");
 }
 
 }  // namespace centernet_trt

@@ -115,6 +115,16 @@ def test_no_kernel_spills_much(ptxas_report):
     assert max(spills) <= 16, f"register spills in the kernel: {spills}"
 
 
+def test_no_kernel_stack_beyond_spills(ptxas_report):
+    """A stack frame larger than a function's spills is a copy the kernel makes on every launch: v31's redo, called
+    with a reference to (or a copy of) a plain kernel parameter, gave the TF32 warpgroup kernels a 216-byte copy of
+    their arguments (~1 % on cfg 1); its parameter is __grid_constant__ so that the call reads them in place."""
+    frames = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores", ptxas_report)
+    assert frames, "ptxas printed no resource report"
+    extra = [(int(f), int(s)) for f, s in frames if int(f) > max(int(s), 8)]
+    assert not extra, f"stack frames beyond the spills (frame, spill stores): {extra}"
+
+
 def test_algorithm_switch_explains_itself(kernel_library):
     """The C ABI's algorithm switch (the Python tools' way to the im2col tactic): unknown algorithms are refused, and
     where cuBLAS cannot serve (not on the library path, or no GPU for a handle) the reason names cuBLAS and the fix;
