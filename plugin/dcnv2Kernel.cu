@@ -2144,7 +2144,7 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
   return launchKernel(pdl, kern, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
 }
 
-// h16: the gathers read the prep kernel's fp16 copy (TF32 in the configurations halfCopyOf names)
+// h16: the gathers read the prep kernel's fp16 copy (TF32 in the configurations where planOf sets Plan::halfRun)
 template <typename T, int BN, bool DIRECT>
 cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid,
     size_t smemBytes, bool pdl, cudaStream_t stream, bool h16) {
@@ -2155,7 +2155,7 @@ cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> c
       if constexpr (BN != 256)
         if (cfg == 3) return launchWg<T, BN, 3, DIRECT, true>(args, wmap, grid, smemBytes, pdl, stream);
     }
-    return cudaErrorInvalidValue;  // halfCopyOf never asks for it
+    return cudaErrorInvalidValue;  // planOf never asks for it
   }
   switch (cfg) {
     case 0:
