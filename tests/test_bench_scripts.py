@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("script", ["bench_dcn.py", "gpu_check.py", "trace_dcn.py", "profile_one.py", "model_dcn.py",
-                                    "timeline_dcn.py"])
+                                    "timeline_dcn.py", "ab_dcn.py"])
 def test_script_imports_and_parses_help(script):
     if script == "profile_one.py":  # positional usage only: import it as a module instead of running it
         cmd = [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); import profile_one"]
@@ -26,6 +26,41 @@ def test_script_imports_and_parses_help(script):
     assert proc.returncode == 0, proc.stderr[-3000:]
     if script != "profile_one.py":
         assert "usage:" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lib", "nolibpath"], "want NAME=PATH"),
+    (["--lib", "a=/nonexistent/lib.so"], "no such library: /nonexistent/lib.so"),
+    (["--lib", "a=LIB", "--lib", "a=LIB"], "--lib names must differ: a, a"),
+    (["--lib", "a=LIB", "--modes", "tf32,bf16"], "want a comma-separated subset of fp16, tf32, fp32"),
+    (["--lib", "a=LIB", "--shapes", "1,64,128,128"], "want N,C,H,W,COUT"),
+    (["--lib", "a=LIB", "--rounds", "0"], "--rounds, --calls and --reps must be at least 1"),
+])
+def test_ab_script_refuses_bad_arguments_naming_the_fix(argv, message, tmp_path):
+    """bench/ab_dcn.py (side-by-side timing of kernel builds) checks its arguments before any CUDA work."""
+    lib = tmp_path / "lib.so"
+    lib.write_bytes(b"")
+    argv = [a.replace("LIB", str(lib)) for a in argv]
+    proc = subprocess.run([sys.executable, "bench/ab_dcn.py", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr, proc.stderr
+
+
+def test_ab_script_accepts_good_arguments(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import ab_dcn
+    finally:
+        sys.path.pop(0)
+    a, b = tmp_path / "a.so", tmp_path / "b.so"
+    a.write_bytes(b"")
+    b.write_bytes(b"")
+    args = ab_dcn.parse_args(["--lib", f"v30={a}", "--lib", f"v31={b}", "--modes", "tf32,fp32", "--shapes",
+                              "1,64,128,128,64;8,64,128,128,64", "--rounds", "4"])
+    assert args.lib == [("v30", a), ("v31", b)]
+    assert args.modes == ["tf32", "fp32"] and args.rounds == 4
+    assert args.shapes == [(1, 64, 128, 128, 64), (8, 64, 128, 128, 64)]
 
 
 def test_variant_help_names_every_kernel_variant():
