@@ -247,7 +247,10 @@ __device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> cons
 // kHalf2W: the weights stored as 4 halves (8 bytes: two half2 (w0, w1), (w2, w3), after the offsets) instead of a
 // float4 (fp16 warpgroup kernel: the conversion is made once per record instead of once per record and channel slot
 // in the K loop, and the smaller table lets two blocks per SM leave more of L1 to the gathers, v22).
-template <typename T, bool kTapFilter, int THREADS = kThreads, bool kHalf2W = false>
+// kNormW (TF32 from the fp16 copy, v32: blendH16): the float4 slot holds the weights as halves divided by the power of
+// two `scale` just above the largest |w| (so the largest is in [0.5, 1)), then `scale`: half2 (w0, w1), half2 (w2, w3),
+// scale, 0. A non-finite weight gives a NaN scale (the block then redoes, wgRedoFp32).
+template <typename T, bool kTapFilter, int THREADS = kThreads, bool kHalf2W = false, bool kNormW = false>
 __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInfo* info, int img, int ho0, int wo0,
     int tid, int cb, int ce) {
   using Tr = Traits<T>;
@@ -338,6 +341,15 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
       if constexpr (kHalf2W) {
         __half2 const h[2] = {__floats2half2_rn(s.w.x, s.w.y), __floats2half2_rn(s.w.z, s.w.w)};
         reinterpret_cast<uint2*>(info)[at] = *reinterpret_cast<uint2 const*>(h);
+      } else if constexpr (kNormW) {
+        float const wmax = fmaxf(fmaxf(fabsf(s.w.x), fabsf(s.w.y)), fmaxf(fabsf(s.w.z), fabsf(s.w.w)));
+        int const e = int(__float_as_uint(wmax) >> 23);  // biased exponent (|w| < 2^(e - 126); 0: zero or subnormal)
+        // scale = 2^(e - 126), inv = 1 / scale: both normal floats; |w| >= 2^126 (absurd), Inf or NaN: a NaN scale
+        float const scale = e < 253 ? __uint_as_float(unsigned(e + 1) << 23) : __uint_as_float(0x7FC00000u);
+        float const inv = e < 253 ? __uint_as_float(unsigned(253 - e) << 23) : 1.f;
+        __half2 const h[2] = {__floats2half2_rn(s.w.x * inv, s.w.y * inv), __floats2half2_rn(s.w.z * inv, s.w.w * inv)};
+        reinterpret_cast<float4*>(info)[at] = make_float4(__uint_as_float(*reinterpret_cast<unsigned const*>(&h[0])),
+            __uint_as_float(*reinterpret_cast<unsigned const*>(&h[1])), scale, 0.f);
       } else {
         reinterpret_cast<float4*>(info)[at] = s.w;
       }
@@ -954,38 +966,40 @@ __global__ void __launch_bounds__(kRegThreads, MINB) dcnRegKernel(MainArgs<T> a)
 #endif
 
 constexpr int kWgThreads = 128;                  // one warpgroup
-// H16 (v30): the fp16 copy holds kHalfCopyScale x the input, so that fp16's normal range (2^-14 .. 65504) covers
-// |x| from 2^-20 to 1023.5, and each block's accumulators are scaled back by its inverse at the end (powers of two: the
-// same bits as an unscaled copy wherever neither under- nor overflows). Where the copy cannot hold the input to TF32's
-// precision, blocks redo their K range from the fp32 input (wgRedoFp32), and they find out from their accumulators:
-// (1) a value beyond the copy's range, an Inf or a NaN is an Inf or a NaN in the copy, which leaves a non-finite
-// accumulator in every block that gathers it (whatever its weight: Inf x 0 is NaN); (2) a transpose tile (32 channels
-// x 64 positions) whose nonzero values are all below kHalfCopyTiny, where fp16's subnormal step would exceed 2^-12 of
-// the tile's largest value, is written as NaN by the prep kernel, so the blocks that read it redo too. Blocks that read
-// neither are exact as they are.
-constexpr float kHalfCopyScale = 64.f;
-constexpr float kHalfCopyTiny = 1.9073486328125e-06f;  // 2^-19
+// H16 (v30; v32's scale): the fp16 copy holds kHalfCopyScale x the input, so that fp16's normal range (2^-14 ..
+// 65504) covers |x| from 2^-18 up and blendH16's fp16 sum of 4 corners (weights at most 1) cannot overflow below
+// |x| = 1023.5; each block's accumulators are scaled back by its inverse at the end (a power of two: exact). Where the
+// copy cannot hold the input to TF32's precision, blocks redo their K range from the fp32 input (wgRedoFp32), and they
+// find out from their accumulators: (1) a value beyond the copy's range, an Inf or a NaN (or a blend that overflows)
+// is an Inf or a NaN in the sums, which leaves a non-finite accumulator in every block that gathers it (whatever its
+// weight: Inf x 0 is NaN); (2) a transpose tile (32 channels x 64 positions) whose nonzero values are all below
+// kHalfCopyTiny, where fp16's subnormal step would exceed 2^-12 of the tile's largest value, is written as NaN by the
+// prep kernel, so the blocks that read it redo too. Blocks that read neither hold TF32's precision as they are.
+constexpr float kHalfCopyScale = 16.f;
+constexpr float kHalfCopyTiny = 7.62939453125e-06f;  // 2^-17
 #ifdef CENTERNET_DCN_WGMMA
-// TF32 from an fp16 copy (v30): 4 A registers of one row from its 4 corner vectors of 8 halves, taking half h of each
-// (words 2h, 2h + 1): converted to fp32, blended in fp32 and rounded to TF32 as blendFrag does with fp32 corners.
+// TF32 from an fp16 copy (v32): 4 A registers of one row from its 4 corner vectors of 8 halves, taking half h of each
+// (words 2h, 2h + 1), with the record's weights as kNormW stores them: blended in fp16 (half2 FMAs, each weight at
+// most 1 and the largest at least 1/2, so the dominant product keeps fp16's 11 bits), converted to fp32 and multiplied
+// by the record's power-of-two scale: at most 11 significant bits, exactly a TF32 value (no rounding instruction).
+// v30 converted each corner to fp32 and blended in fp32: 2.4x the instructions; the error grows ~1.3x (docs/kernel.md).
 __device__ __forceinline__ void blendH16(float4 const& w, uint4 const (&r)[4], int h, unsigned (&o)[4]) {
+  unsigned const w01u = __float_as_uint(w.x), w23u = __float_as_uint(w.y);
+  __half2 const w01 = *reinterpret_cast<__half2 const*>(&w01u), w23 = *reinterpret_cast<__half2 const*>(&w23u);
+  __half2 const w0 = __low2half2(w01), w1 = __high2half2(w01), w2 = __low2half2(w23), w3 = __high2half2(w23);
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
-    float2 f[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      unsigned const u = reinterpret_cast<unsigned const*>(&r[k])[2 * h + j];
-      f[k] = __half22float2(*reinterpret_cast<__half2 const*>(&u));
-    }
-    float s0 = w.x * f[0].x, s1 = w.x * f[0].y;
-    s0 = fmaf(w.y, f[1].x, s0);
-    s1 = fmaf(w.y, f[1].y, s1);
-    s0 = fmaf(w.z, f[2].x, s0);
-    s1 = fmaf(w.z, f[2].y, s1);
-    s0 = fmaf(w.w, f[3].x, s0);
-    s1 = fmaf(w.w, f[3].y, s1);
-    o[2 * j] = tf32Bits(s0);
-    o[2 * j + 1] = tf32Bits(s1);
+    unsigned const u[4] = {reinterpret_cast<unsigned const*>(&r[0])[2 * h + j],
+                           reinterpret_cast<unsigned const*>(&r[1])[2 * h + j],
+                           reinterpret_cast<unsigned const*>(&r[2])[2 * h + j],
+                           reinterpret_cast<unsigned const*>(&r[3])[2 * h + j]};
+    __half2 sum = __hmul2(w0, *reinterpret_cast<__half2 const*>(&u[0]));
+    sum = __hfma2(w1, *reinterpret_cast<__half2 const*>(&u[1]), sum);
+    sum = __hfma2(w2, *reinterpret_cast<__half2 const*>(&u[2]), sum);
+    sum = __hfma2(w3, *reinterpret_cast<__half2 const*>(&u[3]), sum);
+    float2 const f = __half22float2(sum);
+    o[2 * j] = __float_as_uint(f.x * w.z);
+    o[2 * j + 1] = __float_as_uint(f.y * w.z);
   }
 }
 #endif
@@ -1156,16 +1170,16 @@ template <bool kN16> __device__ __forceinline__ uint32_t wgAChunk(uint32_t aStag
 
 // H16's redo (v31): a block whose accumulators end non-finite computes its warpgroup's partial C tile again, the
 // steps s0, s0 + KG, ... from the fp32 input and weight as given, in plain fp32 (CUDA-core FMAs; for these blocks
-// strict fp32, more exact than the TF32 it replaces), into the warpgroup's C staging tile [n][m] (two threads per pixel,
-// each with half the tile's columns), then the block's epilogue. A separate, __noinline__ function without wgmma that
+// strict fp32, more exact than the TF32 it replaces; v32: with the sampling table rebuilt with fp32 weights), into the
+// warpgroup's C staging tile [n][m] (two threads per pixel, each with half the tile's columns), then the epilogue. A separate, __noinline__ function without wgmma that
 // ends the block: v30's inline redo through the kernel's own stages and wgmma cost its K loop 0.3-0.6 us a call though
 // it never ran; a called function holding wgmma makes ptxas serialize every wgmma of the kernel (C7510); and with
 // nothing of the caller live after the call, the call keeps no registers of the kernel on the stack. `a` is the
 // kernel's __grid_constant__ parameter: a reference to a plain kernel parameter (or a copy by value) gives the kernel
 // a 216-byte stack copy of it, made on every call (measured: +1 % on cfg 1). Slow: a rare case.
 template <int BN, int KG, int WIDE, int GROUP_BYTES>
-__device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo const* info, unsigned char* smem,
-    int img, int ho0, int wo0, int grp, int nb, int s0, int nLocal) {
+__device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* info, unsigned char* smem, int img,
+    int ho0, int wo0, int grp, int nb, int cb, int ce, int s0, int nLocal) {
   constexpr int STEPC = 32;     // fp32 channels per 128-byte row (WIDE rows per K step)
   constexpr int HALF = BN / 2;  // columns per thread
   constexpr int LDC = kBM + 4;
@@ -1181,6 +1195,10 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo con
   // the weight as given: [Cout][Cin_g][kh][kw], or [Cout][kh][kw][Cin_g] (wKRSC); Cin_g x KK apart per output channel
   size_t const co = size_t(grp) * g.Cout_g + size_t(nb) * BN + n0;
   size_t const wStride = size_t(g.KK) * g.Cin_g;
+  // the table again with fp32 weights (the kernel's holds them as scaled halves); every thread is past its last
+  // read of the old one (the caller's barrier)
+  buildSampleTable<float, true, kWgThreads * KG>(a, info, img, ho0, wo0, threadIdx.x, cb, ce);
+  __syncthreads();
   float acc[HALF];
 #pragma unroll
   for (int j = 0; j < HALF; ++j) acc[j] = 0.f;
@@ -1221,8 +1239,9 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo con
 // wgmma), so the per-step work (sampling-record reads, barrier, waits, fences, addresses) is spread over twice the
 // channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
 // H16 (TF32, v30): the gathers read an fp16 copy of the input that the prep kernel wrote instead of the fp32 one:
-// half the bytes per sample for the L1 (the TF32 K loop's busiest unit), the same TF32 A tile (each corner converted to
-// fp32, blended in fp32, rounded to TF32). fp16 holds 11 significant bits, as TF32 does, but not fp32's range: the copy
+// half the bytes per sample for the L1 (the TF32 K loop's busiest unit); since v32 the corners are blended in fp16
+// with the table's normalized weights and scaled back to exact TF32 values (blendH16: 2.4x fewer instructions than the
+// fp32 blend). fp16 holds 11 significant bits, as TF32 does, but not fp32's range: the copy
 // is scaled (kHalfCopyScale), and a block whose accumulators end non-finite (it gathered a value the copy could not
 // hold, or a tile of tiny values the prep kernel wrote as NaN) redoes its K range from the fp32 input and weight in
 // plain fp32 (wgRedoFp32: slow, rare). Each 64- (WIDE 2) or 32-channel (WIDE 1) run of a pixel in the copy is
@@ -1283,7 +1302,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     for (int s = 0; s < kStagesB; ++s) mbarInit(bars + s * 8);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  buildSampleTable<T, true, THREADS, kHalf>(a, info, img, ho0, wo0, tid, cb, ce);
+  buildSampleTable<T, true, THREADS, kHalf, H16>(a, info, img, ho0, wo0, tid, cb, ce);
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
 
@@ -1456,7 +1475,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   int const mRow = warp * 16 + (lane >> 2);
   if constexpr (H16) {
     if (redo) {
-      wgRedoFp32<BN, KG, WIDE, kGroupBytes>(a, info, smem, img, ho0, wo0, grp, nb, s0, nLocal);
+      wgRedoFp32<BN, KG, WIDE, kGroupBytes>(a, info, smem, img, ho0, wo0, grp, nb, cb, ce, s0, nLocal);
       return;
     }
 #pragma unroll
