@@ -244,13 +244,14 @@ __device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> cons
 // Each thread keeps one pixel and walks j in steps of THREADS / kBM; offset/mask loads of a pass come first.
 // Only the taps of the block's K range are built (K steps run tap-inner from tap cb % KK): a split-K block of a few
 // steps needs a few taps, and the offset/mask reads are the slow part here.
-// kHalf2W: the weights stored as 4 halves (8 bytes: two half2 (w0, w1), (w2, w3), after the offsets) instead of a
-// float4 (fp16 warpgroup kernel: the conversion is made once per record instead of once per record and channel slot
-// in the K loop, and the smaller table lets two blocks per SM leave more of L1 to the gathers, v22).
-// kNormW (TF32 from the fp16 copy, v32: blendH16): the float4 slot holds the weights as halves divided by the power of
-// two `scale` just above the largest |w| (so the largest is in [0.5, 1)), then `scale`: half2 (w0, w1), half2 (w2, w3),
-// scale, 0. A non-finite weight gives a NaN scale (the block then redoes, wgRedoFp32).
-template <typename T, bool kTapFilter, int THREADS = kThreads, bool kHalf2W = false, bool kNormW = false>
+// How the records keep their 4 weights (WF): kWeightsF32, a float4; kWeightsF16, 4 halves (8 bytes: two half2
+// (w0, w1), (w2, w3), after the offsets; fp16 warpgroup kernel: the conversion is made once per record instead of once
+// per record and channel slot in the K loop, and the smaller table lets two blocks per SM leave more of L1 to the
+// gathers, v22); kWeightsF16Scaled (TF32 from the fp16 copy, v32: blendH16), in the float4 slot: the weights as halves
+// divided by the power of two `scale` just above the largest |w| (so the largest is in [0.5, 1)), then `scale`:
+// half2 (w0, w1), half2 (w2, w3), scale, 0; a non-finite weight gives a NaN scale (the block then redoes, wgRedoFp32).
+enum TableWeights { kWeightsF32, kWeightsF16, kWeightsF16Scaled };
+template <typename T, bool kTapFilter, int THREADS = kThreads, int WF = kWeightsF32>
 __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInfo* info, int img, int ho0, int wo0,
     int tid, int cb, int ce) {
   using Tr = Traits<T>;
@@ -337,11 +338,11 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
         if (vy1 && vx1) { s.idx.w = at00 + (g.W + 1) * g.C; s.w.w = ly * lx * mkk; }
       }
       reinterpret_cast<int4*>(info)[j * kBM + mi] = s.idx;  // two arrays: conflict-free 16-byte rows
-      int const at = SampleTable<kHalf2W>::weightAt(nj, j * kBM + mi);
-      if constexpr (kHalf2W) {
+      int const at = SampleTable<WF == kWeightsF16>::weightAt(nj, j * kBM + mi);
+      if constexpr (WF == kWeightsF16) {
         __half2 const h[2] = {__floats2half2_rn(s.w.x, s.w.y), __floats2half2_rn(s.w.z, s.w.w)};
         reinterpret_cast<uint2*>(info)[at] = *reinterpret_cast<uint2 const*>(h);
-      } else if constexpr (kNormW) {
+      } else if constexpr (WF == kWeightsF16Scaled) {
         float const wmax = fmaxf(fmaxf(fabsf(s.w.x), fabsf(s.w.y)), fmaxf(fabsf(s.w.z), fabsf(s.w.w)));
         int const e = int(__float_as_uint(wmax) >> 23);  // biased exponent (|w| < 2^(e - 126); 0: zero or subnormal)
         // scale = 2^(e - 126), inv = 1 / scale: both normal floats; |w| >= 2^126 (absurd), Inf or NaN: a NaN scale
@@ -979,10 +980,11 @@ constexpr float kHalfCopyScale = 16.f;
 constexpr float kHalfCopyTiny = 7.62939453125e-06f;  // 2^-17
 #ifdef CENTERNET_DCN_WGMMA
 // TF32 from an fp16 copy (v32): 4 A registers of one row from its 4 corner vectors of 8 halves, taking half h of each
-// (words 2h, 2h + 1), with the record's weights as kNormW stores them: blended in fp16 (half2 FMAs, each weight at
-// most 1 and the largest at least 1/2, so the dominant product keeps fp16's 11 bits), converted to fp32 and multiplied
-// by the record's power-of-two scale: at most 11 significant bits, exactly a TF32 value (no rounding instruction).
-// v30 converted each corner to fp32 and blended in fp32: 2.4x the instructions; the error grows ~1.3x (docs/kernel.md).
+// (words 2h, 2h + 1), with the record's weights as kWeightsF16Scaled stores them: blended in fp16 (half2 FMAs, each
+// weight at most 1 and the largest at least 1/2, so the dominant product keeps fp16's 11 bits), converted to fp32 and
+// multiplied by the record's power-of-two scale: at most 11 significant bits, exactly a TF32 value (no rounding
+// instruction). v30 converted each corner to fp32 and blended in fp32: 2.4x the instructions; the error grows ~1.4x
+// (docs/kernel.md "v32").
 __device__ __forceinline__ void blendH16(float4 const& w, uint4 const (&r)[4], int h, unsigned (&o)[4]) {
   unsigned const w01u = __float_as_uint(w.x), w23u = __float_as_uint(w.y);
   __half2 const w01 = *reinterpret_cast<__half2 const*>(&w01u), w23 = *reinterpret_cast<__half2 const*>(&w23u);
@@ -1302,7 +1304,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     for (int s = 0; s < kStagesB; ++s) mbarInit(bars + s * 8);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  buildSampleTable<T, true, THREADS, kHalf, H16>(a, info, img, ho0, wo0, tid, cb, ce);
+  constexpr int kTableW = kHalf ? kWeightsF16 : H16 ? kWeightsF16Scaled : kWeightsF32;
+  buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce);
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
 
