@@ -52,14 +52,17 @@ CASES = [dict(shape=s) for s in BASELINE] + [
 ]
 QUICK = [8, 9, 10, 15, 25, 28]  # small cases, for compute-sanitizer's memcheck (bench/gpu_run.sh); 25 and 28 take
                                 # the fp16 copy in TF32 (256- and 128-byte steps)
-# The fp16 copy's range guard (v30): layers that take the copy in TF32 (cfg 3, cfg 1, a batch), each with inputs the
-# copy cannot hold (the whole input, and the bias with it, scaled by 1e5, beyond the copy's range, or by 1e-7, every
-# transpose tile below 2^-19: every block redoes its K range from the fp32 input and weight in plain fp32 (v31), so
-# the output must meet strict fp32's tolerance against float64, which the TF32 path cannot), scaled by 1e-4, and by
-# 1e-5 with the masks by 1e-3 (the copy holds them, v32's normalized blend weights keep the products in fp16's range:
-# TF32's tolerance, and above strict fp32's, so no block redid), one value of 1e6 (only the blocks that gather it redo:
-# TF32's tolerance) and one NaN (NaN exactly where the layer without the copy has it).
-GUARD_SHAPES = [(1, 64, 24, 24, 128), (1, 32, 96, 96, 64), (2, 64, 32, 40, 64)]
+# The fp16 copy's range guard (v30): layers that take the copy in TF32 (cfg 3, cfg 1, a batch, a grouped layer), each
+# with inputs the copy cannot hold (the whole input, and the bias with it, scaled by 1e5, beyond the copy's range, or
+# by 1e-7, every transpose tile below 2^-17: every block redoes its K range from the fp32 input and weight in plain
+# fp32 (v31), so the output must meet strict fp32's tolerance against float64, which the TF32 path cannot), scaled by
+# 1e-4, and by 1e-5 with the masks by 1e-3 (the copy holds them, v32's normalized blend weights keep the products in
+# fp16's range: TF32's tolerance, and above strict fp32's, so the fast path ran), one value of 1e6 (only the blocks
+# that gather it redo: TF32's tolerance) and one NaN, inside the image and at pixel (0, 0) of image 0, the element
+# unused corners read with weight 0 (NaN exactly where the layer without the copy has it).
+GUARD_CASES = [dict(shape=(1, 64, 24, 24, 128)), dict(shape=(1, 32, 96, 96, 64)), dict(shape=(2, 64, 32, 40, 64)),
+               # conv groups and deformable groups, a partial tile of output channels (the redo's own indexing)
+               dict(shape=(1, 128, 24, 24, 80), groups=2, dg=2)]
 
 
 # Channels-last runs, the default variant: name, algorithm (0 fused, 1 im2col + cuBLAS), input / output / weight
@@ -173,17 +176,18 @@ def _run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc, nhwc_out, nhwc_w)
     return out, dcn.plan
 
 
-def half_copy_guard(lib, gen, shapes) -> int:
-    """The fp16 copy's range guard on these GUARD_SHAPES, in TF32. Returns the number of failures."""
+def half_copy_guard(lib, gen, cases) -> int:
+    """The fp16 copy's range guard on these GUARD_CASES, in TF32. Returns the number of failures."""
     failures = 0
-    for shape in shapes:
-        case = dict(shape=shape)
+    for case in cases:
+        shape = case["shape"]
         inputs, cfg = make_inputs(case, torch.float32, gen)
         x = inputs[0]
         n, c, h, w, _ = shape
-        spike, nan = x.clone(), x.clone()
+        spike, nan, nan0 = x.clone(), x.clone(), x.clone()
         spike[n - 1, c // 3, h // 2, w // 2] = 1e6
         nan[0, c // 2, h // 3, w // 4] = float("nan")
+        nan0[0, c // 2, 0, 0] = float("nan")  # the element the gathers' unused corners read (with weight 0)
         plan = run_ours(lib, case, inputs, cfg, torch.float32, True)[1]
         ok = "fp16 copy" in plan
         failures += not ok
@@ -198,12 +202,13 @@ def half_copy_guard(lib, gen, shapes) -> int:
                 # tile stays above the tiny-tile threshold: the fast path
                 ("x 1e-5, mask x 1e-3", x * 1e-5, 1e-5, 1e-3, False),
                 ("one value 1e6", spike, 1.0, 1.0, False), ("one NaN", nan, 1.0, 1.0, False),
+                ("one NaN at pixel (0, 0)", nan0, 1.0, 1.0, False),
                 # the redo reads the weight as it lies, [Cout][kh][kw][Cin]
                 ("x 1e5, weight channels-last", x * 1e5, 1e5, 1.0, True)):
             run = [xs, inputs[1], mask * mask_scale, inputs[3], None if bias is None else bias * scale * mask_scale]
             out, plan = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=nhwc_w)
-            plain = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=nhwc_w, half_copy=False)[0]
-            if label == "one NaN":
+            if label.startswith("one NaN"):
+                plain = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=nhwc_w, half_copy=False)[0]
                 where = torch.isnan(out)
                 ok = torch.equal(where, torch.isnan(plain)) and bool(where.any()) and bool((~where).any())
                 err = rel(out[~where], plain[~where]) if ok else float("nan")
@@ -212,7 +217,8 @@ def half_copy_guard(lib, gen, shapes) -> int:
             else:
                 err = rel(out, tv_forward(*[None if t is None else t.double() for t in run], cfg))
                 # every block redoes in plain fp32: strict fp32's tolerance, which TF32 (~1e-4) cannot meet; the
-                # copy holds the small inputs: TF32's tolerance, and an error above strict fp32's (no block redone)
+                # copy holds the small inputs: TF32's tolerance, and an error above strict fp32's (the fast path ran:
+                # not every block redid)
                 whole = label.startswith(("x 1e5", "x 1e-7"))
                 fast = label.startswith(("x 1e-4", "x 1e-5"))
                 ok = bool(torch.isfinite(out).all()) and err <= TOL["fp32" if whole else "tf32"]
@@ -360,7 +366,7 @@ def main() -> int:
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} loop-ref {mode} {case} rel_vs_loop={err:.2e} "
                   f"torchvision64_vs_loop={err_tv64:.1e}", flush=True)
-    failures += half_copy_guard(lib, gen, GUARD_SHAPES[:2] if args.quick else GUARD_SHAPES)
+    failures += half_copy_guard(lib, gen, GUARD_CASES[:2] if args.quick else GUARD_CASES)
     # rejected parameters must be reported, not computed
     bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0, 0, 0]  # 30 channels, groups 4
     msg = lib.centernet_dcnv2_check_supported(*bad)

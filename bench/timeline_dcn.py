@@ -68,7 +68,7 @@ __device__ __forceinline__ void gridDependencyWait() {""",
     for (int s = 0; s < kStagesB; ++s) mbarInit(bars + s * 8);
     asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
   }
-  constexpr int kTableW = kHalf ? kWeightsF16 : H16 ? kWeightsF16Scaled : kWeightsF32;
+  constexpr TableWeights kTableW = kHalf ? kWeightsF16 : H16 ? kWeightsF16Scaled : kWeightsF32;
   buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce);
 +  stamp(1, 1);
   gridDependencyWait();  // from here on we read what the prep kernel wrote

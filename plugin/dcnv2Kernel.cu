@@ -124,6 +124,12 @@ struct Geometry {
   int sumInOut;       // two K splits added into the zeroed fp32 output by atomic adds, no partials (v27)
 };
 
+// Element (output channel co of all groups, input channel c of its group, tap t) of a weight laid out
+// [Cout][Cin_g][KK], or channels-last (krsc: DCNv2Params::weightNHWC) [Cout][KK][Cin_g].
+__host__ __device__ inline size_t weightIndex(bool krsc, size_t co, int c, int t, int KK, int Cin_g) {
+  return krsc ? (co * KK + t) * Cin_g + c : (co * Cin_g + c) * KK + t;
+}
+
 // Sampling record of one (tap, deformable group, pixel): 4 NHWC base offsets (channel 0) and 4 weights that
 // already include the mask; invalid corners point at element 0 with weight 0 (branch-free gather). Shared memory
 // holds them as two arrays (all idx, then all w) so that 8 consecutive pixels' records are one bank-conflict-free
@@ -248,10 +254,11 @@ __device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> cons
 // (w0, w1), (w2, w3), after the offsets; fp16 warpgroup kernel: the conversion is made once per record instead of once
 // per record and channel slot in the K loop, and the smaller table lets two blocks per SM leave more of L1 to the
 // gathers, v22); kWeightsF16Scaled (TF32 from the fp16 copy, v32: blendH16), in the float4 slot: the weights as halves
-// divided by the power of two `scale` just above the largest |w| (so the largest is in [0.5, 1)), then `scale`:
-// half2 (w0, w1), half2 (w2, w3), scale, 0; a non-finite weight gives a NaN scale (the block then redoes, wgRedoFp32).
+// divided by the power of two `scale` just above the largest |w| (so the largest is in [0.5, 1) where |w| >= 2^-126),
+// then `scale`: half2 (w0, w1), half2 (w2, w3), scale, 0; a NaN weight is a NaN half, an Inf weight (or |w| >= 2^126)
+// a NaN scale: the blend is then NaN and the block redoes (wgRedoFp32).
 enum TableWeights { kWeightsF32, kWeightsF16, kWeightsF16Scaled };
-template <typename T, bool kTapFilter, int THREADS = kThreads, int WF = kWeightsF32>
+template <typename T, bool kTapFilter, int THREADS = kThreads, TableWeights WF = kWeightsF32>
 __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInfo* info, int img, int ho0, int wo0,
     int tid, int cb, int ce) {
   using Tr = Traits<T>;
@@ -979,29 +986,22 @@ constexpr int kWgThreads = 128;                  // one warpgroup
 constexpr float kHalfCopyScale = 16.f;
 constexpr float kHalfCopyTiny = 7.62939453125e-06f;  // 2^-17
 #ifdef CENTERNET_DCN_WGMMA
-// TF32 from an fp16 copy (v32): 4 A registers of one row from its 4 corner vectors of 8 halves, taking half h of each
-// (words 2h, 2h + 1), with the record's weights as kWeightsF16Scaled stores them: blended in fp16 (half2 FMAs, each
-// weight at most 1 and the largest at least 1/2, so the dominant product keeps fp16's 11 bits), converted to fp32 and
-// multiplied by the record's power-of-two scale: at most 11 significant bits, exactly a TF32 value (no rounding
-// instruction). v30 converted each corner to fp32 and blended in fp32: 2.4x the instructions; the error grows ~1.4x
-// (docs/kernel.md "v32").
-__device__ __forceinline__ void blendH16(float4 const& w, uint4 const (&r)[4], int h, unsigned (&o)[4]) {
-  unsigned const w01u = __float_as_uint(w.x), w23u = __float_as_uint(w.y);
-  __half2 const w01 = *reinterpret_cast<__half2 const*>(&w01u), w23 = *reinterpret_cast<__half2 const*>(&w23u);
-  __half2 const w0 = __low2half2(w01), w1 = __high2half2(w01), w2 = __low2half2(w23), w3 = __high2half2(w23);
+// TF32 from an fp16 copy (v32): the 8 A registers of one row (o[h]: A chunk h) from its 4 corner vectors of 8 halves,
+// with the record's weights as kWeightsF16Scaled stores them: blended in fp16 as the fp16 kernel does (blendHalf2),
+// converted to fp32 and multiplied by the record's power-of-two scale: at most 11 significant bits, exactly a TF32 value
+// (no rounding instruction). The largest weight is at least 1/2, so the dominant product keeps fp16's 11 bits wherever
+// its corner value is in fp16's normal range (the copy's tile guard); smaller products, and weights below 2^-14 of the
+// largest, carry an absolute error of at most ~2^-25 x scale x the copy's scale, small against the dominant one. v30
+// converted each corner to fp32 and blended in fp32: 2.4x the instructions; the error grows ~1.4x (docs/kernel.md
+// "v32").
+__device__ __forceinline__ void blendH16(float4 const& w, uint4 const (&r)[4], unsigned (&o)[2][4]) {
+  unsigned sum[4];
+  blendHalf2(make_uint2(__float_as_uint(w.x), __float_as_uint(w.y)), r, sum);
 #pragma unroll
-  for (int j = 0; j < 2; ++j) {
-    unsigned const u[4] = {reinterpret_cast<unsigned const*>(&r[0])[2 * h + j],
-                           reinterpret_cast<unsigned const*>(&r[1])[2 * h + j],
-                           reinterpret_cast<unsigned const*>(&r[2])[2 * h + j],
-                           reinterpret_cast<unsigned const*>(&r[3])[2 * h + j]};
-    __half2 sum = __hmul2(w0, *reinterpret_cast<__half2 const*>(&u[0]));
-    sum = __hfma2(w1, *reinterpret_cast<__half2 const*>(&u[1]), sum);
-    sum = __hfma2(w2, *reinterpret_cast<__half2 const*>(&u[2]), sum);
-    sum = __hfma2(w3, *reinterpret_cast<__half2 const*>(&u[3]), sum);
-    float2 const f = __half22float2(sum);
-    o[2 * j] = __float_as_uint(f.x * w.z);
-    o[2 * j + 1] = __float_as_uint(f.y * w.z);
+  for (int q = 0; q < 4; ++q) {  // word q: channels 2q, 2q + 1 of the 8 = A chunk q / 2, registers 2 (q % 2) ..
+    float2 const f = __half22float2(*reinterpret_cast<__half2 const*>(&sum[q]));
+    o[q >> 1][2 * (q & 1)] = __float_as_uint(f.x * w.z);
+    o[q >> 1][2 * (q & 1) + 1] = __float_as_uint(f.y * w.z);
   }
 }
 #endif
@@ -1191,10 +1191,8 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
   int const m = lt % kBM, n0 = (lt / kBM) * HALF;
   int const nValid = min(HALF, g.Cout_g - nb * BN - n0);  // columns past Cout_g: zero, never stored
   int const cinBase = grp * g.Cin_g;
-  size_t const HW = size_t(g.H) * g.W;
-  float const* src = a.inNCHW + size_t(img) * g.C * HW;
-  int const pixBase = img * g.H * g.W;
-  // the weight as given: [Cout][Cin_g][kh][kw], or [Cout][kh][kw][Cin_g] (wKRSC); Cin_g x KK apart per output channel
+  int const HW = g.H * g.W;
+  // the weight as given (either layout: Cin_g x KK elements apart per output channel)
   size_t const co = size_t(grp) * g.Cout_g + size_t(nb) * BN + n0;
   size_t const wStride = size_t(g.KK) * g.Cin_g;
   // the table again with fp32 weights (the kernel's holds them as scaled halves); every thread is past its last
@@ -1212,17 +1210,17 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
       int const r = (d * g.KK + t) * kBM + m;
       int4 const idx = reinterpret_cast<int4 const*>(info)[r];
       float4 const w = reinterpret_cast<float4 const*>(info)[SampleTable<false>::weightAt(g.dg * g.KK, r)];
-      float const* plane = src + size_t(cinBase + c) * HW;
-      // a corner's pixel from its NHWC record (an unused corner: element 0, weight 0), as the kernel's gathers read it
+      // a corner's value where the kernel's gathers read it: the record's NHWC element is pixel e / C of the batch (an
+      // unused corner: element 0, pixel 0 of image 0, weight 0), so a NaN or an Inf spreads as without the copy
       auto at = [&](int e) {
-        int const pix = e / g.C - pixBase;
-        return pix >= 0 ? plane[pix] : 0.f;
+        int const pix = e / g.C, im = pix / HW;
+        return a.inNCHW[(size_t(im) * g.C + cinBase + c) * HW + (pix - im * HW)];
       };
       float v = w.x * at(idx.x);
       v = fmaf(w.y, at(idx.y), v);
       v = fmaf(w.z, at(idx.z), v);
       v = fmaf(w.w, at(idx.w), v);
-      float const* wt = a.weight + (g.wKRSC ? (co * g.KK + t) * g.Cin_g + c : (co * g.Cin_g + c) * g.KK + t);
+      float const* wt = a.weight + weightIndex(g.wKRSC, co, c, t, g.KK, g.Cin_g);
 #pragma unroll
       for (int j = 0; j < HALF; ++j)
         if (j < nValid) acc[j] = fmaf(v, wt[j * wStride], acc[j]);
@@ -1304,7 +1302,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     for (int s = 0; s < kStagesB; ++s) mbarInit(bars + s * 8);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  constexpr int kTableW = kHalf ? kWeightsF16 : H16 ? kWeightsF16Scaled : kWeightsF32;
+  constexpr TableWeights kTableW = kHalf ? kWeightsF16 : H16 ? kWeightsF16Scaled : kWeightsF32;
   buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce);
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
@@ -1412,11 +1410,14 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
 #pragma unroll
     for (int i = 0; i < ROWS; ++i) {
       unsigned o[NOUT][4];
+      if constexpr (H16) {
+        blendH16(reinterpret_cast<float4 const*>(info)[recW + PST * i], r[i][0], o);
+      } else {
 #pragma unroll
-      for (int h = 0; h < NOUT; ++h) {
-        if constexpr (kHalf) blendHalf2(reinterpret_cast<uint2 const*>(info)[recW + PST * i], r[i][h], o[h]);
-        else if constexpr (H16) blendH16(reinterpret_cast<float4 const*>(info)[recW + PST * i], r[i][0], h, o[h]);
-        else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + PST * i], r[i][h], o[h]);
+        for (int h = 0; h < NOUT; ++h) {
+          if constexpr (kHalf) blendHalf2(reinterpret_cast<uint2 const*>(info)[recW + PST * i], r[i][h], o[h]);
+          else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + PST * i], r[i][h], o[h]);
+        }
       }
       if (kEarly && more) gatherRow(r[i], at, i);
       int const p = p0 + PST * i;
@@ -1518,7 +1519,7 @@ template <typename T> struct PrepArgs {
   // element (output row co of all groups, input channel c of the group, tap t) of the weight, linear or (KRSC: the
   // weight channels-last, DCNv2Params::weightNHWC) [Cout][KK][Cin_g]
   template <bool KRSC> __device__ size_t wAt(int co, int c, int t) const {
-    return KRSC ? (size_t(co) * KK + t) * Cin_g + c : (size_t(co) * Cin_g + c) * KK + t;
+    return weightIndex(KRSC, size_t(co), c, t, KK, Cin_g);
   }
 };
 
