@@ -22,9 +22,7 @@ import torch
 from torchvision.ops import deform_conv2d
 
 import dcn_ctypes
-from bench_dcn import SHAPES, graph_us, inputs, shapes_arg
-
-MODES = {"fp16": (torch.float16, True), "tf32": (torch.float32, True), "fp32": (torch.float32, False)}
+from bench_dcn import MODES, SHAPES, graph_us, inputs, shapes_arg
 
 
 def lib_arg(text: str) -> tuple[str, Path]:

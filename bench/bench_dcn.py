@@ -36,6 +36,8 @@ from torchvision.ops import deform_conv2d
 
 import dcn_ctypes
 
+# precision name -> (tensor dtype, TF32 allowed): "fp32" is strict fp32
+MODES = {"fp16": (torch.float16, True), "tf32": (torch.float32, True), "fp32": (torch.float32, False)}
 SHAPES = [(1, 64, 128, 128, 64), (1, 128, 64, 64, 64), (1, 256, 32, 32, 64), (1, 128, 64, 64, 128),
           (1, 256, 32, 32, 128), (1, 512, 16, 16, 256), (1, 256, 32, 32, 256), (8, 64, 128, 128, 64)]
 
@@ -174,8 +176,7 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False  # torchvision's fp32 as users get it by default
     rows = []
     variants = [int(v) for v in args.variants.split(",")]
-    all_modes = {"fp16": (torch.float16, True), "tf32": (torch.float32, True), "fp32": (torch.float32, False)}
-    modes = [(m, *all_modes[m]) for m in args.modes.split(",")]
+    modes = [(m, *MODES[m]) for m in args.modes.split(",")]
     for shape, (mode, dtype, tf32), offsets in itertools.product(args.shapes, modes, args.offsets.split(",")):
         n, c, h, w, cout = shape
         x, off, mask, weight, bias = inputs(shape, dtype, gen, offsets)
