@@ -41,9 +41,6 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     if hasattr(lib, "centernet_dcnv2_set_half_copy"):  # TF32 gathers from an fp16 copy of the input (v30) or not
         lib.centernet_dcnv2_set_half_copy.restype = None
         lib.centernet_dcnv2_set_half_copy.argtypes = [ctypes.c_int]
-    if hasattr(lib, "centernet_dcnv2_set_tile_sum"):  # split-K summed by the tile's blocks (v33) or the finalize
-        lib.centernet_dcnv2_set_tile_sum.restype = None
-        lib.centernet_dcnv2_set_tile_sum.argtypes = [ctypes.c_int]
     if hasattr(lib, "centernet_dcnv2_plan"):  # the fused path's launch plan in words
         lib.centernet_dcnv2_plan.restype = ctypes.c_char_p
         lib.centernet_dcnv2_plan.argtypes = ints

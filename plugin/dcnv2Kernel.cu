@@ -122,7 +122,6 @@ struct Geometry {
   int outNHWC;        // DCNv2Params::outputNHWC: the output (and the split-K partials) channels-last
   int wKRSC;          // DCNv2Params::weightNHWC: the weight [Cout][kh][kw][Cin_g]
   int sumInOut;       // two K splits added into the zeroed fp32 output by atomic adds, no partials (v27)
-  int tileSum;        // split-K partials summed by the tile's own blocks at the end of the main kernel (v33)
 };
 
 // Element (output channel co of all groups, input channel c of its group, tap t) of a weight laid out
@@ -161,8 +160,6 @@ template <typename T> struct MainArgs {
   // TF32 from an fp16 copy of the input (v30, dcnWgKernel's H16): the input and the weight as given, for the redo
   T const* __restrict__ inNCHW;
   T const* __restrict__ weight;
-  // Geometry::tileSum: one arrival counter per output tile (the prep kernel zeroes them)
-  unsigned* tileCount;
 };
 
 // The warpgroup kernel's second parameter: where it reads a channels-last weight as it lies (DIRECT, v24; wpack is
@@ -524,146 +521,6 @@ __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs,
   }
   float* o = a.acc + size_t(blockIdx.z) * g.M * g.Cout + oFirst;
   for (int n = nFirst; n < nEnd; n += kNStep, o += size_t(kNStep) * g.HoWo) *o = staged(n);
-}
-
-// Split-K sum inside the main kernel (v33, Geometry::tileSum): after storing its partial (storeTile), each block of
-// an output tile arrives on the tile's counter and waits until all g.splits blocks of the tile have; then block z sums
-// the z-th of g.splits slices of the tile over every split's partial and writes it with the bias. The same adds in
-// the same order as dcnFinalizeKernel (0 + split 0 + split 1 + ... + bias), so the same bits, without the finalize
-// launch and its gap. The wait needs every block of the tile resident at once: the host takes this path only where
-// the grid fits one wave (planOf's split heuristic) and a prep kernel runs first (it zeroes the counters). Arrive and
-// wait follow CUTLASS's generic barrier: a barrier, then one thread's release add / acquire loads. Partials are read
-// through L2 (ld.global.cg): other blocks wrote them during this kernel, so the non-coherent path may not be used.
-// A thread's outputs come in units of 4 (NCHW: 4 pixels of a tile row of one channel; NHWC: 4 channels of a pixel),
-// at most KU of them; after the wait, their bias and their partials of KB splits at a time are loaded together.
-// What it reads of the kernel's parameters comes as values (TileSum): through the reference, a called function reads
-// the parameter space by generic loads, a chain of which cost ~1.5 us per call (H200, measured).
-template <typename T> struct TileSum {
-  float const* acc;  // split 0's partials; split k's partStride floats further
-  T const* bias;
-  T* out;
-  unsigned* count;   // this tile's arrival counter
-  int splits, partStride, Cout, Ho, Wo, outNHWC;
-  int img, ho0, wo0, co0, nEnd;  // the tile: image, first pixel row / column, first output channel, channels
-};
-
-template <typename T, int THREADS, int KU>
-__device__ __forceinline__ void sumSplitsUnits(TileSum<T> const& t, int uFirst, int uEnd) {
-  using Tr = Traits<T>;
-  constexpr int KB = KU >= 8 ? 1 : 8 / KU;  // splits whose partials are loaded together (8 vectors in flight)
-  int const vecC = (t.nEnd + 3) / 4;        // NHWC: channel vectors of a pixel
-  int at[KU], cnt[KU], bi[KU];              // a unit's first output, its outputs (0: none), its first channel
-#pragma unroll
-  for (int j = 0; j < KU; ++j) {
-    int const u = uFirst + j * THREADS;
-    int ho, wo, n;
-    if (t.outNHWC) {
-      int const m = u / vecC;
-      n = (u - m * vecC) * 4;
-      ho = t.ho0 + m / kTW; wo = t.wo0 + m % kTW;
-      cnt[j] = min(4, t.nEnd - n);
-    } else {
-      n = u / (kBM / 4);
-      int const r = u % (kBM / 4);
-      ho = t.ho0 + r / (kTW / 4); wo = t.wo0 + (r % (kTW / 4)) * 4;
-      cnt[j] = min(4, t.Wo - wo);
-    }
-    if (u >= uEnd || ho >= t.Ho || wo >= t.Wo) cnt[j] = 0;
-    at[j] = t.outNHWC ? ((t.img * t.Ho + ho) * t.Wo + wo) * t.Cout + t.co0 + n
-                      : ((t.img * t.Cout + t.co0 + n) * t.Ho + ho) * t.Wo + wo;
-    bi[j] = t.co0 + n;
-  }
-  __syncthreads();  // every partial store of this block is issued
-  if (threadIdx.x == 0) {
-    asm volatile("red.release.gpu.global.add.u32 [%0], 1;\n" ::"l"(t.count) : "memory");
-    unsigned seen = 0;
-    do {
-      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(seen) : "l"(t.count) : "memory");
-    } while (seen < unsigned(t.splits));
-  }
-  __syncthreads();
-  // the bias with the partials (before the wait, thread 0's release waited for its bias loads too)
-  float b[KU][4];
-#pragma unroll
-  for (int j = 0; j < KU; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      b[j][e] = t.bias && e < cnt[j] && (t.outNHWC || e == 0) ? Tr::toF(t.bias[bi[j] + e]) : 0.f;
-  if (!t.outNHWC)
-#pragma unroll
-    for (int j = 0; j < KU; ++j) b[j][1] = b[j][2] = b[j][3] = b[j][0];  // (NCHW: one channel per unit)
-  // 16-byte vectors where the layout keeps a unit's 4 outputs aligned (the output is 16-byte aligned: forwardT)
-  bool const vecOk = t.outNHWC ? t.Cout % 4 == 0 && t.co0 % 4 == 0 : t.Wo % 4 == 0;
-  float sum[KU][4];
-#pragma unroll
-  for (int j = 0; j < KU; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) sum[j][e] = 0.f;
-  for (int k0 = 0; k0 < t.splits; k0 += KB) {
-    float4 v[KB][KU];
-#pragma unroll
-    for (int k = 0; k < KB; ++k)
-#pragma unroll
-      for (int j = 0; j < KU; ++j) {
-        float const* const p = t.acc + size_t(k0 + k) * t.partStride + at[j];
-        bool const live = k0 + k < t.splits && cnt[j] > 0;
-        if (live && vecOk && cnt[j] == 4) {
-          v[k][j] = __ldcg(reinterpret_cast<float4 const*>(p));
-        } else {
-          v[k][j].x = live ? __ldcg(p) : 0.f;
-          v[k][j].y = live && cnt[j] > 1 ? __ldcg(p + 1) : 0.f;
-          v[k][j].z = live && cnt[j] > 2 ? __ldcg(p + 2) : 0.f;
-          v[k][j].w = live && cnt[j] > 3 ? __ldcg(p + 3) : 0.f;
-        }
-      }
-#pragma unroll
-    for (int k = 0; k < KB; ++k)
-      if (k0 + k < t.splits)  // split order: the finalize's bits
-#pragma unroll
-        for (int j = 0; j < KU; ++j) {
-          sum[j][0] += v[k][j].x; sum[j][1] += v[k][j].y; sum[j][2] += v[k][j].z; sum[j][3] += v[k][j].w;
-        }
-  }
-#pragma unroll
-  for (int j = 0; j < KU; ++j) {
-    if (cnt[j] == 0) continue;
-    Pack<T, 4> o;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) o.v[e] = Tr::fromF(sum[j][e] + b[j][e]);
-    if (vecOk && cnt[j] == 4) {
-      *reinterpret_cast<Pack<T, 4>*>(t.out + at[j]) = o;
-    } else {
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        if (e < cnt[j]) t.out[at[j] + e] = o.v[e];
-    }
-  }
-}
-
-// (a called function: inline, its registers pushed the kernels' own into a stack frame around wgRedoFp32's call;
-// its arguments are values, see TileSum)
-template <typename T, int THREADS, int BN>
-__device__ __noinline__ void sumSplitsCall(float const* acc, T const* bias, T* out, unsigned* count, int splits,
-    int partStride, int Cout, int Ho, int Wo, int outNHWC, int img, int ho0, int wo0, int co0, int nEnd) {
-  TileSum<T> const t{acc, bias, out, count, splits, partStride, Cout, Ho, Wo, outNHWC, img, ho0, wo0, co0, nEnd};
-  int const units = outNHWC ? kBM * ((nEnd + 3) / 4) : nEnd * (kBM / 4);
-  int const per = (units + splits - 1) / splits;  // units of each block of the tile
-  int const uFirst = int(blockIdx.z) * per + threadIdx.x;
-  int const uEnd = min(units, int(blockIdx.z + 1) * per);
-  // units per thread: a uniform branch to the smallest instantiation that covers them (registers and load batches)
-  constexpr int kMaxU = (16 * BN + 2 * THREADS - 1) / (2 * THREADS);  // two splits at least
-  int const nU = (per + THREADS - 1) / THREADS;
-  if (nU <= 1) sumSplitsUnits<T, THREADS, 1>(t, uFirst, uEnd);
-  else if (kMaxU <= 2 || nU <= 2) sumSplitsUnits<T, THREADS, 2>(t, uFirst, uEnd);
-  else if (kMaxU <= 4 || nU <= 4) sumSplitsUnits<T, THREADS, 4>(t, uFirst, uEnd);
-  else sumSplitsUnits<T, THREADS, (kMaxU > 8 ? 16 : 8)>(t, uFirst, uEnd);
-}
-
-template <typename T, int THREADS, int BN>
-__device__ __forceinline__ void sumSplits(MainArgs<T> const& a, int img, int ho0, int wo0, int grp, int n0) {
-  Geometry const& g = a.g;
-  sumSplitsCall<T, THREADS, BN>(a.acc, a.bias, a.out, a.tileCount + blockIdx.y * gridDim.x + blockIdx.x, g.splits,
-      g.M * g.Cout, g.Cout, g.Ho, g.Wo, g.outNHWC, img, ho0, wo0, grp * g.Cout_g + n0, min(BN, g.Cout_g - n0));
 }
 
 template <typename T, int MODE, int VEC, int kBN>
@@ -1375,7 +1232,6 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
   __syncthreads();
   storeTile<float, kWgThreads * KG, BN, LDC, KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
       GROUP_BYTES / int(sizeof(float)));
-  if (g.tileSum) sumSplits<float, kWgThreads * KG, BN>(a, img, ho0, wo0, grp, nb * BN);
 }
 #endif
 
@@ -1637,7 +1493,6 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   __syncthreads();
   storeTile<T, THREADS, BN, LDC, KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
       kGroupBytes / int(sizeof(float)));
-  if (g.tileSum) sumSplits<T, THREADS, BN>(a, img, ho0, wo0, grp, nb * BN);
 #endif
 }
 
@@ -1660,8 +1515,6 @@ template <typename T> struct PrepArgs {
   // dcnWgKernel's H16 gathers
   int halfRun;
   float* zeroOut;  // the fp32 output that two K splits add into (Geometry::sumInOut), zeroed by the last blocks
-  unsigned* tileCount;  // Geometry::tileSum: the main kernel's tile counters, zeroed by block 0
-  int tileCounts;
   int zeroBlocks, zeroVecs;  // ... kZeroVecs 16-byte vectors per thread, zeroVecs in all
   // element (output row co of all groups, input channel c of the group, tap t) of the weight, linear or (KRSC: the
   // weight channels-last, DCNv2Params::weightNHWC) [Cout][KK][Cin_g]
@@ -1688,8 +1541,6 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
   // when that kernel was this layer's own previous call, and no faster after another kernel; docs/kernel.md, v12.)
   gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
   int b = blockIdx.x;
-  if (b == 0)  // (the main kernel counts on them after its gridDependencyWait)
-    for (int i = threadIdx.x; i < a.tileCounts; i += kPrepThreads) a.tileCount[i] = 0u;
   if constexpr (REGT && std::is_same<T, __half>::value) {
     if (b < a.transBlocks) {
       // fp16: a thread moves 8 channels x 8 positions through its registers (8 16-byte loads along positions, 8
@@ -2164,15 +2015,8 @@ template <typename T> size_t wgPackElems(DCNv2Params const& p) {
 }
 
 struct Layout {
-  size_t inBytes, wBytes, accBytes, countBytes, total;
+  size_t inBytes, wBytes, accBytes, total;
 };
-
-// Geometry::tileSum's arrival counters, one per output tile (64-channel tiles: the narrowest, so room for any plan).
-size_t tileCountBytes(DCNv2Params const& p) {
-  size_t const tiles = size_t(p.batch) * ((p.outHeight + kTH - 1) / kTH) * ((p.outWidth + kTW - 1) / kTW) *
-                       p.groups * ((p.outChannels / p.groups + 63) / 64);
-  return alignUp(tiles * sizeof(unsigned), kAlign);
-}
 
 // packW = false: the weight is read as it lies (the warpgroup kernel with the weight channels-last), no room for a
 // packed copy.
@@ -2187,8 +2031,7 @@ template <typename T> Layout layoutOf(DCNv2Params const& p, int splits, bool pac
   l.wBytes = packW ? alignUp(packBytes, kAlign) : 0;
   // split-K: one fp32 partial output per split, summed in a fixed order by the finalize pass
   l.accBytes = splits > 1 ? alignUp(size_t(splits) * p.batch * p.outChannels * p.outHeight * p.outWidth * sizeof(float), kAlign) : 0;
-  l.countBytes = splits > 1 ? tileCountBytes(p) : 0;
-  l.total = l.inBytes + l.wBytes + l.accBytes + l.countBytes;
+  l.total = l.inBytes + l.wBytes + l.accBytes;
   return l;
 }
 
@@ -2201,7 +2044,6 @@ int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 bool gNoSumInOut = false;  // benchmark switch: two fp32 K splits summed by the finalize pass as before v27
 bool gNoHalfCopy = false;  // benchmark switch: TF32 gathers from the fp32 copy as before v30
-bool gNoTileSum = false;   // benchmark switch: split-K partials summed by the finalize pass as before v33
 
 template <bool kHalfW = false> size_t infoBytes(DCNv2Params const& p) {
   return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * SampleTable<kHalfW>::kRecordBytes;
@@ -2438,16 +2280,6 @@ bool sumsInOutput(Plan const& pl, bool fp32) {
   return fp32 && pl.g.splits == 2 && !gNoSumInOut && (pl.g.N * pl.g.Cout * pl.g.HoWo) % 4 == 0;
 }
 
-// Split-K partials summed by the tile's own blocks in the warpgroup kernel (v33, sumSplits) instead of the finalize
-// pass: where a prep kernel runs first to zero the tile counters (an NCHW input, or a weight to pack) and the grid fits
-// one wave, so that all blocks of a tile are resident together (the split heuristic sizes it so; a forced split,
-// benchmark only, may not). forwardT also needs the output 16-byte aligned.
-bool sumsInTile(Plan const& pl, DCNv2Params const& p, bool fp32) {
-  long const blocks = long(pl.grid.x) * pl.grid.y * pl.g.splits;
-  return pl.useWg && pl.g.splits > 1 && !sumsInOutput(pl, fp32) && (!p.inputNHWC || !pl.directW) && !gNoTileSum &&
-         blocks <= long(pl.perSM) * deviceAttr(cudaDevAttrMultiProcessorCount, 132);
-}
-
 template <typename T> Plan planOf(DCNv2Params const& p) {
   Plan pl;
   Geometry& g = pl.g;
@@ -2580,8 +2412,7 @@ template <typename T> size_t fusedWorkspace(DCNv2Params const& p) {
   size_t const outBytes = size_t(p.batch) * p.outChannels * p.outHeight * p.outWidth * sizeof(float);
   size_t const wave = size_t(kWorkspaceSMs) * pl.perSM * kBM * pl.bn * sizeof(float);  // one wave of partial tiles
   size_t const acc = pl.maxSplits > 1 ? alignUp(std::min(wave, size_t(pl.maxSplits) * outBytes), kAlign) : 0;
-  size_t const counts = pl.maxSplits > 1 ? tileCountBytes(p) : 0;
-  return l.inBytes + l.wBytes + std::max(l.accBytes, acc) + counts;  // (a forced split, benchmark only, may need more)
+  return l.inBytes + l.wBytes + std::max(l.accBytes, acc);  // (a forced split, benchmark only, may need more)
 }
 
 // The prep kernel's transpose part, the same for both algorithms: NCHW -> NHWC into inNHWC, its path and grid
@@ -2818,9 +2649,6 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   // fp32 with two splits: both add into the output (zeroed by the prep kernel), no partials and no finalize pass
   // (v27: its launch gap and pass were ~2 us of these calls); same bits every run (storeTile)
   pl.g.sumInOut = sumsInOutput(pl, std::is_same<T, float>::value) && reinterpret_cast<uintptr_t>(output) % 16 == 0;
-  // more splits (or two that cannot add in the output): the tile's blocks sum them at the end of the main kernel (v33)
-  pl.g.tileSum = !pl.g.sumInOut && sumsInTile(pl, p, std::is_same<T, float>::value) &&
-                 reinterpret_cast<uintptr_t>(output) % 16 == 0;
   Geometry const& g = pl.g;
   dim3 const grid = pl.grid;
   bool const vec = pl.vec, tf32 = pl.tf32, useReg = pl.useReg;
@@ -2829,7 +2657,6 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   char* ws = static_cast<char*>(workspace);
   T* wpack = reinterpret_cast<T*>(ws + l.inBytes);
   float* acc = reinterpret_cast<float*>(ws + l.inBytes + l.wBytes);
-  unsigned* tileCount = reinterpret_cast<unsigned*>(ws + l.inBytes + l.wBytes + l.accBytes);
 
 
   bool regTrans = false;
@@ -2852,10 +2679,6 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
     pa.zeroVecs = total / 4;
     pa.zeroBlocks = (pa.zeroVecs + kZeroVecs * kPrepThreads - 1) / (kZeroVecs * kPrepThreads);
   }
-  if (g.tileSum) {
-    pa.tileCount = tileCount;
-    pa.tileCounts = int(grid.x * grid.y);
-  }
   cudaError_t e = launchPrep(pa, regTrans, p.weightNHWC && pa.packBlocks > 0, stream);
   if (e != cudaSuccess) return e;
   // no prep kernel (input and weight channels-last, no output to zero): the main kernel is the call's first,
@@ -2865,7 +2688,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   MainArgs<T> ma;
   ma.inNHWC = pa.inNHWC; ma.offset = offset; ma.mask = mask; ma.wpack = pl.directW ? weight : wpack; ma.bias = bias;
   ma.out = output; ma.acc = acc; ma.g = g;
-  ma.inNCHW = input; ma.weight = weight; ma.tileCount = tileCount;
+  ma.inNCHW = input; ma.weight = weight;
   size_t const smem = pl.useWg ? wgInfoBytes<T>(p) : infoBytes(p);  // launchMain adds the variant's tile bytes
   bool const large = pl.large;
   if (pl.useWg) {
@@ -2903,7 +2726,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   }
   if (e != cudaSuccess) return e;
 
-  if (g.splits > 1 && !g.sumInOut && !g.tileSum) {
+  if (g.splits > 1 && !g.sumInOut) {
     int const vec4 =
         (g.outNHWC ? g.Cout : g.HoWo) % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
     int const blocks = std::min((vec4 ? total / 4 : total) / 256 + 1, 8192);
@@ -2978,7 +2801,6 @@ void dcnv2SetDisablePDL(bool disable) { gDisablePDL = disable; }
 void dcnv2SetNoSumInOutput(bool off) { gNoSumInOut = off; }
 void dcnv2SetKernelVariant(int variant) { gVariant = variant; }
 void dcnv2SetNoHalfCopy(bool off) { gNoHalfCopy = off; }
-void dcnv2SetNoTileSum(bool off) { gNoTileSum = off; }
 
 // The fused path's launch plan for these params on this device, in words (benchmark and check output).
 std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
@@ -2988,9 +2810,7 @@ std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   return kernel + ", " + std::to_string(pl.bn) + "-channel tiles, " + std::to_string(pl.perSM) + " per SM, " +
          std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) + " K steps, " +
          std::to_string(pl.g.splits) + " split(s)" +
-         (sumsInOutput(pl, type == DCNv2DataType::kFLOAT) ? " added in the output"
-          : sumsInTile(pl, p, type == DCNv2DataType::kFLOAT) ? " summed by the tile's blocks"
-                                                              : "") +
+         (sumsInOutput(pl, type == DCNv2DataType::kFLOAT) ? " added in the output" : "") +
          (pl.halfRun ? ", gathers from an fp16 copy" : "");
 }
 
@@ -3047,7 +2867,6 @@ void centernet_dcnv2_set_pdl(int enable) { centernet_trt::dcnv2SetDisablePDL(ena
 void centernet_dcnv2_set_sum_in_output(int enable) { centernet_trt::dcnv2SetNoSumInOutput(enable == 0); }
 void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVariant(variant); }
 void centernet_dcnv2_set_half_copy(int enable) { centernet_trt::dcnv2SetNoHalfCopy(enable == 0); }
-void centernet_dcnv2_set_tile_sum(int enable) { centernet_trt::dcnv2SetNoTileSum(enable == 0); }
 
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,

@@ -74,9 +74,6 @@ void dcnv2SetKernelVariant(int variant);
 // Benchmark hook: TF32 layers gather from an fp16 copy of the input where the plan allows (v30; true = off: the fp32
 // copy, as before v30; default: on).
 void dcnv2SetNoHalfCopy(bool off);
-// Benchmark hook: split-K partials summed by the blocks of each tile at the end of the main kernel where the plan
-// allows (v33; true = off: the finalize pass, as before v33; default: on).
-void dcnv2SetNoTileSum(bool off);
 
 // Output spatial size of a convolution (same rule as torch): (in + 2*pad - dil*(k-1) - 1) / stride + 1.
 inline int dcnv2OutSize(int in, int k, int stride, int pad, int dil) {
@@ -110,7 +107,6 @@ void centernet_dcnv2_set_pdl(int enable);
 void centernet_dcnv2_set_sum_in_output(int enable);
 void centernet_dcnv2_set_variant(int variant);
 void centernet_dcnv2_set_half_copy(int enable);
-void centernet_dcnv2_set_tile_sum(int enable);
 // The fused path's launch plan on the current device in words (kernel, configuration, tiles, K steps, splits), under
 // the hooks set now; the text stays valid until the calling thread's next call.
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
