@@ -2802,7 +2802,9 @@ void dcnv2SetNoSumInOutput(bool off) { gNoSumInOut = off; }
 void dcnv2SetKernelVariant(int variant) { gVariant = variant; }
 void dcnv2SetNoHalfCopy(bool off) { gNoHalfCopy = off; }
 
-// The fused path's launch plan for these params on this device, in words (benchmark and check output).
+// The fused path's launch plan for these params on this device, in words (benchmark and check output). It is planOf's,
+// which sees no pointers: forwardT also needs a 16-byte aligned input for the fp16 copy (Plan::halfRun) and a 16-byte
+// aligned fp32 output to add two splits in it, and falls back to the fp32 copy / the finalize pass without them.
 std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   if (dcnv2CheckSupported(p, type) != nullptr) return "unsupported";
   Plan const pl = type == DCNv2DataType::kHALF ? planOf<__half>(p) : planOf<float>(p);

@@ -108,7 +108,8 @@ void centernet_dcnv2_set_sum_in_output(int enable);
 void centernet_dcnv2_set_variant(int variant);
 void centernet_dcnv2_set_half_copy(int enable);
 // The fused path's launch plan on the current device in words (kernel, configuration, tiles, K steps, splits), under
-// the hooks set now; the text stays valid until the calling thread's next call.
+// the hooks set now, for 16-byte aligned tensors (a forward with a misaligned input or fp32 output takes the fp32 copy
+// or the finalize pass instead of what the text says); the text stays valid until the calling thread's next call.
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,
