@@ -14,6 +14,7 @@ deform_conv2d in float64 on the same (already rounded) inputs. The first --lib i
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 from pathlib import Path
@@ -41,16 +42,26 @@ def modes_arg(text: str) -> list[str]:
     return modes
 
 
+def add_timing_args(ap: argparse.ArgumentParser, rounds: int) -> None:
+    """The layer, precision and timing options of the side-by-side scripts (this one, bench/bounds_dcn.py)."""
+    ap.add_argument("--shapes", type=shapes_arg, default=SHAPES, help='"N,C,H,W,COUT;..." (default: the issue\'s 8)')
+    ap.add_argument("--modes", type=modes_arg, default=["tf32", "fp16"], help="fp16, tf32, fp32 (default tf32,fp16)")
+    ap.add_argument("--offsets", choices=["random", "smooth"], default="random")
+    ap.add_argument("--rounds", type=int, default=rounds, help=f"rounds in alternating order (default {rounds})")
+    ap.add_argument("--calls", type=int, default=20, help="calls per CUDA graph (default 20)")
+    ap.add_argument("--reps", type=int, default=30, help="graph replays per timing (default 30)")
+
+
+def check_timing_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.rounds < 1 or args.calls < 1 or args.reps < 1:
+        ap.error("--rounds, --calls and --reps must be at least 1")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lib", type=lib_arg, action="append", required=True, metavar="NAME=PATH",
                     help="a build to time (repeat; the first is the reference)")
-    ap.add_argument("--shapes", type=shapes_arg, default=SHAPES, help='"N,C,H,W,COUT;..." (default: the issue\'s 8)')
-    ap.add_argument("--modes", type=modes_arg, default=["tf32", "fp16"], help="fp16, tf32, fp32 (default tf32,fp16)")
-    ap.add_argument("--offsets", choices=["random", "smooth"], default="random")
-    ap.add_argument("--rounds", type=int, default=6, help="rounds in alternating order (default 6)")
-    ap.add_argument("--calls", type=int, default=20, help="calls per CUDA graph (default 20)")
-    ap.add_argument("--reps", type=int, default=30, help="graph replays per timing (default 30)")
+    add_timing_args(ap, rounds=6)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     names = [name for name, _ in args.lib]
@@ -60,9 +71,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if missing:
         ap.error(f"no such library: {', '.join(missing)} (build one with bash bench/gpu_run.sh, or nvcc -shared as in "
                  "bench/dcn_ctypes.py)")
-    if args.rounds < 1 or args.calls < 1 or args.reps < 1:
-        ap.error("--rounds, --calls and --reps must be at least 1")
+    check_timing_args(ap, args)
     return args
+
+
+def median_side_by_side(fns: dict, rounds: int, calls: int, reps: int) -> dict[str, float]:
+    """Median over rounds of each function's device time per call (CUDA-graph replays, bench_dcn.graph_us), the
+    functions timed in alternating order (forward, then backward) so that neither the first nor the last place
+    favours one."""
+    names = list(fns)
+    times = {k: [] for k in names}
+    for r in range(rounds):
+        for k in names if r % 2 == 0 else names[::-1]:
+            times[k].append(graph_us(fns[k], calls, reps))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def layer_runs(libs: dict, args: argparse.Namespace, gen: torch.Generator):
+    """For each layer (args.shapes) and precision (args.modes): the shape, the precision's name and dtype, fresh
+    inputs (bench_dcn.inputs) and a configured call of each library (name -> dcn_ctypes.DCN)."""
+    for shape in args.shapes:
+        n, c, h, w, cout = shape
+        for mode in args.modes:
+            dtype, tf32 = MODES[mode]
+            ins = inputs(shape, dtype, gen, args.offsets)
+            yield shape, mode, dtype, ins, {k: dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
+                                            for k, lib in libs.items()}
 
 
 def rel_l2(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -83,26 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     head = " | ".join(names[:1] + [f"{n} (x {names[0]})" for n in names[1:]])
     print(f"| N,C,H,W -> Cout | prec | plan ({names[0]}) | {head} | bitwise {names[0]} | rel. error vs float64 |")
     print("|---|---|---|" + "---|" * len(names) + "---|---|")
-    for shape in args.shapes:
-        n, c, h, w, cout = shape
-        for mode in args.modes:
-            dtype, tf32 = MODES[mode]
-            x, off, mask, weight, bias = inputs(shape, dtype, gen, args.offsets)
-            dcns = {k: dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32) for k, lib in libs.items()}
-            outs = {k: torch.full(d.out_shape, float("nan"), device="cuda", dtype=dtype) for k, d in dcns.items()}
-            times = {k: [] for k in names}
-            for r in range(args.rounds):
-                for k in names if r % 2 == 0 else names[::-1]:
-                    times[k].append(graph_us(lambda: dcns[k](x, off, mask, weight, bias, outs[k]), args.calls,
-                                             args.reps))
-            med = {k: statistics.median(v) for k, v in times.items()}
-            ref = deform_conv2d(x.double(), off.double(), weight.double(), bias.double(), padding=(1, 1),
-                                mask=mask.double())
-            cells = [f"{med[names[0]]:.2f}"] + [f"{med[k]:.2f} ({med[k] / med[names[0]]:.3f})" for k in names[1:]]
-            same = " ".join(f"{k}: {'yes' if torch.equal(outs[names[0]], outs[k]) else 'no'}" for k in names[1:])
-            errs = " ".join(f"{k} {rel_l2(outs[k], ref):.2e}" for k in names)
-            print(f"| {n},{c},{h},{w} -> {cout} | {mode} | {dcns[names[0]].plan} | {' | '.join(cells)} | "
-                  f"{same or '-'} | {errs} |", flush=True)
+    for (n, c, h, w, cout), mode, dtype, (x, off, mask, weight, bias), dcns in layer_runs(libs, args, gen):
+        outs = {k: torch.full(d.out_shape, float("nan"), device="cuda", dtype=dtype) for k, d in dcns.items()}
+        med = median_side_by_side({k: functools.partial(dcns[k], x, off, mask, weight, bias, outs[k])
+                                   for k in names}, args.rounds, args.calls, args.reps)
+        ref = deform_conv2d(x.double(), off.double(), weight.double(), bias.double(), padding=(1, 1),
+                            mask=mask.double())
+        cells = [f"{med[names[0]]:.2f}"] + [f"{med[k]:.2f} ({med[k] / med[names[0]]:.3f})" for k in names[1:]]
+        same = " ".join(f"{k}: {'yes' if torch.equal(outs[names[0]], outs[k]) else 'no'}" for k in names[1:])
+        errs = " ".join(f"{k} {rel_l2(outs[k], ref):.2e}" for k in names)
+        print(f"| {n},{c},{h},{w} -> {cout} | {mode} | {dcns[names[0]].plan} | {' | '.join(cells)} | "
+              f"{same or '-'} | {errs} |", flush=True)
     return 0
 
 

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import shutil
-import subprocess
 from pathlib import Path
 
+import kernel_variants
+
 ROOT = Path(__file__).resolve().parents[1]
-KERNEL = ROOT / "plugin" / "dcnv2Kernel.cu"
+KERNEL = kernel_variants.KERNEL
 OUT_DIR = ROOT / "build" / "dcn_timeline"
 STAMP_BLOCKS = 8192  # blocks per kernel that get stamps (kStampBlocks below)
 
-# Each patch is kernel text with the lines to insert marked by a leading "+": the unmarked lines are the anchor, which
-# must occur exactly once in the kernel file; the patched text is the anchor with the marked lines in place.
+# kernel_variants patches: the lines marked "+" are inserted at their anchors
 PATCHES = [
     """+constexpr int kStampBlocks = 8192;
 +__device__ unsigned long long gStamp[2][3][kStampBlocks][6];  // [globaltimer, clock64][prep, main, finalize][block][phase]
@@ -97,42 +96,17 @@ char const* centernet_dcnv2_set_algo(int algo) {""",
 ]
 
 
-def anchor_and_replacement(patch: str) -> tuple[str, str]:
-    lines = patch.split("\n")
-    return ("\n".join(line for line in lines if not line.startswith("+")),
-            "\n".join(line[1:] if line.startswith("+") else line for line in lines))
-
-
 # (anchor in the kernel file, what replaces it)
-INSTRUMENTATION = [anchor_and_replacement(p) for p in PATCHES]
+INSTRUMENTATION = [kernel_variants.anchor_and_replacement(p) for p in PATCHES]
 
 
 def instrument(source: str) -> str:
     """The kernel source with the stamps; a clear error where the kernel no longer has an anchor."""
-    for anchor, replacement in INSTRUMENTATION:
-        count = source.count(anchor)
-        if count != 1:
-            raise SystemExit(f"error: {KERNEL.name} has {count} copies of an instrumentation anchor (want 1); update "
-                             f"bench/timeline_dcn.py INSTRUMENTATION to the kernel's code:\n{anchor}")
-        source = source.replace(anchor, replacement)
-    return source
+    return kernel_variants.apply(source, INSTRUMENTATION, "bench/timeline_dcn.py INSTRUMENTATION")
 
 
 def build() -> Path:
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        raise SystemExit("error: nvcc not on PATH: the instrumented kernel is built with the CUDA toolkit")
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    src = OUT_DIR / "dcnv2Kernel.cu"  # next to a copy of the header it includes
-    shutil.copy(KERNEL.with_suffix(".h"), OUT_DIR / "dcnv2Kernel.h")
-    src.write_text(instrument(KERNEL.read_text()))
-    lib = OUT_DIR / "libdcnv2_timeline.so"
-    proc = subprocess.run([nvcc, "-std=c++17", "-O3", "-DCENTERNET_DCN_SM90A", "-gencode",
-                           "arch=compute_90a,code=sm_90a", "-shared", "-Xcompiler", "-fPIC", "-o", str(lib), str(src)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"error: nvcc failed on the instrumented kernel:\n{proc.stderr[-3000:]}")
-    return lib
+    return kernel_variants.build(instrument(KERNEL.read_text()), OUT_DIR, "libdcnv2_timeline.so")
 
 
 LAYOUTS = {"nchw": (False, False), "in": (True, False), "in+w": (True, True)}  # (input, weight) channels-last

@@ -5,6 +5,7 @@ call is spent on it.
 """
 from __future__ import annotations
 
+import importlib
 import shutil
 import subprocess
 import sys
@@ -15,8 +16,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def bench_module(name: str):
+    """Import a bench/ script as a module (they import each other by plain name, as when run from bench/)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
 @pytest.mark.parametrize("script", ["bench_dcn.py", "gpu_check.py", "trace_dcn.py", "profile_one.py", "model_dcn.py",
-                                    "timeline_dcn.py", "ab_dcn.py"])
+                                    "timeline_dcn.py", "ab_dcn.py", "bounds_dcn.py"])
 def test_script_imports_and_parses_help(script):
     if script == "profile_one.py":  # positional usage only: import it as a module instead of running it
         cmd = [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); import profile_one"]
@@ -48,11 +58,7 @@ def test_ab_script_refuses_bad_arguments_naming_the_fix(argv, message, tmp_path)
 
 
 def test_ab_script_accepts_good_arguments(tmp_path):
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import ab_dcn
-    finally:
-        sys.path.pop(0)
+    ab_dcn = bench_module("ab_dcn")
     a, b = tmp_path / "a.so", tmp_path / "b.so"
     a.write_bytes(b"")
     b.write_bytes(b"")
@@ -64,11 +70,7 @@ def test_ab_script_accepts_good_arguments(tmp_path):
 
 
 def test_variant_help_names_every_kernel_variant():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import dcn_ctypes
-    finally:
-        sys.path.pop(0)
+    dcn_ctypes = bench_module("dcn_ctypes")
     # the default list runs only variants the help explains
     for v in dcn_ctypes.DEFAULT_VARIANTS.split(","):
         assert f"{v} = " in dcn_ctypes.VARIANTS_HELP or f"{v} / " in dcn_ctypes.VARIANTS_HELP, v
@@ -92,41 +94,60 @@ def test_gpu_floors_program_compiles_and_takes_the_benchmarks_rates(tmp_path):
         proc = subprocess.run([str(exe), "--rates", bad], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, (bad, proc.stdout, proc.stderr)
         assert "--rates wants FP16_TFLOPS,TF32_TFLOPS,FP32_TFLOPS,COPY_GBPS" in proc.stderr
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import bench_dcn
-    finally:
-        sys.path.pop(0)
+    bench_dcn = bench_module("bench_dcn")
     good = bench_dcn.floors_rates_arg({"fp16": 753.2e12, "tf32": 406.1e12, "fp32": 51.3e12}, 3009.4e9)
     assert good == "753.200,406.100,51.300,3009.400"
     proc = subprocess.run([str(exe), "1", "1", "--rates", good], capture_output=True, text=True, timeout=600)
     assert "--rates wants" not in proc.stderr  # accepted; without a GPU it then stops at the first CUDA call
 
 
+def compile_for_sm90a(tmp_path, sources: dict[str, str], *defines: str) -> None:
+    """Compile patched copies of the kernel (name -> source) for sm_90a side by side, next to the kernel's header;
+    skips where nvcc is not on PATH."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc not on PATH: compiling the patched kernels needs the CUDA toolkit")
+    (tmp_path / "dcnv2Kernel.h").write_text((ROOT / "plugin" / "dcnv2Kernel.h").read_text())
+    procs = []
+    for name, text in sources.items():
+        (tmp_path / f"{name}.cu").write_text(text)
+        procs.append(subprocess.Popen([nvcc, "-std=c++17", "-O3", "-c", "-Xcompiler", "-fPIC", "-DCENTERNET_DCN_SM90A",
+                                       *[f"-D{d}" for d in defines], "-gencode", "arch=compute_90a,code=sm_90a", "-o",
+                                       str(tmp_path / f"{name}.o"), str(tmp_path / f"{name}.cu")],
+                                      stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err[-3000:]
+
+
 def test_timeline_instrumentation_fits_the_kernel(tmp_path):
     """bench/timeline_dcn.py instruments a copy of the kernel at fixed anchors: every anchor is still in the kernel
     exactly once (a kernel change that moves one fails here, not in a device call), a kernel without one is refused
     with a message naming the fix, and the instrumented copy compiles for sm_90a where nvcc exists."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import timeline_dcn
-    finally:
-        sys.path.pop(0)
+    timeline_dcn = bench_module("timeline_dcn")
     source = timeline_dcn.KERNEL.read_text()
     instrumented = timeline_dcn.instrument(source)
     assert instrumented.count("stamp(1, ") == 5 and "centernet_dcnv2_stamps" in instrumented
     broken = source.replace(timeline_dcn.INSTRUMENTATION[2][0], "")
     with pytest.raises(SystemExit, match="update bench/timeline_dcn.py INSTRUMENTATION"):
         timeline_dcn.instrument(broken)
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        pytest.skip("nvcc not on PATH: compiling the instrumented kernel needs the CUDA toolkit")
-    (tmp_path / "dcnv2Kernel.h").write_text(timeline_dcn.KERNEL.with_suffix(".h").read_text())
-    (tmp_path / "dcnv2Kernel.cu").write_text(instrumented)
-    proc = subprocess.run([nvcc, "-std=c++17", "-O3", "-c", "-Xcompiler", "-fPIC", "-DCENTERNET_DCN_SM90A", "-gencode",
-                           "arch=compute_90a,code=sm_90a", "-o", str(tmp_path / "k.o"), str(tmp_path / "dcnv2Kernel.cu")],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    compile_for_sm90a(tmp_path, {"instrumented": instrumented})
+
+
+def test_bounds_builds_fit_the_kernel(tmp_path):
+    """bench/bounds_dcn.py's timing-only builds patch a copy of the kernel at fixed anchors: each anchor is still in the
+    kernel exactly once and each build changes what it says (the finalize launch / the prep launch), a kernel without
+    one is refused with a message naming the fix, and both patched copies compile for sm_90a where nvcc exists."""
+    bounds_dcn, kernel_variants = bench_module("bounds_dcn"), bench_module("kernel_variants")
+    kernel = kernel_variants.KERNEL.read_text()
+    srcs = bounds_dcn.sources(kernel)
+    assert srcs["kernel"] == kernel
+    assert "if (false && g.splits > 1" in srcs["no_sum"] and "prepNow" not in srcs["no_sum"]
+    assert srcs["no_prep"].count("prepNow") == 3 and "if (false &&" not in srcs["no_prep"]
+    broken = kernel.replace("  bool const afterPrep = pa.transBlocks + pa.packBlocks + pa.zeroBlocks > 0;", "")
+    with pytest.raises(SystemExit, match="update bench/bounds_dcn.py NO_SUM / NO_PREP"):
+        bounds_dcn.sources(broken)
+    compile_for_sm90a(tmp_path, {name: srcs[name] for name in ("no_sum", "no_prep")}, "CENTERNET_DCN_PREP_PERIOD=20")
 
 
 @pytest.mark.parametrize("argv, message", [
