@@ -7,6 +7,7 @@ may also replace anchor lines, which are then prefixed "-").
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,7 +42,10 @@ def build(source: str, out_dir: Path, lib_name: str, defines: tuple[str, ...] = 
     if nvcc is None:
         raise SystemExit("error: nvcc not on PATH: the development builds of the kernel need the CUDA toolkit")
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(KERNEL.with_suffix(".h"), out_dir / "dcnv2Kernel.h")
+    # the header by rename, whole: builds side by side in one folder (bench/bounds_dcn.py) never read it half-written
+    tmp = out_dir / f".{Path(lib_name).stem}.h.tmp"
+    shutil.copy(KERNEL.with_suffix(".h"), tmp)
+    os.replace(tmp, out_dir / "dcnv2Kernel.h")
     src = out_dir / f"{Path(lib_name).stem}.cu"
     src.write_text(source)
     lib = out_dir / lib_name
