@@ -251,7 +251,9 @@ def main() -> None:
               f"floor {floor:.1f} us, "
               f"/floor {ours / floor:.1f}, im2col GEMM alone {gemm:.1f} us, "
               f"target {target:.1f} us; {eager};{sweep}{producer} [{dcn.plan}]", flush=True)
-    print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = TF32 MMA"
+    print(f"\nDCNv2 forward, median us, card: {card} (CUDA-graph replay; torchvision fp32 = strict fp32 GEMM; ours tf32 = "
+          f"operands rounded to 11 significant bits, fp32 sums: TF32 MMA, or fp16 MMA on scaled operands where the plan "
+          f"says 'fp16 MMA'"
           f"{'; each call after an offset-producing kernel, its time subtracted' if args.producer else ''})")
     print("| N,C,H,W -> Cout | prec | offsets | ours | other variants | torchvision | speed-up | im2col (NHWC in) "
           "| best | floor | ours/floor | GEMM | target | NHWC in / in+out / in+weight / all (best x) |")

@@ -41,6 +41,9 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     if hasattr(lib, "centernet_dcnv2_set_half_copy"):  # TF32 gathers from an fp16 copy of the input (v30) or not
         lib.centernet_dcnv2_set_half_copy.restype = None
         lib.centernet_dcnv2_set_half_copy.argtypes = [ctypes.c_int]
+    if hasattr(lib, "centernet_dcnv2_set_hmma"):  # fp32 layers on fp16 tensor cores from the fp16 copy (v34) or not
+        lib.centernet_dcnv2_set_hmma.restype = None
+        lib.centernet_dcnv2_set_hmma.argtypes = [ctypes.c_int]
     if hasattr(lib, "centernet_dcnv2_plan"):  # the fused path's launch plan in words
         lib.centernet_dcnv2_plan.restype = ctypes.c_char_p
         lib.centernet_dcnv2_plan.argtypes = ints

@@ -7,7 +7,8 @@ also runs with channels-last tensors (the plugin's kHWC8 / kHWC input, output an
 match the reference and, where the table says so, be bitwise equal to the NCHW call on the same data. TF32 layers
 that gather from an fp16 copy of an NCHW input (v30) are checked against float64 like the rest, and their range
 guard (inputs beyond fp16's range, tiny, with a NaN; half_copy_guard) against float64 and, for the NaN, the same
-layer without the copy.
+layer without the copy. Since v34 those layers run on fp16 tensor cores (the fp16 kernel's K loop on the copy and an
+fp16 weight pack); every TF32 case and the guard also run with v32's TF32 K loop (the no-hmma runs).
 Exit code 1 if any case misses its tolerance: fp32 strict 1e-5, fp32 TF32 1e-3, fp16 1e-2 (relative L2).
 """
 from __future__ import annotations
@@ -176,8 +177,20 @@ def _run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc, nhwc_out, nhwc_w)
     return out, dcn.plan
 
 
-def half_copy_guard(lib, gen, cases) -> int:
-    """The fp16 copy's range guard on these GUARD_CASES, in TF32. Returns the number of failures."""
+def half_copy_guard(lib, gen, cases, hmma=True) -> int:
+    """The fp16 copy's range guard on these GUARD_CASES, in TF32 (hmma False: with v32's TF32 K loop instead of the
+    fp16 MMA of v34). Returns the number of failures."""
+    if not hmma and not hasattr(lib, "centernet_dcnv2_set_hmma"):
+        return 0  # (a build before v34: the one K loop it has is checked by the other call)
+    set_hmma = getattr(lib, "centernet_dcnv2_set_hmma", lambda on: None)
+    set_hmma(int(hmma))
+    try:
+        return _half_copy_guard(lib, gen, cases, "" if hmma else " [no fp16 MMA]")
+    finally:
+        set_hmma(1)
+
+
+def _half_copy_guard(lib, gen, cases, tag) -> int:
     failures = 0
     for case in cases:
         shape = case["shape"]
@@ -191,7 +204,7 @@ def half_copy_guard(lib, gen, cases) -> int:
         plan = run_ours(lib, case, inputs, cfg, torch.float32, True)[1]
         ok = "fp16 copy" in plan
         failures += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} guard {shape}: the layer takes the fp16 copy [{plan}]")
+        print(f"{'ok  ' if ok else 'FAIL'} guard {shape}{tag}: the layer takes the fp16 copy [{plan}]")
         bias = inputs[4]
         mask = inputs[2]
         for label, xs, scale, mask_scale, nhwc_w in (
@@ -227,7 +240,7 @@ def half_copy_guard(lib, gen, cases) -> int:
                                                   " (the fast path: TF32's error)" if fast else "")
             ok = ok and "fp16 copy" in plan
             failures += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} guard {shape} {label}: {what}", flush=True)
+            print(f"{'ok  ' if ok else 'FAIL'} guard {shape}{tag} {label}: {what}", flush=True)
     return failures
 
 
@@ -305,6 +318,8 @@ def main() -> int:
             # heuristic for the others (strict fp32 has one kernel)
             runs = [(variants[0], 0), (variants[0], 3)] + [(v, 0) for v in variants[1:] if mode != "fp32"]
             runs += [(variants[0], 2)] if dtype == torch.float32 else []  # fp32's two splits added in the output
+            # TF32: v32's K loop too (v34 runs fp32 layers that take the fp16 copy on fp16 tensor cores)
+            runs += [("no-hmma", 0)] if mode == "tf32" and hasattr(lib, "centernet_dcnv2_set_hmma") else []
             runs += [] if no_col else [("im2col", 0)]
             runs += [(run, 0) for run in LAYOUT_RUNS if run[1] == 0 or not no_col]
             for variant, splits in runs:
@@ -325,6 +340,12 @@ def main() -> int:
                     finally:
                         lib.centernet_dcnv2_set_algo(0)
                     variant = name
+                elif variant == "no-hmma":
+                    lib.centernet_dcnv2_set_hmma(0)
+                    try:
+                        out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32)
+                    finally:
+                        lib.centernet_dcnv2_set_hmma(1)
                 elif variant == "im2col":
                     lib.centernet_dcnv2_set_algo(1)
                     try:
@@ -366,7 +387,8 @@ def main() -> int:
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} loop-ref {mode} {case} rel_vs_loop={err:.2e} "
                   f"torchvision64_vs_loop={err_tv64:.1e}", flush=True)
-    failures += half_copy_guard(lib, gen, GUARD_CASES[:2] if args.quick else GUARD_CASES)
+    for hmma in (True, False):
+        failures += half_copy_guard(lib, gen, GUARD_CASES[:2] if args.quick else GUARD_CASES, hmma)
     # rejected parameters must be reported, not computed
     bad = [1, 30, 8, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 0, 0, 0]  # 30 channels, groups 4
     msg = lib.centernet_dcnv2_check_supported(*bad)

@@ -68,12 +68,16 @@ __device__ __forceinline__ void gridDependencyWait() {""",
     asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
   }
   constexpr TableWeights kTableW = kHalf ? kWeightsF16 : H16 ? kWeightsF16Scaled : kWeightsF32;
-  buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce);
+  float smax = 0.f;  // HMMA: the largest record scale this thread built
+  buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce, HMMA ? &smax : nullptr);
 +  stamp(1, 1);
-  gridDependencyWait();  // from here on we read what the prep kernel wrote
+  float* const hmmaMax = reinterpret_cast<float*>(reinterpret_cast<float4*>(info) +
+""",
+    """  gridDependencyWait();  // from here on we read what the prep kernel wrote
 +  stamp(1, 2);
   __syncthreads();
-+  stamp(1, 3);""",
++  stamp(1, 3);
+  float blockScale = 1.f;  // HMMA: the largest record scale of the block (a power of two)""",
     """  wgWait<0>();
 +  stamp(1, 4);
   fenceAcc(acc);""",

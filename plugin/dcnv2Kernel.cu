@@ -14,7 +14,9 @@
 //        warpgroups per block split the block's K steps (intra-block split-K, summed in shared memory at the end);
 //        each blends whole 128-byte channel lines into a swizzled shared A stage, its weight arrives by a bulk copy
 //        (TMA) or cp.async (a channels-last weight: by the TMA unit through a tensor map, which swizzles the rows),
-//        and wgmma reads both from shared memory while the threads gather and blend the next steps.
+//        and wgmma reads both from shared memory while the threads gather and blend the next steps. fp32 layers
+//        with an NCHW input gather from an fp16 copy the prep kernel writes (v30) and, where the fp16 kernel's plan
+//        applies, run its K loop on fp16 tensor cores with scaled operands (HMMA, v34); else TF32 wgmma.
 //      - dcnRegKernel (fp16 and TF32 with 16-byte vectors, sm_80+ otherwise): no shared-memory A tile. Each
 //        warp gathers + blends its own 16 pixels straight into mma.sync A fragments (K permuted inside a step so
 //        a lane's fragment elements are one corner vector), B fragments come from a weight pre-packed in the same
@@ -260,7 +262,7 @@ __device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> cons
 enum TableWeights { kWeightsF32, kWeightsF16, kWeightsF16Scaled };
 template <typename T, bool kTapFilter, int THREADS = kThreads, TableWeights WF = kWeightsF32>
 __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInfo* info, int img, int ho0, int wo0,
-    int tid, int cb, int ce) {
+    int tid, int cb, int ce, float* maxScale = nullptr) {
   using Tr = Traits<T>;
   Geometry const& g = a.g;
   constexpr int kJStep = THREADS / kBM;
@@ -355,6 +357,7 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
         // scale = 2^(e - 126), inv = 1 / scale: both normal floats; |w| >= 2^126 (absurd), Inf or NaN: a NaN scale
         float const scale = e < 253 ? __uint_as_float(unsigned(e + 1) << 23) : __uint_as_float(0x7FC00000u);
         float const inv = e < 253 ? __uint_as_float(unsigned(253 - e) << 23) : 1.f;
+        if (maxScale) *maxScale = fmaxf(*maxScale, scale);  // (HMMA; a NaN scale is skipped)
         __half2 const h[2] = {__floats2half2_rn(s.w.x * inv, s.w.y * inv), __floats2half2_rn(s.w.z * inv, s.w.w * inv)};
         reinterpret_cast<float4*>(info)[at] = make_float4(__uint_as_float(*reinterpret_cast<unsigned const*>(&h[0])),
             __uint_as_float(*reinterpret_cast<unsigned const*>(&h[1])), scale, 0.f);
@@ -985,6 +988,9 @@ constexpr int kWgThreads = 128;                  // one warpgroup
 // prep kernel, so the blocks that read it redo too. Blocks that read neither hold TF32's precision as they are.
 constexpr float kHalfCopyScale = 16.f;
 constexpr float kHalfCopyTiny = 7.62939453125e-06f;  // 2^-17
+// HMMA (v34): the fp16 weight pack holds 2^12 x the weight: full fp16 precision for |w| >= 2^-26; |w| >= 16 is an Inf
+// there, so the blocks that use it redo (wgRedoFp32)
+constexpr float kHmmaWeightScale = 4096.f;
 #ifdef CENTERNET_DCN_WGMMA
 // TF32 from an fp16 copy (v32): the 8 A registers of one row (o[h]: A chunk h) from its 4 corner vectors of 8 halves,
 // with the record's weights as kWeightsF16Scaled stores them: blended in fp16 as the fp16 kernel does (blendHalf2),
@@ -1247,7 +1253,7 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
 // plain fp32 (wgRedoFp32: slow, rare). Each 64- (WIDE 2) or 32-channel (WIDE 1) run of a pixel in the copy is
 // permuted so that lane v's 16 bytes are exactly the channels its A chunks take: v's 4 and the 4 half a step further,
 // so A's layout, the weight's packing and the B stages stay as they are.
-template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false>
+template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false, bool HMMA = false>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     dcnWgKernel(const __grid_constant__ MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
 #ifndef CENTERNET_DCN_WGMMA
@@ -1256,8 +1262,14 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   static_assert(AHEAD == 1 || AHEAD == 2, "one or two steps of look-ahead");
   static_assert(WIDE == 1 || WIDE == 2, "128- or 256-byte steps");
   static_assert(!H16 || std::is_same<T, float>::value, "the fp16 copy is for TF32");
+  static_assert(!HMMA || (H16 && WIDE == 1), "HMMA: fp32 layers from the fp16 copy on fp16 tensor cores");
+  // HMMA (v34): an fp32 layer computed as the fp16 kernel computes: fp16 A stages from the fp16 copy, a weight packed
+  // as fp16 (kHmmaWeightScale x the weight), fp16 wgmma; the table's weights normalized by the block's largest (the
+  // fixup below), the accumulators scaled back at the end, the redo as for H16 (kTF16: v32's TF32 blend).
+  constexpr bool kTF16 = H16 && !HMMA;
+  using MT = typename std::conditional<HMMA, __half, T>::type;  // what the stages and wgmma hold
   constexpr int THREADS = kWgThreads * KG;
-  constexpr int VEC = 16 / int(sizeof(T));  // channels per 16-byte vector
+  constexpr int VEC = 16 / int(sizeof(MT));  // channels per 16-byte vector
   constexpr int STEPC = 8 * VEC;            // channels per 128-byte row of a pixel (WIDE rows per K step)
   constexpr int LDC = kBM + 4;
   constexpr int kStagesB = AHEAD + 1;
@@ -1270,11 +1282,11 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   static_assert(size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "a C partial must fit in its warpgroup's stages");
   // H16: one 16-byte load per corner covers a lane's channels of the whole step (WIDE 2: 8 lanes per pixel as for
   // fp32; WIDE 1: a pixel's 32 halves are 4 lanes, so a thread takes 2 pixel rows instead of 4)
-  constexpr bool kN16 = H16 && WIDE == 1;
-  constexpr int RW = H16 ? 1 : WIDE;    // 16-byte loads per corner and pixel row
+  constexpr bool kN16 = kTF16 && WIDE == 1;
+  constexpr int RW = kTF16 ? 1 : WIDE;    // 16-byte loads per corner and pixel row
   constexpr int ROWS = kN16 ? 2 : 4;    // pixel rows per thread
   constexpr int PST = kBM / ROWS;       // pixels between a thread's rows
-  constexpr int NOUT = H16 ? 2 : WIDE;  // 16-byte A chunks a thread stores per row and step
+  constexpr int NOUT = kTF16 ? 2 : WIDE;  // 16-byte A chunks a thread stores per row and step
   using G = typename std::conditional<H16, __half, T>::type;  // what the gathers read
   extern __shared__ __align__(128) unsigned char smemRaw[];
   uint32_t const rawAddr = static_cast<uint32_t>(__cvta_generic_to_shared(smemRaw));
@@ -1303,9 +1315,39 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   constexpr TableWeights kTableW = kHalf ? kWeightsF16 : H16 ? kWeightsF16Scaled : kWeightsF32;
-  buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce);
+  float smax = 0.f;  // HMMA: the largest record scale this thread built
+  buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce, HMMA ? &smax : nullptr);
+  float* const hmmaMax = reinterpret_cast<float*>(reinterpret_cast<float4*>(info) +
+                                                  SampleTable<false>::weightAt(g.dg * g.KK, g.dg * g.KK * kBM));
+  if constexpr (HMMA) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) smax = fmaxf(smax, __shfl_xor_sync(0xFFFFFFFFu, smax, o));
+    if ((tid & 31) == 0) hmmaMax[tid >> 5] = smax;
+  }
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
+  float blockScale = 1.f;  // HMMA: the largest record scale of the block (a power of two)
+  if constexpr (HMMA) {
+    blockScale = hmmaMax[0];
+#pragma unroll
+    for (int w = 1; w < THREADS / 32; ++w) blockScale = fmaxf(blockScale, hmmaMax[w]);
+    // every record's halves (normalized by its own scale) re-normalized by the block's: one scale for the whole
+    // block, applied to the accumulators at the end (slots of taps outside the K range hold garbage; rewriting it is
+    // harmless)
+    float const inv = 1.f / blockScale;
+    int const nRec = g.dg * g.KK * kBM;
+    for (int r = tid; r < nRec; r += THREADS) {
+      float4* const slot = reinterpret_cast<float4*>(info) + SampleTable<false>::weightAt(g.dg * g.KK, r);
+      float4 const w = *slot;
+      __half2 const k = __float2half2_rn(w.z * inv);  // a power of two <= 1 (an fp16 subnormal down to 2^-24)
+      __half2 h0 = *reinterpret_cast<__half2 const*>(&w.x), h1 = *reinterpret_cast<__half2 const*>(&w.y);
+      h0 = __hmul2(h0, k);
+      h1 = __hmul2(h1, k);
+      *reinterpret_cast<uint2*>(slot) =
+          make_uint2(*reinterpret_cast<unsigned const*>(&h0), *reinterpret_cast<unsigned const*>(&h1));
+    }
+    __syncthreads();
+  }
 
   int const v = wgSlot<kN16>(lt);         // 16-byte channel slot of the step (fp32 channels v * VEC ...)
   int const p0 = wgFirstPixel<kN16>(lt);  // pixels p0 + PST i
@@ -1338,13 +1380,14 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     c = c < g.Cin_g ? c : 0;  // (WIDE = 2: Cin_g is a multiple of the step, so the second row is valid too)
     int const d = g.dg == 1 ? 0 : (cinBase + c) / g.Cdg;
     // (H16: the copy's channel runs are permuted, so lane v's 8 halves start at v * 8 of the step's run)
-    G const* const src = H16 ? reinterpret_cast<G const*>(a.inNHWC) + cinBase + gCs * (WIDE * STEPC) + v * 8
-                             : reinterpret_cast<G const*>(a.inNHWC + cinBase + c);
+    G const* const src = kTF16 ? reinterpret_cast<G const*>(a.inNHWC) + cinBase + gCs * (WIDE * STEPC) + v * 8
+                         : HMMA  ? reinterpret_cast<G const*>(a.inNHWC) + cinBase + c
+                                 : reinterpret_cast<G const*>(a.inNHWC + cinBase + c);
     GatherAt const at{stepBase(src), (d * g.KK + gT) * kBM + p0};
     nextStep(gT, gCs, KG, g.KK);
     return at;
   };
-  auto weightRow = [&](GatherAt const& at) { return SampleTable<kHalf>::weightAt(g.dg * g.KK, at.rc); };
+  auto weightRow = [&](GatherAt const& at) { return SampleTable<kHalf && !HMMA>::weightAt(g.dg * g.KK, at.rc); };
   auto gatherRow = [&](uint4 (&r)[RW][4], GatherAt const& at, int i) {
     int4 const idx = reinterpret_cast<int4 const*>(info)[at.rc + PST * i];
     G const* const cp[4] = {corner(at.base, idx.x), corner(at.base, idx.y), corner(at.base, idx.z),
@@ -1410,12 +1453,13 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
 #pragma unroll
     for (int i = 0; i < ROWS; ++i) {
       unsigned o[NOUT][4];
-      if constexpr (H16) {
+      if constexpr (kTF16) {
         blendH16(reinterpret_cast<float4 const*>(info)[recW + PST * i], r[i][0], o);
       } else {
 #pragma unroll
         for (int h = 0; h < NOUT; ++h) {
-          if constexpr (kHalf) blendHalf2(reinterpret_cast<uint2 const*>(info)[recW + PST * i], r[i][h], o[h]);
+          if constexpr (HMMA) blendHalf2(reinterpret_cast<uint2 const*>(info)[2 * (recW + PST * i)], r[i][h], o[h]);
+          else if constexpr (kHalf) blendHalf2(reinterpret_cast<uint2 const*>(info)[recW + PST * i], r[i][h], o[h]);
           else blendFrag<T>(reinterpret_cast<float4 const*>(info)[recW + PST * i], r[i][h], o[h]);
         }
       }
@@ -1444,7 +1488,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     if (!kEarly && more) gather(r, recW);
     wgFence();
 #pragma unroll
-    for (int h = 0; h < WIDE; ++h) wgStep<T, BN>(acc, aStage + h * kWgStageA, sB + (bStage * WIDE + h) * kStageB);
+    for (int h = 0; h < WIDE; ++h) wgStep<MT, BN>(acc, aStage + h * kWgStageA, sB + (bStage * WIDE + h) * kStageB);
     wgCommit();
     bStage = bStage + 1 == kStagesB ? 0 : bStage + 1;
   };
@@ -1479,11 +1523,12 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   int const mRow = warp * 16 + (lane >> 2);
   if constexpr (H16) {
     if (redo) {
-      wgRedoFp32<BN, KG, WIDE, kGroupBytes>(a, info, smem, img, ho0, wo0, grp, nb, cb, ce, s0, nLocal);
+      // (HMMA: a step is 64 fp32 channels, the redo's two 32-channel rows)
+      wgRedoFp32<BN, KG, HMMA ? 2 : WIDE, kGroupBytes>(a, info, smem, img, ho0, wo0, grp, nb, cb, ce, s0, nLocal);
       return;
     }
 #pragma unroll
-    for (int j = 0; j < BN / 2; ++j) acc[j] *= 1.f / kHalfCopyScale;
+    for (int j = 0; j < BN / 2; ++j) acc[j] *= HMMA ? blockScale * (1.f / (kHalfCopyScale * kHmmaWeightScale)) : 1.f / kHalfCopyScale;
   }
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
@@ -1514,6 +1559,7 @@ template <typename T> struct PrepArgs {
   // input; a tile of only tiny values as NaN) has its channel runs of halfRun channels (64 or 32) permuted for
   // dcnWgKernel's H16 gathers
   int halfRun;
+  int hmma;  // dcnWgKernel's HMMA (v34): the wgmma pack as fp16 (kHmmaWeightScale x the fp32 weight)
   float* zeroOut;  // the fp32 output that two K splits add into (Geometry::sumInOut), zeroed by the last blocks
   int zeroBlocks, zeroVecs;  // ... kZeroVecs 16-byte vectors per thread, zeroVecs in all
   // element (output row co of all groups, input channel c of the group, tap t) of the weight, linear or (KRSC: the
@@ -1524,6 +1570,54 @@ template <typename T> struct PrepArgs {
 };
 
 constexpr int kPrepThreads = 256;
+
+// Part `part` of one 16-byte chunk of dcnWgKernel's packed weight, for every tap: the 16 / sizeof(T) channels
+// c0 + part * 16 / sizeof(T) ... of output row `row` (zeros where !valid), as OUT: the weight's own type (one part;
+// fp32 pre-rounded to TF32), or halves of an fp32 weight (HMMA, v34: kHmmaWeightScale x the weight; two parts, 8 bytes
+// each: one thread with the 18 source vectors of a whole chunk made the prep kernel 82 registers instead of 58 and its
+// transpose slower, one thread taking both parts in turn waited for two round trips).
+template <typename OUT, typename T, bool KRSC>
+__device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c0, int part, bool valid, uint4* dst,
+    size_t tapStride) {
+  constexpr int VP = 16 / int(sizeof(T));  // channels of a part: one 16-byte source vector per tap
+  using Part = Pack<OUT, VP>;
+  auto convert = [](T w) -> OUT {
+    if constexpr (std::is_same<OUT, __half>::value && std::is_same<T, float>::value)
+      return __float2half_rn(w * kHmmaWeightScale);
+    else if constexpr (std::is_same<T, float>::value)
+      return __uint_as_float(tf32Bits(w));
+    else
+      return w;
+  };
+  c0 += part * VP;
+  if (a.KK == 9 && a.weight16 && !KRSC) {
+    // 3x3 (every CenterNet layer): the VP x 9 source weights are 9 contiguous 16-byte vectors, loaded at once (the
+    // generic loop below waits for each tap's loads in turn)
+    uint4 raw[9];
+    uint4 const* src = reinterpret_cast<uint4 const*>(a.weight + a.template wAt<KRSC>(row, c0, 0));
+#pragma unroll
+    for (int j = 0; j < 9; ++j) raw[j] = valid ? __ldg(src + j) : uint4{0, 0, 0, 0};
+    T const* w = reinterpret_cast<T const*>(raw);
+#pragma unroll
+    for (int t = 0; t < 9; ++t) {
+      Part v;
+#pragma unroll
+      for (int e = 0; e < VP; ++e) v.v[e] = convert(w[e * 9 + t]);
+      reinterpret_cast<Part*>(dst + t * tapStride)[part] = v;
+    }
+    return;
+  }
+  for (int t = 0; t < a.KK; ++t) {
+    Part v;
+#pragma unroll
+    for (int e = 0; e < VP; ++e) {
+      T w = T(0.f);
+      if (valid) w = a.weight[a.template wAt<KRSC>(row, c0 + e, t)];
+      v.v[e] = convert(w);
+    }
+    reinterpret_cast<Part*>(dst + t * tapStride)[part] = v;
+  }
+}
 constexpr int kZeroVecs = 4;
 constexpr int kTransC16 = 64;   // fp16 register transpose: channels x positions per block (8 x 32 octets)
 constexpr int kTransS16 = 256;
@@ -1670,12 +1764,16 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
     if (a.frag == 2) {
       // wpack[grp][n-block][t][step][n][chunk pc] (16-byte chunks, 128-byte rows): chunk pc of row n holds channels
       // step * 8V + (pc ^ (n & 7)) * V + [0, V) of output channel n-block * BN + n (the 128-byte swizzle wgmma
-      // reads), zero outside Cout_g / Cin_g; TF32 pre-rounded. One thread per chunk walks the taps.
-      constexpr int V = 16 / int(sizeof(T));
-      unsigned const total = unsigned(a.groups) * a.tilesN * a.bn * a.nSteps * 8u;
+      // reads), zero outside Cout_g / Cin_g; TF32 pre-rounded, or (HMMA, v34) as halves. One thread per chunk walks
+      // the taps.
+      bool const hmma = std::is_same<T, float>::value && a.hmma;
+      int const V = hmma ? 8 : 16 / int(sizeof(T));  // channels per chunk
+      unsigned const parts = hmma ? 2u : 1u;         // threads per chunk (packWgChunk)
+      unsigned const total = unsigned(a.groups) * a.tilesN * a.bn * a.nSteps * 8u * parts;
       if (i < total) {
-        unsigned const pc = i % 8u;
-        unsigned r = i / 8u;
+        int const part = int(i % parts);
+        unsigned const pc = i / parts % 8u;
+        unsigned r = i / parts / 8u;
         unsigned const n = r % unsigned(a.bn);
         r /= unsigned(a.bn);
         unsigned const cs = r % unsigned(a.nSteps);
@@ -1685,42 +1783,13 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
         int const co = int(nb * a.bn + n);
         int const c0 = int(cs * 8 * V + ((pc ^ (n & 7u)) * V));
         int const row = int(grp) * a.Cout_g + co;
-        T const* src = a.weight + wAt(row, c0, 0);
-        Pack<T, V>* dst = reinterpret_cast<Pack<T, V>*>(a.wpack) +
-                          (((size_t(grp) * a.tilesN + nb) * a.KK * a.nSteps + cs) * a.bn + n) * 8 + pc;
+        uint4* dst = reinterpret_cast<uint4*>(a.wpack) +
+                     (((size_t(grp) * a.tilesN + nb) * a.KK * a.nSteps + cs) * a.bn + n) * 8 + pc;
         size_t const tapStride = size_t(a.nSteps) * a.bn * 8;  // chunks between consecutive taps
         bool const valid = co < a.Cout_g && c0 < a.Cin_g;  // Cin_g is a multiple of V on this path
-        if (a.KK == 9 && a.weight16 && !KRSC) {
-          // 3x3 (every CenterNet layer): the V x 9 source weights are 9 contiguous 16-byte vectors, loaded at once
-          // (the generic loop below waits for each tap's loads in turn)
-          uint4 raw[9];
-#pragma unroll
-          for (int j = 0; j < 9; ++j) raw[j] = valid ? __ldg(reinterpret_cast<uint4 const*>(src) + j) : uint4{0, 0, 0, 0};
-          T const* w = reinterpret_cast<T const*>(raw);
-#pragma unroll
-          for (int t = 0; t < 9; ++t) {
-            Pack<T, V> v;
-#pragma unroll
-            for (int e = 0; e < V; ++e) v.v[e] = w[e * 9 + t];
-            if constexpr (std::is_same<T, float>::value) {
-#pragma unroll
-              for (int e = 0; e < V; ++e) v.v[e] = __uint_as_float(tf32Bits(v.v[e]));
-            }
-            dst[t * tapStride] = v;
-          }
-          return;
-        }
-        for (int t = 0; t < a.KK; ++t) {
-          Pack<T, V> v;
-#pragma unroll
-          for (int e = 0; e < V; ++e) {
-            T w = T(0.f);
-            if (valid) w = a.weight[wAt(row, c0 + e, t)];
-            if constexpr (std::is_same<T, float>::value) w = __uint_as_float(tf32Bits(w));
-            v.v[e] = w;
-          }
-          dst[t * tapStride] = v;
-        }
+        if constexpr (std::is_same<T, float>::value)
+          if (hmma) return packWgChunk<__half, T, KRSC>(a, row, c0, part, valid, dst, tapStride);
+        packWgChunk<T, T, KRSC>(a, row, c0, 0, valid, dst, tapStride);
       }
       return;
     }
@@ -2044,13 +2113,15 @@ int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
 bool gNoSumInOut = false;  // benchmark switch: two fp32 K splits summed by the finalize pass as before v27
 bool gNoHalfCopy = false;  // benchmark switch: TF32 gathers from the fp32 copy as before v30
+bool gNoHmma = false;      // benchmark switch: TF32 layers keep v32's K loop (no fp16 MMA, v34)
 
 template <bool kHalfW = false> size_t infoBytes(DCNv2Params const& p) {
   return size_t(p.kernelH) * p.kernelW * p.deformableGroups * kBM * SampleTable<kHalfW>::kRecordBytes;
 }
 // The warpgroup kernel's table: fp16 keeps its weights as 4 halves.
+// (+ 64 bytes after the weights: HMMA's per-warp largest record scales)
 template <typename T> size_t wgInfoBytes(DCNv2Params const& p) {
-  return infoBytes<std::is_same<T, __half>::value>(p);
+  return infoBytes<std::is_same<T, __half>::value>(p) + 64;
 }
 
 // Device properties are asked on each call (host-side, cheap) so a process driving several GPUs gets each right.
@@ -2148,11 +2219,11 @@ template <int BN> size_t wgTileBytesOf(WgConfig c, bool direct) {
 }
 
 #ifdef CENTERNET_DCN_SM90A
-template <typename T, int BN, int CFG, bool DIRECT, bool H16 = false>
+template <typename T, int BN, int CFG, bool DIRECT, bool H16 = false, bool HMMA = false>
 cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid, size_t smemBytes, bool pdl,
     cudaStream_t stream) {
   constexpr WgConfig c = kWgConfigs[CFG];
-  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16>;
+  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA>;
   smemBytes += wgTileBytesOf<BN>(c, DIRECT);
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
   if (e != cudaSuccess) return e;
@@ -2170,7 +2241,15 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
 // h16: the gathers read the prep kernel's fp16 copy (TF32 in the configurations where planOf sets Plan::halfRun)
 template <typename T, int BN, bool DIRECT>
 cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid,
-    size_t smemBytes, bool pdl, cudaStream_t stream, bool h16) {
+    size_t smemBytes, bool pdl, cudaStream_t stream, bool h16, bool hmma = false) {
+  if (hmma) {
+    if constexpr (std::is_same<T, float>::value && !DIRECT && BN != 256) {
+      if constexpr (BN == 64)
+        if (cfg == 1) return launchWg<T, BN, 1, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream);
+      if (cfg == 2) return launchWg<T, BN, 2, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream);
+    }
+    return cudaErrorInvalidValue;  // planOf never asks for it
+  }
   if (h16) {
     if constexpr (std::is_same<T, float>::value) {
       if constexpr (BN == 64)
@@ -2263,6 +2342,7 @@ struct Plan {
   bool directW;  // the warpgroup kernel reads a channels-last weight as it lies (no pack)
   int regNT, bn, wgCfg;
   int halfRun;    // TF32 from an fp16 copy of the input: 0 = no, else its permuted channel runs (cfg 3: 64, cfg 1: 32)
+  bool hmma;      // (v34) fp32 on the fp16 kernel's plan: fp16 copy in natural order (halfRun 8), fp16 weight pack
   int perSM;      // resident blocks per SM of the chosen kernel
   int maxSplits;  // the most K splits the heuristic gives any shape of this layer
 };
@@ -2280,8 +2360,9 @@ bool sumsInOutput(Plan const& pl, bool fp32) {
   return fp32 && pl.g.splits == 2 && !gNoSumInOut && (pl.g.N * pl.g.Cout * pl.g.HoWo) % 4 == 0;
 }
 
-template <typename T> Plan planOf(DCNv2Params const& p) {
+template <typename T> Plan planOf(DCNv2Params const& p, bool hmmaOk = true) {
   Plan pl;
+  pl.hmma = false;
   Geometry& g = pl.g;
   g.N = p.batch; g.C = p.inChannels; g.H = p.inHeight; g.W = p.inWidth; g.Cout = p.outChannels;
   g.Ho = p.outHeight; g.Wo = p.outWidth; g.kh = p.kernelH; g.kw = p.kernelW; g.sh = p.strideH; g.sw = p.strideW;
@@ -2397,6 +2478,30 @@ template <typename T> Plan planOf(DCNv2Params const& p) {
   }
   splits = std::max(1, std::min(splits, g.nChunks));
   setSplits(pl, splits);
+  // HMMA (v34): an fp32 layer that takes the fp16 copy runs the fp16 kernel's plan and K loop instead (fp16 A from the
+  // copy, the weight packed as fp16, fp16 wgmma; dcnWgKernel's HMMA), where that plan is a configuration it is built
+  // for. H100, side by side with v32 (docs/kernel.md "v34"): 3-20 % faster on seven of the eight benchmark layers
+  // (the 8-image batch 154.7 -> 124.5 us), 2 % slower on 1,256,32,32->64; the same error against float64.
+  if constexpr (std::is_same<T, float>::value) {
+    if (hmmaOk && !gNoHmma && pl.halfRun && !p.weightNHWC) {
+      Plan h = planOf<__half>(p);
+      // (its sampling table keeps fp32-sized weight slots, larger than the fp16 kernel's: it must fit as many blocks)
+      auto fits = [&] {
+        WgConfig const c = kWgConfigs[h.wgCfg];
+        size_t const smem = (h.bn == 64 ? wgTileBytesOf<64>(c, false) : wgTileBytesOf<128>(c, false)) +
+                            wgInfoBytes<float>(p);
+        size_t const perSM = size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0)) / (smem + 1024);
+        return smem <= maxSmemOptin() && perSM >= size_t(h.perSM);
+      };
+      if (h.useWg && h.vec && (h.wgCfg == 1 || h.wgCfg == 2) && h.bn != 256 && !h.directW && fits()) {
+        h.tf32 = true;
+        h.halfRun = 8;
+        h.hmma = true;
+        h.g.sumInOut = 0;
+        return h;
+      }
+    }
+  }
   return pl;
 }
 
@@ -2635,7 +2740,8 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   if (p.inputNHWC && reinterpret_cast<uintptr_t>(input) % 16 != 0) return cudaErrorMisalignedAddress;
   // (the warpgroup kernel's 16-byte copies and tensor map; every path asks it, so no layout works on one GPU only)
   if (p.weightNHWC && reinterpret_cast<uintptr_t>(weight) % 16 != 0) return cudaErrorMisalignedAddress;
-  Plan pl = planOf<T>(p);
+  // (HMMA: the fused kernel on a 16-byte aligned input, which the fp16 copy needs)
+  Plan pl = planOf<T>(p, algo == DCNv2Algo::kFused && reinterpret_cast<uintptr_t>(input) % 16 == 0);
   if (algo == DCNv2Algo::kIm2colGemm)
     return colUnsupported<T>(p) ? cudaErrorInvalidValue
                                 : forwardColT<T>(p, pl.g, input, offset, mask, weight, bias, output, workspace,
@@ -2667,13 +2773,14 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   pa.groups = g.groups; pa.Cout_g = g.Cout_g; pa.nSteps = g.nSteps; pa.ntPad = g.ntPad;
   pa.tilesN = g.tilesN; pa.bn = pl.bn;
   pa.packElems = fragPackElems<T>(p);
-  size_t const packTotal = pl.useWg ? size_t(g.groups) * g.tilesN * pl.bn * g.nSteps * 8
+  size_t const packTotal = pl.useWg ? size_t(g.groups) * g.tilesN * pl.bn * g.nSteps * 8 * (pl.hmma ? 2 : 1)
                            : useReg ? pa.packElems / ((16 / sizeof(T)) * g.KK)
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = pl.directW ? 0 : int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
   if (!pa.vecTrans) pl.halfRun = 0;  // (an input not 16-byte aligned: the fp32 copy)
   pa.halfRun = pl.halfRun;
+  pa.hmma = pl.hmma;
   if (g.sumInOut) {
     pa.zeroOut = reinterpret_cast<float*>(output);
     pa.zeroVecs = total / 4;
@@ -2693,7 +2800,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   bool const large = pl.large;
   if (pl.useWg) {
 #ifdef CENTERNET_DCN_SM90A
-    bool const h16 = pl.halfRun != 0;
+    bool const h16 = pl.halfRun != 0, hmma = pl.hmma;
     if (pl.directW) {
       WeightMap<true> wm;  // (only the bulk-copy configurations read it; encoding it is host work)
       e = weightTensorMap<T>(g, pl.bn, weight, &wm.map);
@@ -2703,9 +2810,9 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                            : launchWgConfig<T, 256>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, h16);
     } else {
       WeightMap<false> const none{};
-      e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16)
-          : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16)
-                         : launchWgConfig<T, 256>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16);
+      e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16, hmma)
+          : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16, hmma)
+                         : launchWgConfig<T, 256>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16, hmma);
     }
 #endif
   } else if (useReg) {
@@ -2801,10 +2908,12 @@ void dcnv2SetDisablePDL(bool disable) { gDisablePDL = disable; }
 void dcnv2SetNoSumInOutput(bool off) { gNoSumInOut = off; }
 void dcnv2SetKernelVariant(int variant) { gVariant = variant; }
 void dcnv2SetNoHalfCopy(bool off) { gNoHalfCopy = off; }
+void dcnv2SetNoHmma(bool off) { gNoHmma = off; }
 
 // The fused path's launch plan for these params on this device, in words (benchmark and check output). It is planOf's,
-// which sees no pointers: forwardT also needs a 16-byte aligned input for the fp16 copy (Plan::halfRun) and a 16-byte
-// aligned fp32 output to add two splits in it, and falls back to the fp32 copy / the finalize pass without them.
+// which sees no pointers: forwardT also needs a 16-byte aligned input for the fp16 copy (Plan::halfRun, Plan::hmma) and
+// a 16-byte aligned fp32 output to add two splits in it, and falls back to the fp32 copy (v32's TF32 K loop's plan) /
+// the finalize pass without them.
 std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   if (dcnv2CheckSupported(p, type) != nullptr) return "unsupported";
   Plan const pl = type == DCNv2DataType::kHALF ? planOf<__half>(p) : planOf<float>(p);
@@ -2813,7 +2922,7 @@ std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
          std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) + " K steps, " +
          std::to_string(pl.g.splits) + " split(s)" +
          (sumsInOutput(pl, type == DCNv2DataType::kFLOAT) ? " added in the output" : "") +
-         (pl.halfRun ? ", gathers from an fp16 copy" : "");
+         (pl.hmma ? ", fp16 MMA from an fp16 copy" : pl.halfRun ? ", gathers from an fp16 copy" : "");
 }
 
 }  // namespace centernet_trt
@@ -2869,6 +2978,7 @@ void centernet_dcnv2_set_pdl(int enable) { centernet_trt::dcnv2SetDisablePDL(ena
 void centernet_dcnv2_set_sum_in_output(int enable) { centernet_trt::dcnv2SetNoSumInOutput(enable == 0); }
 void centernet_dcnv2_set_variant(int variant) { centernet_trt::dcnv2SetKernelVariant(variant); }
 void centernet_dcnv2_set_half_copy(int enable) { centernet_trt::dcnv2SetNoHalfCopy(enable == 0); }
+void centernet_dcnv2_set_hmma(int enable) { centernet_trt::dcnv2SetNoHmma(enable == 0); }
 
 char const* centernet_dcnv2_plan(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,

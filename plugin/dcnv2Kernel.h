@@ -74,6 +74,9 @@ void dcnv2SetKernelVariant(int variant);
 // Benchmark hook: TF32 layers gather from an fp16 copy of the input where the plan allows (v30; true = off: the fp32
 // copy, as before v30; default: on).
 void dcnv2SetNoHalfCopy(bool off);
+// Benchmark hook: fp32 layers that take the fp16 copy run on fp16 tensor cores with the fp16 kernel's plan where it
+// applies (v34; true = off: v32's TF32 K loop; default: on).
+void dcnv2SetNoHmma(bool off);
 
 // Output spatial size of a convolution (same rule as torch): (in + 2*pad - dil*(k-1) - 1) / stride + 1.
 inline int dcnv2OutSize(int in, int k, int stride, int pad, int dil) {
@@ -107,6 +110,7 @@ void centernet_dcnv2_set_pdl(int enable);
 void centernet_dcnv2_set_sum_in_output(int enable);
 void centernet_dcnv2_set_variant(int variant);
 void centernet_dcnv2_set_half_copy(int enable);
+void centernet_dcnv2_set_hmma(int enable);
 // The fused path's launch plan on the current device in words (kernel, configuration, tiles, K steps, splits), under
 // the hooks set now, for 16-byte aligned tensors (a forward with a misaligned input or fp32 output takes the fp32 copy
 // or the finalize pass instead of what the text says); the text stays valid until the calling thread's next call.
