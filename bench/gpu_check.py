@@ -420,6 +420,20 @@ def main() -> int:
         print(f"{'ok  ' if ok else 'FAIL'} refuses a misaligned channels-last {name} (cudaErrorMisalignedAddress), "
               "output untouched")
         failures += not ok
+    # an NCHW fp32 input off the 16-byte alignment the fp16 copy needs: planned with the fp32 copy (forwardT passes
+    # the input's alignment to the plan), so bitwise the aligned input's run without the copy
+    case = dict(shape=(1, 32, 96, 96, 64))
+    inputs, cfg = make_inputs(case, torch.float32, gen)
+    x = inputs[0]
+    shifted = torch.empty(x.numel() + 4, dtype=torch.float32, device="cuda").narrow(0, 1, x.numel()).view_as(x)
+    shifted.copy_(x)  # 4 bytes off
+    out = run_ours(lib, case, [shifted] + list(inputs[1:]), cfg, torch.float32, True)[0]
+    plain = run_ours(lib, case, inputs, cfg, torch.float32, True, half_copy=False)[0]
+    err = rel(out, tv_forward(*[None if t is None else t.double() for t in inputs], cfg))
+    ok = shifted.data_ptr() % 16 != 0 and torch.equal(out, plain) and err <= TOL["tf32"]
+    print(f"{'ok  ' if ok else 'FAIL'} a misaligned NCHW TF32 input takes the fp32 copy: bitwise the aligned input "
+          f"without the copy, rel_vs_f64={err:.2e}")
+    failures += not ok
     # the warpgroup kernel reads a channels-last weight as it lies: its workspace has no room for a packed copy
     for mode, dtype, tf32 in modes[:2]:
         for shape in BASELINE:

@@ -2360,7 +2360,9 @@ bool sumsInOutput(Plan const& pl, bool fp32) {
   return fp32 && pl.g.splits == 2 && !gNoSumInOut && (pl.g.N * pl.g.Cout * pl.g.HoWo) % 4 == 0;
 }
 
-template <typename T> Plan planOf(DCNv2Params const& p, bool hmmaOk = true) {
+// inputAligned: the input is 16-byte aligned, as the prep kernel's 16-byte transpose, and so the fp16 copy, need
+// (workspace sizing and the plan text assume it; forwardT passes what it gets).
+template <typename T> Plan planOf(DCNv2Params const& p, bool inputAligned = true) {
   Plan pl;
   pl.hmma = false;
   Geometry& g = pl.g;
@@ -2436,13 +2438,13 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool hmmaOk = true) {
   int const bn = pl.bn = useWg ? wgBN : useReg ? regNT * 8 : tileLarge ? kBNLarge : kBNSmall;
   pl.directW = useWg && p.weightNHWC;
   // TF32 from an fp16 copy (v30, dcnWgKernel's H16): where the warpgroup kernel gathers from the prep kernel's copy
-  // (not an input read in place) made by the 16-byte transpose (H*W a multiple of 4; forwardT also needs the input
-  // 16-byte aligned), in the configurations it is built for, with channel runs (cfg 3: 64 channels, cfg 1: 32)
+  // (not an input read in place) made by the 16-byte transpose (H*W and C multiples of 4, the input 16-byte aligned:
+  // transposeArgs' vecTrans), in the configurations it is built for, with channel runs (cfg 3: 64 channels, cfg 1: 32)
   // that the groups and deformable groups do not cut. H100, side by side with v29 (docs/kernel.md "v30"): 1-8 %
   // faster on the TF32 benchmark layers (an unguarded copy: 5-11 %).
   pl.halfRun = 0;
   if (std::is_same<T, float>::value && useWg && tf32 && !p.inputNHWC && !gNoHalfCopy && (g.H * g.W) % 4 == 0 &&
-      g.C % 4 == 0) {
+      g.C % 4 == 0 && inputAligned) {
     int const run = wgCfg == 3 ? 64 : wgCfg == 1 ? 32 : 0;
     if (run > 0 && g.Cin_g % run == 0 && (g.dg == 1 || g.Cdg % run == 0)) pl.halfRun = run;
   }
@@ -2483,7 +2485,7 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool hmmaOk = true) {
   // for. H100, side by side with v32 (docs/kernel.md "v34"): 3-20 % faster on seven of the eight benchmark layers
   // (the 8-image batch 154.7 -> 124.5 us), 2 % slower on 1,256,32,32->64; the same error against float64.
   if constexpr (std::is_same<T, float>::value) {
-    if (hmmaOk && !gNoHmma && pl.halfRun && !p.weightNHWC) {
+    if (!gNoHmma && pl.halfRun && !p.weightNHWC) {
       Plan h = planOf<__half>(p);
       // (its sampling table keeps fp32-sized weight slots, larger than the fp16 kernel's: it must fit as many blocks)
       auto fits = [&] {
@@ -2740,8 +2742,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   if (p.inputNHWC && reinterpret_cast<uintptr_t>(input) % 16 != 0) return cudaErrorMisalignedAddress;
   // (the warpgroup kernel's 16-byte copies and tensor map; every path asks it, so no layout works on one GPU only)
   if (p.weightNHWC && reinterpret_cast<uintptr_t>(weight) % 16 != 0) return cudaErrorMisalignedAddress;
-  // (HMMA: the fused kernel on a 16-byte aligned input, which the fp16 copy needs)
-  Plan pl = planOf<T>(p, algo == DCNv2Algo::kFused && reinterpret_cast<uintptr_t>(input) % 16 == 0);
+  Plan pl = planOf<T>(p, reinterpret_cast<uintptr_t>(input) % 16 == 0);
   if (algo == DCNv2Algo::kIm2colGemm)
     return colUnsupported<T>(p) ? cudaErrorInvalidValue
                                 : forwardColT<T>(p, pl.g, input, offset, mask, weight, bias, output, workspace,
@@ -2778,7 +2779,6 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                                     : size_t(g.Cout) * g.KK * g.Kpad;
   pa.packBlocks = pl.directW ? 0 : int((packTotal + kPrepThreads - 1) / kPrepThreads);
   pa.weight16 = reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  if (!pa.vecTrans) pl.halfRun = 0;  // (an input not 16-byte aligned: the fp32 copy)
   pa.halfRun = pl.halfRun;
   pa.hmma = pl.hmma;
   if (g.sumInOut) {
@@ -2910,10 +2910,9 @@ void dcnv2SetKernelVariant(int variant) { gVariant = variant; }
 void dcnv2SetNoHalfCopy(bool off) { gNoHalfCopy = off; }
 void dcnv2SetNoHmma(bool off) { gNoHmma = off; }
 
-// The fused path's launch plan for these params on this device, in words (benchmark and check output). It is planOf's,
-// which sees no pointers: forwardT also needs a 16-byte aligned input for the fp16 copy (Plan::halfRun, Plan::hmma) and
-// a 16-byte aligned fp32 output to add two splits in it, and falls back to the fp32 copy (v32's TF32 K loop's plan) /
-// the finalize pass without them.
+// The fused path's launch plan for these params on this device, in words (benchmark and check output), for 16-byte
+// aligned tensors: forwardT plans a misaligned input with the fp32 copy (no Plan::halfRun, Plan::hmma), and a
+// misaligned fp32 output with the finalize pass instead of two splits added in it.
 std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   if (dcnv2CheckSupported(p, type) != nullptr) return "unsupported";
   Plan const pl = type == DCNv2DataType::kHALF ? planOf<__half>(p) : planOf<float>(p);
