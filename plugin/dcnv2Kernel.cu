@@ -1574,8 +1574,8 @@ constexpr int kPrepThreads = 256;
 // Part `part` of one 16-byte chunk of dcnWgKernel's packed weight, for every tap: the 16 / sizeof(T) channels
 // c0 + part * 16 / sizeof(T) ... of output row `row` (zeros where !valid), as OUT: the weight's own type (one part;
 // fp32 pre-rounded to TF32), or halves of an fp32 weight (HMMA, v34: kHmmaWeightScale x the weight; two parts, 8 bytes
-// each: one thread with the 18 source vectors of a whole chunk made the prep kernel 82 registers instead of 58 and its
-// transpose slower, one thread taking both parts in turn waited for two round trips).
+// each: one thread with the 18 source vectors of a whole chunk made the fp32 prep kernel 82 registers (v32: 54) and its
+// transpose slower, one thread taking both parts in turn waited for two round trips; H100, docs/kernel.md "v34").
 template <typename OUT, typename T, bool KRSC>
 __device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c0, int part, bool valid, uint4* dst,
     size_t tapStride) {
@@ -1764,8 +1764,8 @@ __global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
     if (a.frag == 2) {
       // wpack[grp][n-block][t][step][n][chunk pc] (16-byte chunks, 128-byte rows): chunk pc of row n holds channels
       // step * 8V + (pc ^ (n & 7)) * V + [0, V) of output channel n-block * BN + n (the 128-byte swizzle wgmma
-      // reads), zero outside Cout_g / Cin_g; TF32 pre-rounded, or (HMMA, v34) as halves. One thread per chunk walks
-      // the taps.
+      // reads), zero outside Cout_g / Cin_g; TF32 pre-rounded, or (HMMA, v34) as halves. One thread per chunk (HMMA:
+      // per half chunk) walks the taps.
       bool const hmma = std::is_same<T, float>::value && a.hmma;
       int const V = hmma ? 8 : 16 / int(sizeof(T));  // channels per chunk
       unsigned const parts = hmma ? 2u : 1u;         // threads per chunk (packWgChunk)
