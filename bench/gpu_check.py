@@ -148,15 +148,20 @@ def rel(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
-def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False, nhwc_out=False, nhwc_w=False, half_copy=True):
+def run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc=False, nhwc_out=False, nhwc_w=False, half_copy=True,
+             hmma=True):
     """Our output (every element written over a NaN poison) and the fused path's launch plan in words; nhwc /
     nhwc_out / nhwc_w: the input handed over / the output written / the weight handed over channels-last (as the
-    plugin's kHWC8 / kHWC tensors); half_copy False: TF32 gathers from the fp32 copy (as before v30)."""
+    plugin's kHWC8 / kHWC tensors); half_copy False: TF32 gathers from the fp32 copy (as before v30); hmma False: TF32
+    layers that take the fp16 copy keep v32's TF32 K loop (no fp16 MMA, v34; builds before v34 have only that one)."""
+    set_hmma = getattr(lib, "centernet_dcnv2_set_hmma", lambda on: None)
     lib.centernet_dcnv2_set_half_copy(int(half_copy))
+    set_hmma(int(hmma))
     try:
         return _run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc, nhwc_out, nhwc_w)
     finally:
         lib.centernet_dcnv2_set_half_copy(1)
+        set_hmma(1)
 
 
 def _run_ours(lib, case, inputs, cfg, dtype, allow_tf32, nhwc, nhwc_out, nhwc_w):
@@ -182,15 +187,7 @@ def half_copy_guard(lib, gen, cases, hmma=True) -> int:
     fp16 MMA of v34). Returns the number of failures."""
     if not hmma and not hasattr(lib, "centernet_dcnv2_set_hmma"):
         return 0  # (a build before v34: the one K loop it has is checked by the other call)
-    set_hmma = getattr(lib, "centernet_dcnv2_set_hmma", lambda on: None)
-    set_hmma(int(hmma))
-    try:
-        return _half_copy_guard(lib, gen, cases, "" if hmma else " [no fp16 MMA]")
-    finally:
-        set_hmma(1)
-
-
-def _half_copy_guard(lib, gen, cases, tag) -> int:
+    tag = "" if hmma else " [no fp16 MMA]"
     failures = 0
     for case in cases:
         shape = case["shape"]
@@ -201,7 +198,7 @@ def _half_copy_guard(lib, gen, cases, tag) -> int:
         spike[n - 1, c // 3, h // 2, w // 2] = 1e6
         nan[0, c // 2, h // 3, w // 4] = float("nan")
         nan0[0, c // 2, 0, 0] = float("nan")  # the element the gathers' unused corners read (with weight 0)
-        plan = run_ours(lib, case, inputs, cfg, torch.float32, True)[1]
+        plan = run_ours(lib, case, inputs, cfg, torch.float32, True, hmma=hmma)[1]
         ok = "fp16 copy" in plan
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} guard {shape}{tag}: the layer takes the fp16 copy [{plan}]")
@@ -219,7 +216,7 @@ def _half_copy_guard(lib, gen, cases, tag) -> int:
                 # the redo reads the weight as it lies, [Cout][kh][kw][Cin]
                 ("x 1e5, weight channels-last", x * 1e5, 1e5, 1.0, True)):
             run = [xs, inputs[1], mask * mask_scale, inputs[3], None if bias is None else bias * scale * mask_scale]
-            out, plan = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=nhwc_w)
+            out, plan = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=nhwc_w, hmma=hmma)
             if label.startswith("one NaN"):
                 plain = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=nhwc_w, half_copy=False)[0]
                 where = torch.isnan(out)
@@ -341,11 +338,7 @@ def main() -> int:
                         lib.centernet_dcnv2_set_algo(0)
                     variant = name
                 elif variant == "no-hmma":
-                    lib.centernet_dcnv2_set_hmma(0)
-                    try:
-                        out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32)
-                    finally:
-                        lib.centernet_dcnv2_set_hmma(1)
+                    out, plan = run_ours(lib, case, inputs, cfg, dtype, tf32, hmma=False)
                 elif variant == "im2col":
                     lib.centernet_dcnv2_set_algo(1)
                     try:
