@@ -204,18 +204,22 @@ def half_copy_guard(lib, gen, cases, hmma=True) -> int:
         print(f"{'ok  ' if ok else 'FAIL'} guard {shape}{tag}: the layer takes the fp16 copy [{plan}]")
         bias = inputs[4]
         mask = inputs[2]
-        for label, xs, scale, mask_scale, nhwc_w in (
-                ("x 1e5", x * 1e5, 1e5, 1.0, False), ("x 1e-7", x * 1e-7, 1e-7, 1.0, False),
-                ("x 1e-4", x * 1e-4, 1e-4, 1.0, False),
+        for label, xs, scale, mask_scale, nhwc_w, w_scale in (
+                ("x 1e5", x * 1e5, 1e5, 1.0, False, 1.0), ("x 1e-7", x * 1e-7, 1e-7, 1.0, False, 1.0),
+                ("x 1e-4", x * 1e-4, 1e-4, 1.0, False, 1.0),
                 # small inputs times small masks (the bias as small, so that it does not hide the sums' error):
                 # products far below fp16's normal range unless the blend's weights are normalized (v32), while every
                 # tile stays above the tiny-tile threshold: the fast path
-                ("x 1e-5, mask x 1e-3", x * 1e-5, 1e-5, 1e-3, False),
-                ("one value 1e6", spike, 1.0, 1.0, False), ("one NaN", nan, 1.0, 1.0, False),
-                ("one NaN at pixel (0, 0)", nan0, 1.0, 1.0, False),
+                ("x 1e-5, mask x 1e-3", x * 1e-5, 1e-5, 1e-3, False, 1.0),
+                # weights that the fp16 MMA's pack (2^12 x w, v34) holds as Inf or only as fp16 subnormals (|w| < 2^-26:
+                # written as NaN since v35): every block that reads them redoes; v32's TF32 K loop holds them as they are
+                ("weight x 1e3", x, 1e3, 1.0, False, 1e3), ("weight x 1e-9", x, 1e-9, 1.0, False, 1e-9),
+                ("one value 1e6", spike, 1.0, 1.0, False, 1.0), ("one NaN", nan, 1.0, 1.0, False, 1.0),
+                ("one NaN at pixel (0, 0)", nan0, 1.0, 1.0, False, 1.0),
                 # the redo reads the weight as it lies, [Cout][kh][kw][Cin]
-                ("x 1e5, weight channels-last", x * 1e5, 1e5, 1.0, True)):
-            run = [xs, inputs[1], mask * mask_scale, inputs[3], None if bias is None else bias * scale * mask_scale]
+                ("x 1e5, weight channels-last", x * 1e5, 1e5, 1.0, True, 1.0)):
+            run = [xs, inputs[1], mask * mask_scale, inputs[3] * w_scale,
+                   None if bias is None else bias * scale * mask_scale]
             out, plan = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=nhwc_w, hmma=hmma)
             if label.startswith("one NaN"):
                 plain = run_ours(lib, case, run, cfg, torch.float32, True, nhwc_w=nhwc_w, half_copy=False)[0]
@@ -229,8 +233,9 @@ def half_copy_guard(lib, gen, cases, hmma=True) -> int:
                 # every block redoes in plain fp32: strict fp32's tolerance, which TF32 (~1e-4) cannot meet; the
                 # copy holds the small inputs: TF32's tolerance, and an error above strict fp32's (the fast path ran:
                 # not every block redid)
-                whole = label.startswith(("x 1e5", "x 1e-7"))
-                fast = label.startswith(("x 1e-4", "x 1e-5"))
+                mma = "fp16 MMA" in plan
+                whole = label.startswith(("x 1e5", "x 1e-7")) or (mma and label.startswith("weight x"))
+                fast = label.startswith(("x 1e-4", "x 1e-5")) or (not mma and label.startswith("weight x"))
                 ok = bool(torch.isfinite(out).all()) and err <= TOL["fp32" if whole else "tf32"]
                 ok = ok and (not fast or err > TOL["fp32"])
                 what = f"rel_vs_f64={err:.2e}" + (" (every block redone in fp32)" if whole else
@@ -238,6 +243,19 @@ def half_copy_guard(lib, gen, cases, hmma=True) -> int:
             ok = ok and "fp16 copy" in plan
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} guard {shape}{tag} {label}: {what}", flush=True)
+        # one output channel's weights (and bias, so that its sums are not hidden) x 1e-9: that channel at TF32's
+        # precision too, which the whole output's error would not show (v34's fp16 MMA: ~2e-2 on it)
+        ch = shape[4] // 2
+        w_scale = torch.ones(shape[4], 1, 1, 1, device="cuda")
+        w_scale[ch] = 1e-9
+        run = [x, inputs[1], mask, inputs[3] * w_scale, None if bias is None else bias * w_scale.flatten()]
+        out, plan = run_ours(lib, case, run, cfg, torch.float32, True, hmma=hmma)
+        ref = tv_forward(*[None if t is None else t.double() for t in run], cfg)
+        err_ch, err = rel(out[:, ch], ref[:, ch]), rel(out, ref)
+        ok = bool(torch.isfinite(out).all()) and max(err_ch, err) <= TOL["tf32"] and "fp16 copy" in plan
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} guard {shape}{tag} output channel {ch}'s weights x 1e-9: rel_vs_f64 "
+              f"{err_ch:.2e} on it, {err:.2e} on all", flush=True)
     return failures
 
 

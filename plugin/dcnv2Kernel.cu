@@ -989,8 +989,13 @@ constexpr int kWgThreads = 128;                  // one warpgroup
 constexpr float kHalfCopyScale = 16.f;
 constexpr float kHalfCopyTiny = 7.62939453125e-06f;  // 2^-17
 // HMMA (v34): the fp16 weight pack holds 2^12 x the weight: full fp16 precision for |w| >= 2^-26; |w| >= 16 is an Inf
-// there, so the blocks that use it redo (wgRedoFp32)
+// there, so the blocks that use it redo (wgRedoFp32). Weights that fp16 holds only as subnormals (0 < |w| < 2^-26) keep
+// fewer bits than TF32's 11: a pack thread whose weights (4 channels x the taps of one output row) are all that small,
+// and not all zero, writes one of them as NaN (v35), so the blocks that use them redo too (v34 gave 2-3e-2 relative
+// error on a layer of weights ~1e-9; one scale per output row instead kept the fast path but cost 1-3 % on every layer:
+// the pack's row reduction, docs/kernel.md "v35").
 constexpr float kHmmaWeightScale = 4096.f;
+constexpr unsigned kHmmaTinyBits = 0x32800000u;  // 2^-26 as float bits: below it, 2^12 x |w| is an fp16 subnormal
 #ifdef CENTERNET_DCN_WGMMA
 // TF32 from an fp16 copy (v32): the 8 A registers of one row (o[h]: A chunk h) from its 4 corner vectors of 8 halves,
 // with the record's weights as kWeightsF16Scaled stores them: blended in fp16 as the fp16 kernel does (blendHalf2),
@@ -1589,6 +1594,20 @@ __device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c
     else
       return w;
   };
+  // HMMA: the largest |w| of this part as bits (NaN above Inf); where 0 < that < 2^-26 (kHmmaTinyBits) the first half
+  // of every tap is then overwritten with NaN, so every block that reads any of these weights redoes (overwritten
+  // after the stores rather than known before them: the 36 values held for the maximum took the fp32 prep kernel from
+  // 48 to 54 registers)
+  constexpr bool kHmma = std::is_same<OUT, __half>::value && std::is_same<T, float>::value;
+  unsigned big = 0u;
+  auto track = [&](T w) {
+    if constexpr (kHmma) big = max(big, __float_as_uint(w) & 0x7FFFFFFFu);
+  };
+  auto poison = [&](int taps) {
+    if constexpr (kHmma)
+      if (big != 0u && big < kHmmaTinyBits)
+        for (int t = 0; t < taps; ++t) reinterpret_cast<Part*>(dst + t * tapStride)[part].v[0] = __ushort_as_half(0x7E00u);
+  };
   c0 += part * VP;
   if (a.KK == 9 && a.weight16 && !KRSC) {
     // 3x3 (every CenterNet layer): the VP x 9 source weights are 9 contiguous 16-byte vectors, loaded at once (the
@@ -1602,9 +1621,13 @@ __device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c
     for (int t = 0; t < 9; ++t) {
       Part v;
 #pragma unroll
-      for (int e = 0; e < VP; ++e) v.v[e] = convert(w[e * 9 + t]);
+      for (int e = 0; e < VP; ++e) {
+        v.v[e] = convert(w[e * 9 + t]);
+        track(w[e * 9 + t]);
+      }
       reinterpret_cast<Part*>(dst + t * tapStride)[part] = v;
     }
+    poison(9);
     return;
   }
   for (int t = 0; t < a.KK; ++t) {
@@ -1614,9 +1637,11 @@ __device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c
       T w = T(0.f);
       if (valid) w = a.weight[a.template wAt<KRSC>(row, c0 + e, t)];
       v.v[e] = convert(w);
+      track(w);
     }
     reinterpret_cast<Part*>(dst + t * tapStride)[part] = v;
   }
+  poison(a.KK);
 }
 constexpr int kZeroVecs = 4;
 constexpr int kTransC16 = 64;   // fp16 register transpose: channels x positions per block (8 x 32 octets)
@@ -1624,8 +1649,10 @@ constexpr int kTransS16 = 256;
 
 // REGT (fp16 only, large inputs): the transpose moves 8 x 8 tiles through registers (first branch below).
 // KRSC: the weight channels-last (packed for the kernels that do not read it directly).
+// fp32: 48 registers at most, so 5 blocks per SM for the transpose (v35's tiny-weight check left to itself took 54;
+// fp16: no minimum, as before).
 template <typename T, bool REGT = false, bool KRSC = false>
-__global__ void __launch_bounds__(kPrepThreads) dcnPrepKernel(PrepArgs<T> a) {
+__global__ void __launch_bounds__(kPrepThreads, std::is_same<T, float>::value ? 5 : 0) dcnPrepKernel(PrepArgs<T> a) {
   auto const wAt = [&](int co, int c, int t) { return a.template wAt<KRSC>(co, c, t); };
   constexpr int kTS = 64;                     // vector transpose tile: 64 positions x kTC channels (8 KB)
   constexpr int kVE = 16 / int(sizeof(T));    // elements per 16-byte vector
