@@ -991,9 +991,9 @@ constexpr float kHalfCopyTiny = 7.62939453125e-06f;  // 2^-17
 // HMMA (v34): the fp16 weight pack holds 2^12 x the weight: full fp16 precision for |w| >= 2^-26; |w| >= 16 is an Inf
 // there, so the blocks that use it redo (wgRedoFp32). Weights that fp16 holds only as subnormals (0 < |w| < 2^-26) keep
 // fewer bits than TF32's 11: a pack thread whose weights (4 channels x the taps of one output row) are all that small,
-// and not all zero, writes one of them as NaN (v35), so the blocks that use them redo too (v34 gave 2-3e-2 relative
-// error on a layer of weights ~1e-9; one scale per output row instead kept the fast path but cost 1-3 % on every layer:
-// the pack's row reduction, docs/kernel.md "v35").
+// and not all zero, writes the first of them in every tap as NaN (v35, packWgChunk), so the blocks that use any of
+// them redo too (v34 gave 2-3e-2 relative error on a layer of weights ~1e-9; one scale per output row instead kept the
+// fast path but cost 1-3 % on every layer: the pack's row reduction, docs/kernel.md "v35").
 constexpr float kHmmaWeightScale = 4096.f;
 constexpr unsigned kHmmaTinyBits = 0x32800000u;  // 2^-26 as float bits: below it, 2^12 x |w| is an fp16 subnormal
 #ifdef CENTERNET_DCN_WGMMA
