@@ -11,6 +11,9 @@ deform_conv2d (strict fp32 for the TF32 rows, as bench/bench_dcn.py times it) an
 inputs, --rounds times in alternating order (bench/ab_dcn.py), each the median device time per call of CUDA-graph
 replays; the table prints the median over the rounds and the speed-up over torchvision.
 
+The builds are reused where made before from the same kernel, defines and nvcc (bench/kernel_variants.py), so they
+can be compiled on a machine without a GPU (--build-only) and carried to one with build/dcn_bounds/.
+
 Usage (repo root, a GPU with compute capability 9.0): python3 bench/bounds_dcn.py [--modes tf32,fp16] [--shapes ...]
 """
 from __future__ import annotations
@@ -68,6 +71,8 @@ def build_all(calls: int) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_timing_args(ap, rounds=4)
+    ap.add_argument("--build-only", action="store_true",
+                    help="compile the three builds and stop (no GPU needed; a later run with the same --calls reuses them)")
     args = ap.parse_args(argv)
     check_timing_args(ap, args)
     return args
@@ -75,6 +80,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.build_only:
+        for path in build_all(args.calls).values():
+            print(path)
+        return 0
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
         print("error: needs a GPU of compute capability 9.0 (the sm_90a kernel the builds are for)", file=sys.stderr)
         return 2

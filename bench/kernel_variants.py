@@ -7,6 +7,7 @@ may also replace anchor lines, which are then prefixed "-").
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -37,21 +38,30 @@ def apply(source: str, edits: list[tuple[str, str]], owner: str) -> str:
 
 
 def build(source: str, out_dir: Path, lib_name: str, defines: tuple[str, ...] = ()) -> Path:
-    """Compile a (patched) kernel source for sm_90a into out_dir/lib_name, next to a copy of the header it includes."""
+    """Compile a (patched) kernel source for sm_90a into out_dir/lib_name, next to a copy of the header it includes.
+    A library built before from the same source, header, defines and nvcc is reused (its key is stored beside it), so
+    the builds can be made on a machine without a GPU and carried to one: the GPU's time is not spent compiling."""
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         raise SystemExit("error: nvcc not on PATH: the development builds of the kernel need the CUDA toolkit")
     out_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(lib_name).stem
+    lib, src, stamp = out_dir / lib_name, out_dir / f"{stem}.cu", out_dir / f".{stem}.key"
+    header = KERNEL.with_suffix(".h").read_text()
+    flags = ["-std=c++17", "-O3", "-DCENTERNET_DCN_SM90A", *[f"-D{d}" for d in defines], "-gencode",
+             "arch=compute_90a,code=sm_90a", "-shared", "-Xcompiler", "-fPIC"]
+    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256("\0".join([version, " ".join(flags), header, source]).encode()).hexdigest()
+    if lib.is_file() and stamp.is_file() and stamp.read_text() == key:
+        return lib
+    stamp.unlink(missing_ok=True)  # (a build stopped half-way must not pass for the last complete one)
     # the header by rename, whole: builds side by side in one folder (bench/bounds_dcn.py) never read it half-written
-    tmp = out_dir / f".{Path(lib_name).stem}.h.tmp"
-    shutil.copy(KERNEL.with_suffix(".h"), tmp)
+    tmp = out_dir / f".{stem}.h.tmp"
+    tmp.write_text(header)
     os.replace(tmp, out_dir / "dcnv2Kernel.h")
-    src = out_dir / f"{Path(lib_name).stem}.cu"
     src.write_text(source)
-    lib = out_dir / lib_name
-    proc = subprocess.run([nvcc, "-std=c++17", "-O3", "-DCENTERNET_DCN_SM90A", *[f"-D{d}" for d in defines],
-                           "-gencode", "arch=compute_90a,code=sm_90a", "-shared", "-Xcompiler", "-fPIC", "-o", str(lib),
-                           str(src)], capture_output=True, text=True)
+    proc = subprocess.run([nvcc, *flags, "-o", str(lib), str(src)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"error: nvcc failed on {src}:\n{proc.stderr[-3000:]}")
+    stamp.write_text(key)
     return lib

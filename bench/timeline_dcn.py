@@ -12,6 +12,8 @@ never used for the benchmark's numbers.
 from the call's first block): when the prep blocks end, when the main blocks start, end their sampling table and
 their K loop, and end, with the table's and K loop's durations (docs/kernel.md, "v29"), for the layouts in --layouts
 (nchw; in: the input channels-last; in+w: input and weight channels-last, which needs no prep kernel).
+The build is reused where made before from the same kernel and nvcc (bench/kernel_variants.py): --build-only makes it
+on a machine without a GPU, to be carried to one with build/dcn_timeline/.
 Usage (repo root): python3 bench/timeline_dcn.py [--reps 30] [--blocks [--layouts nchw,in,in+w] [--modes tf32]]
 """
 from __future__ import annotations
@@ -124,6 +126,8 @@ def main() -> None:
                     help="percentiles over the blocks of each phase instead of block medians")
     ap.add_argument("--layouts", default="nchw", help="with --blocks: comma-separated " + ", ".join(LAYOUTS))
     ap.add_argument("--modes", default="fp16,tf32", help="comma-separated fp16, tf32")
+    ap.add_argument("--build-only", action="store_true",
+                    help="compile the instrumented build and stop (no GPU needed; a later run reuses it)")
     args = ap.parse_args()
     layouts = args.layouts.split(",")
     modes = args.modes.split(",")
@@ -135,6 +139,9 @@ def main() -> None:
     for mode in modes:
         if mode not in ("fp16", "tf32"):
             raise SystemExit(f"error: --modes: unknown mode {mode!r}; use fp16, tf32")
+    if args.build_only:
+        print(build())
+        return
     import numpy as np
     import torch
 

@@ -5,11 +5,13 @@ call is spent on it.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -148,6 +150,38 @@ def test_bounds_builds_fit_the_kernel(tmp_path):
     with pytest.raises(SystemExit, match="update bench/bounds_dcn.py NO_SUM / NO_PREP"):
         bounds_dcn.sources(broken)
     compile_for_sm90a(tmp_path, {name: srcs[name] for name in ("no_sum", "no_prep")}, "CENTERNET_DCN_PREP_PERIOD=20")
+
+
+def test_variant_builds_are_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
+    """bench/kernel_variants.build compiles once per source, defines and nvcc: the same inputs again reuse the library
+    without running nvcc (so builds made on a machine without a GPU can be carried to one), any change rebuilds, and a
+    build that failed half-way is never taken for the last good one."""
+    kernel_variants = bench_module("kernel_variants")
+    compiles, version = [], ["nvcc 13.0"]
+
+    def run(cmd, capture_output=True, text=True):
+        if cmd[1:] == ["--version"]:
+            return subprocess.CompletedProcess(cmd, 0, version[0], "")
+        compiles.append(cmd)
+        Path(cmd[cmd.index("-o") + 1]).write_text("half-written" if "broken" in Path(cmd[-1]).read_text() else "lib")
+        failed = "broken" in Path(cmd[-1]).read_text()
+        return subprocess.CompletedProcess(cmd, int(failed), "", "error: broken source" if failed else "")
+
+    monkeypatch.setattr(kernel_variants.shutil, "which", lambda name: "/opt/cuda/bin/nvcc")
+    monkeypatch.setattr(kernel_variants, "subprocess", SimpleNamespace(run=run))
+    build = functools.partial(kernel_variants.build, out_dir=tmp_path, lib_name="libdcnv2_x.so")
+    lib = build("source A")
+    assert lib.read_text() == "lib" and (tmp_path / "libdcnv2_x.cu").read_text() == "source A"
+    assert build("source A") == lib and len(compiles) == 1  # reused
+    build("source A", defines=("CENTERNET_DCN_PREP_PERIOD=20",))
+    build("source B")
+    version[0] = "nvcc 13.1"
+    build("source B")
+    assert len(compiles) == 4  # defines, source, nvcc: each rebuilds
+    with pytest.raises(SystemExit, match="error: broken source"):
+        build("broken source")
+    build("source B")
+    assert len(compiles) == 6 and lib.read_text() == "lib"  # the half-written library was not reused
 
 
 @pytest.mark.parametrize("argv, message", [
