@@ -163,8 +163,8 @@ def test_variant_builds_are_reused_only_for_the_same_inputs(tmp_path, monkeypatc
         if cmd[1:] == ["--version"]:
             return subprocess.CompletedProcess(cmd, 0, version[0], "")
         compiles.append(cmd)
-        Path(cmd[cmd.index("-o") + 1]).write_text("half-written" if "broken" in Path(cmd[-1]).read_text() else "lib")
         failed = "broken" in Path(cmd[-1]).read_text()
+        Path(cmd[cmd.index("-o") + 1]).write_text("half-written" if failed else "lib")
         return subprocess.CompletedProcess(cmd, int(failed), "", "error: broken source" if failed else "")
 
     monkeypatch.setattr(kernel_variants.shutil, "which", lambda name: "/opt/cuda/bin/nvcc")
