@@ -57,13 +57,13 @@ def check_timing_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> 
         ap.error("--rounds, --calls and --reps must be at least 1")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_lib_args(ap: argparse.ArgumentParser) -> None:
+    """--lib NAME=PATH, repeated: the builds of the side-by-side scripts (this one, bench/host_dcn.py)."""
     ap.add_argument("--lib", type=lib_arg, action="append", required=True, metavar="NAME=PATH",
                     help="a build to time (repeat; the first is the reference)")
-    add_timing_args(ap, rounds=6)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+
+
+def check_lib_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     names = [name for name, _ in args.lib]
     if len(set(names)) != len(names):
         ap.error(f"--lib names must differ: {', '.join(names)}")
@@ -71,6 +71,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if missing:
         ap.error(f"no such library: {', '.join(missing)} (build one with bash bench/gpu_run.sh, or nvcc -shared as in "
                  "bench/dcn_ctypes.py)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_lib_args(ap)
+    add_timing_args(ap, rounds=6)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    check_lib_args(ap, args)
     check_timing_args(ap, args)
     return args
 

@@ -49,6 +49,7 @@
 #include <string>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
@@ -2151,11 +2152,29 @@ template <typename T> size_t wgInfoBytes(DCNv2Params const& p) {
   return infoBytes<std::is_same<T, __half>::value>(p) + 64;
 }
 
-// Device properties are asked on each call (host-side, cheap) so a process driving several GPUs gets each right.
+// Device properties of the current device on each call, so a process driving several GPUs gets each right, but
+// cached per device: they never change, and the plan (made on every enqueue) asks for them a few dozen times (H100,
+// bench/host_dcn.py: 0.3-1.3 us less host time per enqueue; docs/kernel.md, "Host time per call"). A failed query is
+// not cached (the fallback is returned and asked again next time).
 int deviceAttr(cudaDeviceAttr attr, int fallback) {
+  constexpr cudaDeviceAttr kCached[] = {cudaDevAttrMultiProcessorCount, cudaDevAttrComputeCapabilityMajor,
+      cudaDevAttrComputeCapabilityMinor, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+      cudaDevAttrMaxSharedMemoryPerMultiprocessor};
+  constexpr int kSlots = int(sizeof(kCached) / sizeof(kCached[0]));
+  constexpr int kDevices = 64;
+  static std::atomic<int> cache[kDevices][kSlots];  // value + 1; 0: not asked yet (zero-initialized)
   int dev = 0, v = 0;
-  cudaGetDevice(&dev);
-  return cudaDeviceGetAttribute(&v, attr, dev) == cudaSuccess ? v : fallback;
+  if (cudaGetDevice(&dev) != cudaSuccess) return fallback;
+  int slot = 0;
+  while (slot < kSlots && kCached[slot] != attr) ++slot;
+  bool const cached = dev >= 0 && dev < kDevices && slot < kSlots;
+  if (cached) {
+    int const known = cache[dev][slot].load(std::memory_order_relaxed);
+    if (known > 0) return known - 1;
+  }
+  if (cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess || v < 0) return fallback;
+  if (cached) cache[dev][slot].store(v + 1, std::memory_order_relaxed);
+  return v;
 }
 // Compute capability as 10 * major + minor (0 when no device answers).
 int computeCapability() {

@@ -28,7 +28,7 @@ def bench_module(name: str):
 
 
 @pytest.mark.parametrize("script", ["bench_dcn.py", "gpu_check.py", "trace_dcn.py", "profile_one.py", "model_dcn.py",
-                                    "timeline_dcn.py", "ab_dcn.py", "bounds_dcn.py"])
+                                    "timeline_dcn.py", "ab_dcn.py", "bounds_dcn.py", "host_dcn.py"])
 def test_script_imports_and_parses_help(script):
     if script == "profile_one.py":  # positional usage only: import it as a module instead of running it
         cmd = [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); import profile_one"]
@@ -54,6 +54,22 @@ def test_ab_script_refuses_bad_arguments_naming_the_fix(argv, message, tmp_path)
     lib.write_bytes(b"")
     argv = [a.replace("LIB", str(lib)) for a in argv]
     proc = subprocess.run([sys.executable, "bench/ab_dcn.py", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lib", "a=/nonexistent/lib.so"], "no such library: /nonexistent/lib.so"),
+    (["--lib", "a=LIB", "--lib", "a=LIB"], "--lib names must differ: a, a"),
+    (["--lib", "a=LIB", "--calls", "0"], "--rounds and --calls must be at least 1"),
+])
+def test_host_script_refuses_bad_arguments_naming_the_fix(argv, message, tmp_path):
+    """bench/host_dcn.py (host time per call, side by side) checks its arguments before any CUDA work."""
+    lib = tmp_path / "lib.so"
+    lib.write_bytes(b"")
+    argv = [a.replace("LIB", str(lib)) for a in argv]
+    proc = subprocess.run([sys.executable, "bench/host_dcn.py", *argv], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert message in proc.stderr, proc.stderr
