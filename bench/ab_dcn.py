@@ -84,16 +84,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def median_side_by_side(fns: dict, rounds: int, calls: int, reps: int) -> dict[str, float]:
-    """Median over rounds of each function's device time per call (CUDA-graph replays, bench_dcn.graph_us), the
-    functions timed in alternating order (forward, then backward) so that neither the first nor the last place
-    favours one."""
-    names = list(fns)
+def alternating_medians(measures: dict, rounds: int) -> dict[str, float]:
+    """Median over rounds of each measurement (name -> a call returning one time), taken in alternating order
+    (forward, then backward) so that neither the first nor the last place favours one."""
+    names = list(measures)
     times = {k: [] for k in names}
     for r in range(rounds):
         for k in names if r % 2 == 0 else names[::-1]:
-            times[k].append(graph_us(fns[k], calls, reps))
+            times[k].append(measures[k]())
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def median_side_by_side(fns: dict, rounds: int, calls: int, reps: int) -> dict[str, float]:
+    """Median over rounds of each function's device time per call (CUDA-graph replays, bench_dcn.graph_us), the
+    functions timed in alternating order."""
+    return alternating_medians({k: functools.partial(graph_us, f, calls, reps) for k, f in fns.items()}, rounds)
 
 
 def layer_runs(libs: dict, args: argparse.Namespace, gen: torch.Generator):

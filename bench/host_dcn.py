@@ -13,14 +13,14 @@ and the same for a ctypes call that does nothing (the Python binding's own share
 from __future__ import annotations
 
 import argparse
-import statistics
+import functools
 import sys
 import time
 
 import torch
 
 import dcn_ctypes
-from ab_dcn import add_lib_args, check_lib_args, modes_arg
+from ab_dcn import add_lib_args, alternating_medians, check_lib_args, modes_arg
 from bench_dcn import MODES, SHAPES, inputs, shapes_arg
 
 
@@ -52,12 +52,8 @@ def batch_us(fn, calls: int, sync: bool) -> float:
 
 
 def side_by_side(fns: dict, rounds: int, calls: int, sync: bool) -> dict[str, float]:
-    names = list(fns)
-    times = {k: [] for k in names}
-    for r in range(rounds):
-        for k in names if r % 2 == 0 else names[::-1]:
-            times[k].append(batch_us(fns[k], calls, sync))
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median over rounds of each function's batch_us, in alternating order (ab_dcn.alternating_medians)."""
+    return alternating_medians({k: functools.partial(batch_us, f, calls, sync) for k, f in fns.items()}, rounds)
 
 
 def main(argv: list[str] | None = None) -> int:

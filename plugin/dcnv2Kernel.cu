@@ -2154,7 +2154,7 @@ template <typename T> size_t wgInfoBytes(DCNv2Params const& p) {
 
 // Device properties of the current device on each call, so a process driving several GPUs gets each right, but
 // cached per device: they never change, and the plan (made on every enqueue) asks for them a few dozen times (H100,
-// bench/host_dcn.py: 0.3-1.3 us less host time per enqueue; docs/kernel.md, "Host time per call"). A failed query is
+// bench/host_dcn.py: 0.3-1.5 us less host time per enqueue; docs/kernel.md, "Host time per call"). A failed query is
 // not cached (the fallback is returned and asked again next time).
 int deviceAttr(cudaDeviceAttr attr, int fallback) {
   constexpr cudaDeviceAttr kCached[] = {cudaDevAttrMultiProcessorCount, cudaDevAttrComputeCapabilityMajor,

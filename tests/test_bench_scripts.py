@@ -40,39 +40,42 @@ def test_script_imports_and_parses_help(script):
         assert "usage:" in proc.stdout
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--lib", "nolibpath"], "want NAME=PATH"),
-    (["--lib", "a=/nonexistent/lib.so"], "no such library: /nonexistent/lib.so"),
-    (["--lib", "a=LIB", "--lib", "a=LIB"], "--lib names must differ: a, a"),
-    (["--lib", "a=LIB", "--modes", "tf32,bf16"], "want a comma-separated subset of fp16, tf32, fp32"),
-    (["--lib", "a=LIB", "--shapes", "1,64,128,128"], "want N,C,H,W,COUT"),
-    (["--lib", "a=LIB", "--rounds", "0"], "--rounds, --calls and --reps must be at least 1"),
+@pytest.mark.parametrize("script, argv, message", [
+    ("ab_dcn.py", ["--lib", "nolibpath"], "want NAME=PATH"),
+    ("ab_dcn.py", ["--lib", "a=/nonexistent/lib.so"], "no such library: /nonexistent/lib.so"),
+    ("ab_dcn.py", ["--lib", "a=LIB", "--lib", "a=LIB"], "--lib names must differ: a, a"),
+    ("ab_dcn.py", ["--lib", "a=LIB", "--modes", "tf32,bf16"], "want a comma-separated subset of fp16, tf32, fp32"),
+    ("ab_dcn.py", ["--lib", "a=LIB", "--shapes", "1,64,128,128"], "want N,C,H,W,COUT"),
+    ("ab_dcn.py", ["--lib", "a=LIB", "--rounds", "0"], "--rounds, --calls and --reps must be at least 1"),
+    ("host_dcn.py", ["--lib", "a=/nonexistent/lib.so"], "no such library: /nonexistent/lib.so"),
+    ("host_dcn.py", ["--lib", "a=LIB", "--lib", "a=LIB"], "--lib names must differ: a, a"),
+    ("host_dcn.py", ["--lib", "a=LIB", "--calls", "0"], "--rounds and --calls must be at least 1"),
 ])
-def test_ab_script_refuses_bad_arguments_naming_the_fix(argv, message, tmp_path):
-    """bench/ab_dcn.py (side-by-side timing of kernel builds) checks its arguments before any CUDA work."""
+def test_side_by_side_scripts_refuse_bad_arguments_naming_the_fix(script, argv, message, tmp_path):
+    """bench/ab_dcn.py (device time of kernel builds side by side) and bench/host_dcn.py (host time per call) check
+    their arguments before any CUDA work."""
     lib = tmp_path / "lib.so"
     lib.write_bytes(b"")
     argv = [a.replace("LIB", str(lib)) for a in argv]
-    proc = subprocess.run([sys.executable, "bench/ab_dcn.py", *argv], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, f"bench/{script}", *argv], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert message in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--lib", "a=/nonexistent/lib.so"], "no such library: /nonexistent/lib.so"),
-    (["--lib", "a=LIB", "--lib", "a=LIB"], "--lib names must differ: a, a"),
-    (["--lib", "a=LIB", "--calls", "0"], "--rounds and --calls must be at least 1"),
-])
-def test_host_script_refuses_bad_arguments_naming_the_fix(argv, message, tmp_path):
-    """bench/host_dcn.py (host time per call, side by side) checks its arguments before any CUDA work."""
-    lib = tmp_path / "lib.so"
-    lib.write_bytes(b"")
-    argv = [a.replace("LIB", str(lib)) for a in argv]
-    proc = subprocess.run([sys.executable, "bench/host_dcn.py", *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert message in proc.stderr, proc.stderr
+def test_side_by_side_measures_alternate_and_take_the_median():
+    """ab_dcn.alternating_medians (both side-by-side scripts time through it): builds measured forward, then backward,
+    so neither place favours one, and each build's median over the rounds."""
+    ab_dcn = bench_module("ab_dcn")
+    order, samples = [], {"a": iter([5.0, 1.0, 3.0]), "b": iter([2.0, 9.0, 4.0])}
+
+    def measure(name):
+        order.append(name)
+        return next(samples[name])
+
+    med = ab_dcn.alternating_medians({k: functools.partial(measure, k) for k in "ab"}, rounds=3)
+    assert order == ["a", "b", "b", "a", "a", "b"]
+    assert med == {"a": 3.0, "b": 4.0}
 
 
 def test_ab_script_accepts_good_arguments(tmp_path):
