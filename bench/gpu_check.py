@@ -14,6 +14,7 @@ Exit code 1 if any case misses its tolerance: fp32 strict 1e-5, fp32 TF32 1e-3, 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import sys
 
@@ -286,6 +287,63 @@ def first_call_captures(lib, gen) -> int:
     return int(not ok)
 
 
+def second_context_runs(lib, gen) -> int:
+    """A call made in a second CUDA context on the same GPU (a process may run TensorRT in its own context beside
+    PyTorch's primary one), after the library has run the same layer in the primary context: what the library keeps
+    between calls (device properties, the kernels' shared-memory limits and carveouts, set once per device since CUDA
+    12 keeps them for every context on it) must hold there too: the call runs and gives the primary context's bits.
+    Driven through the driver API (ctypes, libcuda): the buffers are the second context's own. Returns the number of
+    failures."""
+    cu = ctypes.CDLL("libcuda.so.1")
+
+    def check(rc, what):
+        if rc != 0:
+            raise RuntimeError(f"{what}: CUresult {rc}")
+
+    failures = 0
+    for mode, dtype, tf32 in (("fp16", torch.float16, True), ("tf32", torch.float32, True)):
+        case = dict(shape=(1, 64, 24, 24, 64))
+        inputs, cfg = make_inputs(case, dtype, gen)
+        n, c, h, w, cout = case["shape"]
+        dcn = dcn_ctypes.DCN(lib, (n, c, h, w), cout, dtype=dtype, allow_tf32=tf32)
+        want = torch.full(dcn.out_shape, float("nan"), dtype=dtype, device="cuda")
+        dcn(*inputs, want)
+        torch.cuda.synchronize()
+        host = [t.contiguous().cpu() for t in inputs] + [torch.empty(dcn.out_shape, dtype=dtype), None]
+        dev, ctx = ctypes.c_int(), ctypes.c_void_p()
+        ptrs = []
+        try:
+            check(cu.cuInit(0), "cuInit")
+            check(cu.cuDeviceGet(ctypes.byref(dev), torch.cuda.current_device()), "cuDeviceGet")
+            check(cu.cuCtxCreate_v2(ctypes.byref(ctx), 0, dev), "cuCtxCreate")  # (now current in this thread)
+            try:
+                sizes = [t.numel() * t.element_size() for t in host[:6]] + [max(dcn.ws_bytes, 1)]
+                for size in sizes:
+                    p = ctypes.c_uint64()
+                    check(cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(size)), "cuMemAlloc")
+                    ptrs.append(p.value)
+                for t, p in zip(host[:5], ptrs):
+                    check(cu.cuMemcpyHtoD_v2(ctypes.c_uint64(p), ctypes.c_void_p(t.data_ptr()),
+                                             ctypes.c_size_t(t.numel() * t.element_size())), "cuMemcpyHtoD")
+                rc = lib.centernet_dcnv2_forward(*dcn.ints, *ptrs[:6], ptrs[6], dcn.ws_bytes, None)
+                check(cu.cuCtxSynchronize(), "cuCtxSynchronize")
+                out = host[5]
+                check(cu.cuMemcpyDtoH_v2(ctypes.c_void_p(out.data_ptr()), ctypes.c_uint64(ptrs[5]),
+                                         ctypes.c_size_t(out.numel() * out.element_size())), "cuMemcpyDtoH")
+            finally:
+                for p in ptrs:
+                    cu.cuMemFree_v2(ctypes.c_uint64(p))
+                cu.cuCtxDestroy_v2(ctx)  # (the primary context current again)
+            ok = rc == 0 and torch.equal(out, want.cpu())
+            detail = f"rc {rc}, bitwise the primary context's output: {torch.equal(out, want.cpu())}"
+        except RuntimeError as e:
+            ok, detail = False, str(e)
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {mode} {case['shape']} in a second CUDA context after the primary one: "
+              f"{detail} [{dcn.plan}]")
+    return failures
+
+
 def cases_arg(text: str) -> list[int]:
     """--cases: comma-separated indices into CASES."""
     try:
@@ -317,6 +375,7 @@ def main() -> int:
     gen = torch.Generator(device="cuda").manual_seed(args.seed)
     print(f"device: {torch.cuda.get_device_name()}")
     failures = first_call_captures(lib, gen)
+    failures += second_context_runs(lib, gen)
     rows = []
     modes = [("fp16", torch.float16, True), ("tf32", torch.float32, True), ("fp32", torch.float32, False)]
     variants = [int(v) for v in args.variants.split(",")]

@@ -4,9 +4,10 @@ Where a network runs without CUDA graphs, TensorRT's enqueue is host-bound for s
 enqueue spends on the CPU adds to every inference. For each layer and precision and each --lib NAME=PATH this prints,
 in us per call (median of --rounds batches, the builds in alternating order):
   plan: the workspace-size query (the host-only launch plan the enqueue also computes; TensorRT asks it at build time);
-  enqueue: a whole forward call without waiting for the GPU (plan, argument set-up, the kernel launches), from
-    batches of --calls calls short enough that the launch queue never fills, so the GPU's time is not in it;
-and the same for a ctypes call that does nothing (the Python binding's own share of both).
+  enqueue: a whole forward call without waiting for the GPU (plan, argument set-up, the kernel launches), the C ABI
+    called with its arguments made once, from batches of --calls calls short enough that the launch queue never
+    fills, so the GPU's time is not in it;
+and a ctypes call that does nothing (the binding's own share: more for the enqueue's 32 arguments than for its one).
 
   python3 bench/host_dcn.py --lib old=/tmp/old/lib.so --lib new=build/dcn_kernel/libdcnv2_kernel.so
 """
@@ -82,8 +83,14 @@ def main(argv: list[str] | None = None) -> int:
                 dcns[k](x, off, mask, weight, bias, outs[k])
             plan = side_by_side({k: (lambda d=dcns[k]: d.lib.centernet_dcnv2_workspace_size(*d.ints)) for k in names},
                                 args.rounds, 2000, False)
-            enq = side_by_side({k: (lambda k=k: dcns[k](x, off, mask, weight, bias, outs[k])) for k in names},
-                               args.rounds, args.calls, True)
+            stream = torch.cuda.current_stream().cuda_stream
+            forward = {k: functools.partial(d.lib.centernet_dcnv2_forward, *d.ints, x.data_ptr(), off.data_ptr(),
+                                            mask.data_ptr(), weight.data_ptr(), bias.data_ptr(), outs[k].data_ptr(),
+                                            d.ws.data_ptr(), d.ws_bytes, stream) for k, d in dcns.items()}
+            for k in names:
+                if forward[k]() != 0:
+                    raise RuntimeError(f"{k}: centernet_dcnv2_forward failed")
+            enq = side_by_side(forward, args.rounds, args.calls, True)
             cells = " | ".join(f"{plan[k]:.1f} | {enq[k]:.1f}" for k in names)
             print(f"| {n},{c},{h},{w} -> {cout} | {mode} | {cells} |", flush=True)
     return 0

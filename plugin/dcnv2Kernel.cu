@@ -51,6 +51,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <type_traits>
 
 // TF32 tensor-core instructions exist from sm_80 on; for older targets the TF32 variants compile to a trap and the
@@ -2196,6 +2197,39 @@ bool pdlSupported() { return ccMajor() >= 9 && !gDisablePDL; }
 
 size_t maxSmemOptin() { return size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 48 * 1024)); }
 
+// A kernel's attributes set only where they differ from what this process last gave that kernel on this device: the
+// enqueue asks for the same values call after call, and each cudaFuncSetAttribute is a call into the driver (H100,
+// bench/host_dcn.py: ~1 us of host time per enqueue; docs/kernel.md, "Host time per call"). Since CUDA 12 the runtime
+// keeps a kernel's attributes per device, for every context on it (checked: gpu_check.py's second-context run). Each
+// launcher instantiation launches one kernel and keeps that kernel's slots (value + 1 per device, 0: never set); the
+// shared-memory limit only rises (a launch may use less than the limit, never more), set and noted under one lock,
+// so the limit is never below what a slot says. `force`: set whatever the slots say; `skipped`: set where a set was
+// left out.
+constexpr int kAttrDevices = 64;
+struct KernelAttrSlots {
+  std::atomic<int> smem[kAttrDevices];
+  std::atomic<int> carveout[kAttrDevices];
+};
+std::mutex gKernelAttrLock;
+cudaError_t setKernelAttr(void const* kern, cudaFuncAttribute attr, int value, KernelAttrSlots& slots, bool force,
+    bool& skipped) {
+  bool const limit = attr == cudaFuncAttributeMaxDynamicSharedMemorySize;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kAttrDevices)
+    return cudaFuncSetAttribute(kern, attr, value);  // (untracked)
+  std::atomic<int>& slot = (limit ? slots.smem : slots.carveout)[dev];
+  int const known = slot.load(std::memory_order_acquire) - 1;
+  if (!force && (limit ? known >= value : known == value)) {
+    skipped = true;
+    return cudaSuccess;
+  }
+  std::lock_guard<std::mutex> lock(gKernelAttrLock);
+  int const target = limit && !force ? std::max(value, slot.load(std::memory_order_relaxed) - 1) : value;
+  cudaError_t const e = cudaFuncSetAttribute(kern, attr, target);
+  slot.store(e == cudaSuccess ? target + 1 : 0, std::memory_order_release);
+  return e;
+}
+
 // pdl = false: a plain stream-ordered launch, for the first kernel of a call (its reads before gridDependencyWait,
 // the offsets and masks, must not overlap the kernel that wrote them).
 template <typename... KArgs, typename... Args>
@@ -2218,28 +2252,38 @@ cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem
     Args const&... args) {
   return launchKernel(true, kern, grid, block, smem, stream, args...);
 }
+// launchKernel after the kernel's shared-memory limit (where smem is over the default 48 KB) and, carveout >= 0, its
+// carveout are set (setKernelAttr, `slots`: the caller's, one kernel's). A launch that fails where a set was left out
+// is made once more with both set: the slots may outlive the attributes (a device reset).
+template <typename... KArgs, typename... Args>
+cudaError_t launchWithAttrs(KernelAttrSlots& slots, int carveout, bool pdl, void (*kern)(KArgs...), dim3 grid,
+    dim3 block, size_t smem, cudaStream_t stream, Args const&... args) {
+  void const* const k = reinterpret_cast<void const*>(kern);
+  for (bool force = false;; force = true) {
+    bool skipped = false;
+    cudaError_t e = cudaSuccess;
+    if (smem > 48 * 1024)
+      e = setKernelAttr(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem), slots, force, skipped);
+    if (e == cudaSuccess && carveout >= 0)
+      e = setKernelAttr(k, cudaFuncAttributePreferredSharedMemoryCarveout, carveout, slots, force, skipped);
+    if (e == cudaSuccess) e = launchKernel(pdl, kern, grid, block, smem, stream, args...);
+    if (e == cudaSuccess || force || !skipped) return e;
+  }
+}
 
 template <typename T, int MODE, int VEC, int BN>
 cudaError_t launchMain(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
   static_assert(tileBytes<T, BN>() <= kMaxTileBytes, "kMaxTileBytes must cover every variant");
-  auto kern = dcnMainKernel<T, MODE, VEC, BN>;
-  smemBytes += tileBytes<T, BN>();
-  if (smemBytes > 48 * 1024) {
-    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
-    if (e != cudaSuccess) return e;
-  }
-  return launchPDL(kern, grid, dim3(kThreads), smemBytes, stream, args);
+  static KernelAttrSlots slots;
+  return launchWithAttrs(slots, -1, true, dcnMainKernel<T, MODE, VEC, BN>, grid, dim3(kThreads),
+      smemBytes + tileBytes<T, BN>(), stream, args);
 }
 
 template <typename T, int MODE, int NT, int MINB>
 cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cudaStream_t stream) {
-  auto kern = dcnRegKernel<T, MODE, NT, MINB>;
-  smemBytes += regCsBytes<NT>();
-  if (smemBytes > 48 * 1024) {
-    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
-    if (e != cudaSuccess) return e;
-  }
-  return launchPDL(kern, grid, dim3(kRegThreads), smemBytes, stream, args);
+  static KernelAttrSlots slots;
+  return launchWithAttrs(slots, -1, true, dcnRegKernel<T, MODE, NT, MINB>, grid, dim3(kRegThreads),
+      smemBytes + regCsBytes<NT>(), stream, args);
 }
 
 // Warpgroup-kernel configurations: warpgroups per block (KG), look-ahead steps (AHEAD), resident blocks per SM the
@@ -2269,19 +2313,16 @@ template <typename T, int BN, int CFG, bool DIRECT, bool H16 = false, bool HMMA 
 cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid, size_t smemBytes, bool pdl,
     cudaStream_t stream) {
   constexpr WgConfig c = kWgConfigs[CFG];
-  auto kern = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA>;
+  static KernelAttrSlots slots;
   smemBytes += wgTileBytesOf<BN>(c, DIRECT);
-  cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smemBytes));
-  if (e != cudaSuccess) return e;
   // Shared memory only for the resident blocks (MINB, the register limit): the rest of the unified L1 stays cache
   // for the gathers (by default the driver may carve out all of it).
   int const perSM = deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0);
-  if (perSM > 0) {
-    int const pct = int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM));
-    e = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
-    if (e != cudaSuccess) return e;
-  }
-  return launchKernel(pdl, kern, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
+  int const pct = perSM > 0
+                      ? int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM))
+                      : -1;
+  return launchWithAttrs(slots, pct, pdl, dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA>, grid,
+      dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
 }
 
 // h16: the gathers read the prep kernel's fp16 copy (TF32 in the configurations where planOf sets Plan::halfRun)
