@@ -26,6 +26,9 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     lib.centernet_dcnv2_forward.argtypes = ints + [ctypes.c_void_p] * 7 + [ctypes.c_size_t, ctypes.c_void_p]
     lib.centernet_dcnv2_workspace_size.restype = ctypes.c_size_t
     lib.centernet_dcnv2_workspace_size.argtypes = ints
+    if hasattr(lib, "centernet_dcnv2_workspace_as_planned"):  # the forward's "as the size query says" (absent before)
+        lib.centernet_dcnv2_workspace_as_planned.restype = ctypes.c_size_t
+        lib.centernet_dcnv2_workspace_as_planned.argtypes = []
     lib.centernet_dcnv2_check_supported.restype = ctypes.c_char_p
     lib.centernet_dcnv2_check_supported.argtypes = ints
     lib.centernet_dcnv2_set_splits.restype = None

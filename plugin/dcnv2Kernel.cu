@@ -2600,14 +2600,15 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool inputAligned = true
 // of partial tiles on up to kWorkspaceSMs SMs or the layer's most splits, whichever is less, whatever the shape's
 // own split count; forwardT splits less where that is short (a GPU with more SMs).
 constexpr long kWorkspaceSMs = 160;
-template <typename T> size_t fusedWorkspace(DCNv2Params const& p) {
-  Plan const pl = planOf<T>(p);
+// (pl: planOf<T>(p), made for a 16-byte aligned input)
+template <typename T> size_t fusedWorkspaceOf(DCNv2Params const& p, Plan const& pl) {
   Layout const l = layoutOf<T>(p, pl.g.splits, !pl.directW);
   size_t const outBytes = size_t(p.batch) * p.outChannels * p.outHeight * p.outWidth * sizeof(float);
   size_t const wave = size_t(kWorkspaceSMs) * pl.perSM * kBM * pl.bn * sizeof(float);  // one wave of partial tiles
   size_t const acc = pl.maxSplits > 1 ? alignUp(std::min(wave, size_t(pl.maxSplits) * outBytes), kAlign) : 0;
   return l.inBytes + l.wBytes + std::max(l.accBytes, acc);  // (a forced split, benchmark only, may need more)
 }
+template <typename T> size_t fusedWorkspace(DCNv2Params const& p) { return fusedWorkspaceOf<T>(p, planOf<T>(p)); }
 
 // The prep kernel's transpose part, the same for both algorithms: NCHW -> NHWC into inNHWC, its path and grid
 // (regTrans: the register-transpose instantiation); inNHWC == nullptr: the input is NHWC already
@@ -2829,7 +2830,12 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   if (p.inputNHWC && reinterpret_cast<uintptr_t>(input) % 16 != 0) return cudaErrorMisalignedAddress;
   // (the warpgroup kernel's 16-byte copies and tensor map; every path asks it, so no layout works on one GPU only)
   if (p.weightNHWC && reinterpret_cast<uintptr_t>(weight) % 16 != 0) return cudaErrorMisalignedAddress;
-  Plan pl = planOf<T>(p, reinterpret_cast<uintptr_t>(input) % 16 == 0);
+  bool const inputAligned = reinterpret_cast<uintptr_t>(input) % 16 == 0;
+  Plan pl = planOf<T>(p, inputAligned);
+  if (workspaceSize == kDCNv2WorkspaceAsPlanned)  // (the size sized by dcnv2WorkspaceSize: an aligned input's plan)
+    workspaceSize = algo == DCNv2Algo::kIm2colGemm ? colPlanOf<T>(p).total
+                    : inputAligned                 ? fusedWorkspaceOf<T>(p, pl)
+                                                   : fusedWorkspace<T>(p);
   if (algo == DCNv2Algo::kIm2colGemm)
     return colUnsupported<T>(p) ? cudaErrorInvalidValue
                                 : forwardColT<T>(p, pl.g, input, offset, mask, weight, bias, output, workspace,
@@ -3042,6 +3048,8 @@ int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth
       static_cast<centernet_trt::DCNv2DataType>(dtype), input, offset, mask, weight, bias, output, workspace,
       workspaceSize, static_cast<cudaStream_t>(stream), gAbiAlgo, gAbiBlas));
 }
+
+size_t centernet_dcnv2_workspace_as_planned(void) { return centernet_trt::kDCNv2WorkspaceAsPlanned; }
 
 size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,

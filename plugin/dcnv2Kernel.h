@@ -45,6 +45,9 @@ char const* dcnv2AlgoUnsupported(DCNv2Params const& p, DCNv2DataType type, DCNv2
 
 // Bytes of scratch the forward needs (the plugin declares it as TensorRT workspace; no allocation in enqueue).
 size_t dcnv2WorkspaceSize(DCNv2Params const& p, DCNv2DataType type, DCNv2Algo algo = DCNv2Algo::kFused);
+// dcnv2Forward's workspaceSize when the workspace holds at least dcnv2WorkspaceSize(p, type, algo) bytes (the plugin's
+// case): the forward takes that size from the launch plan it makes anyway, instead of the caller making one more.
+constexpr size_t kDCNv2WorkspaceAsPlanned = ~size_t(0);
 
 // All tensors NCHW contiguous (input, output and weight channels-last where p.inputNHWC / outputNHWC / weightNHWC),
 // same type.
@@ -95,6 +98,9 @@ int centernet_dcnv2_forward(int batch, int inChannels, int inHeight, int inWidth
     int weightNHWC, void const* input,
     void const* offset, void const* mask, void const* weight, void const* bias, void* output, void* workspace,
     size_t workspaceSize, void* stream);
+// kDCNv2WorkspaceAsPlanned: the forward's workspaceSize for "at least centernet_dcnv2_workspace_size" (absent in
+// builds before it).
+size_t centernet_dcnv2_workspace_as_planned(void);
 size_t centernet_dcnv2_workspace_size(int batch, int inChannels, int inHeight, int inWidth, int outChannels,
     int outHeight, int outWidth, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW,
     int dilationH, int dilationW, int groups, int deformableGroups, int allowTF32, int dtype, int inputNHWC,

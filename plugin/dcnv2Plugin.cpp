@@ -824,14 +824,20 @@ int32_t DCNv2Plugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
         {
             throw std::invalid_argument(why);
         }
-        size_t const workspaceSize = dcnv2WorkspaceSize(p, kernelType, algo);
-        if (workspaceSize > 0 && workspace == nullptr)
+        if (workspace == nullptr)
         {
-            throw std::invalid_argument(
-                "the kernel needs " + std::to_string(workspaceSize) + " bytes of workspace but none was given");
+            size_t const workspaceSize = dcnv2WorkspaceSize(p, kernelType, algo);
+            if (workspaceSize > 0)
+            {
+                throw std::invalid_argument(
+                    "the kernel needs " + std::to_string(workspaceSize) + " bytes of workspace but none was given");
+            }
         }
+        // TensorRT gives at least what getWorkspaceSize asked for this shape's profile, which covers this shape's
+        // dcnv2WorkspaceSize: the forward takes that size from its own launch plan (one plan per enqueue, not two).
         cudaError_t const status = dcnv2Forward(p, kernelType, inputs[kINPUT], inputs[kOFFSET], inputs[kMASK],
-            inputs[kWEIGHT], inputs[kBIAS], outputs[0], workspace, workspaceSize, stream, algo, mBlas.get());
+            inputs[kWEIGHT], inputs[kBIAS], outputs[0], workspace, kDCNv2WorkspaceAsPlanned, stream, algo,
+            mBlas.get());
         if (status != cudaSuccess)
         {
             throw std::runtime_error(std::string("kernel launch failed: ") + cudaGetErrorString(status));

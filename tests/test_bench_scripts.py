@@ -122,6 +122,23 @@ def test_gpu_floors_program_compiles_and_takes_the_benchmarks_rates(tmp_path):
     assert "--rates wants" not in proc.stderr  # accepted; without a GPU it then stops at the first CUDA call
 
 
+def test_runtime_calls_program_compiles_and_needs_a_gpu(tmp_path):
+    """bench/runtime_calls.cu (host time of the runtime calls an enqueue makes) builds with nvcc; on a machine without
+    a GPU it stops at once, saying so, before timing anything."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc not on PATH: compiling bench/runtime_calls.cu needs the CUDA toolkit")
+    exe = tmp_path / "runtime_calls"
+    proc = subprocess.run([nvcc, "-O2", "-std=c++17", "-o", str(exe), "bench/runtime_calls.cu"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    if proc.returncode == 0:  # a GPU: the table
+        assert "| cudaFuncSetAttribute (dynamic shared-memory limit, 100000 bytes) |" in proc.stdout
+    else:
+        assert proc.returncode == 2 and "no CUDA device" in proc.stderr, (proc.stdout, proc.stderr)
+
+
 def compile_for_sm90a(tmp_path, sources: dict[str, str], *defines: str) -> None:
     """Compile patched copies of the kernel (name -> source) for sm_90a side by side, next to the kernel's header;
     skips where nvcc is not on PATH."""
