@@ -2198,13 +2198,13 @@ bool pdlSupported() { return ccMajor() >= 9 && !gDisablePDL; }
 size_t maxSmemOptin() { return size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 48 * 1024)); }
 
 // A kernel's attributes set only where they differ from what this process last gave that kernel on this device: the
-// enqueue asks for the same values call after call, and each cudaFuncSetAttribute is a call into the driver (H100,
-// bench/host_dcn.py: ~1 us of host time per enqueue; docs/kernel.md, "Host time per call"). Since CUDA 12 the runtime
-// keeps a kernel's attributes per device, for every context on it (checked: gpu_check.py's second-context run). Each
-// launcher instantiation launches one kernel and keeps that kernel's slots (value + 1 per device, 0: never set); the
-// shared-memory limit only rises (a launch may use less than the limit, never more), set and noted under one lock,
-// so the limit is never below what a slot says. `force`: set whatever the slots say; `skipped`: set where a set was
-// left out.
+// enqueue asks for the same values call after call, and each cudaFuncSetAttribute is a call into the driver (the
+// shared-memory limit: 1.3-3.9 us of host time on H100 hosts, bench/runtime_calls.cu; docs/kernel.md, "Host time per
+// call"). Since CUDA 12 the runtime keeps a kernel's attributes per device, for every context on it (checked:
+// gpu_check.py's second-context run). Each launcher instantiation launches one kernel and keeps that kernel's slots
+// (value + 1 per device, 0: never set); the shared-memory limit only rises (a launch may use less than the limit,
+// never more), set and noted under one lock, so the limit is never below what a slot says. `force`: set whatever the
+// slots say; `skipped`: set where a set was left out.
 constexpr int kAttrDevices = 64;
 struct KernelAttrSlots {
   std::atomic<int> smem[kAttrDevices];
@@ -2832,7 +2832,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   if (p.weightNHWC && reinterpret_cast<uintptr_t>(weight) % 16 != 0) return cudaErrorMisalignedAddress;
   bool const inputAligned = reinterpret_cast<uintptr_t>(input) % 16 == 0;
   Plan pl = planOf<T>(p, inputAligned);
-  if (workspaceSize == kDCNv2WorkspaceAsPlanned)  // (the size sized by dcnv2WorkspaceSize: an aligned input's plan)
+  if (workspaceSize == kDCNv2WorkspaceAsPlanned)  // dcnv2WorkspaceSize's size (it plans for an aligned input)
     workspaceSize = algo == DCNv2Algo::kIm2colGemm ? colPlanOf<T>(p).total
                     : inputAligned                 ? fusedWorkspaceOf<T>(p, pl)
                                                    : fusedWorkspace<T>(p);
