@@ -65,8 +65,8 @@ VARIANTS_HELP = ("kernel variants on the tensor-core paths, comma-separated: 0 =
                  "sm_90a builds on compute capability 9.0, else register kernel), 1 = shared-memory tile kernel (v5), "
                  "2 = register kernel with 64-channel blocks only, 3 = register kernel (v7), 4 = one-warpgroup "
                  "warpgroup kernel (v8), 5 / 6 = warpgroup kernel forced to its 2x1-look-ahead / 1x2-look-ahead "
-                 "configuration (v9, v10), 7 = warpgroup kernel with one 256-byte step of look-ahead (TF32 only, v11; "
-                 "the default on 64-channel split-K layers), 8 = 256-channel tiles on every layer with more than 128 "
+                 "configuration (v9, v10), 7 = warpgroup kernel with one 256-byte step of look-ahead (TF32 v11, fp16 "
+                 "v41; the default where a step's channels divide the layer's and one block fits an SM), 8 = 256-channel tiles on every layer with more than 128 "
                  "output channels per group (v28; by default only where a block's K range is long; 4-7 never)")
 DEFAULT_VARIANTS = "0,4,3,1"
 

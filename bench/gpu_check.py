@@ -64,7 +64,9 @@ QUICK = [8, 9, 10, 15, 25, 28]  # small cases, for compute-sanitizer's memcheck 
 # unused corners read with weight 0 (NaN exactly where the layer without the copy has it).
 GUARD_CASES = [dict(shape=(1, 64, 24, 24, 128)), dict(shape=(1, 32, 96, 96, 64)), dict(shape=(2, 64, 32, 40, 64)),
                # conv groups and deformable groups, a partial tile of output channels (the redo's own indexing)
-               dict(shape=(1, 128, 24, 24, 80), groups=2, dg=2)]
+               dict(shape=(1, 128, 24, 24, 80), groups=2, dg=2),
+               # 256-byte steps under the fp16 MMA (v41: 128 channels a step, the redo's four fp32 rows a step)
+               dict(shape=(1, 128, 24, 24, 64))]
 
 
 # Channels-last runs, the default variant: name, algorithm (0 fused, 1 im2col + cuBLAS), input / output / weight

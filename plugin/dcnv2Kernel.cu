@@ -1269,7 +1269,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   static_assert(AHEAD == 1 || AHEAD == 2, "one or two steps of look-ahead");
   static_assert(WIDE == 1 || WIDE == 2, "128- or 256-byte steps");
   static_assert(!H16 || std::is_same<T, float>::value, "the fp16 copy is for TF32");
-  static_assert(!HMMA || (H16 && WIDE == 1), "HMMA: fp32 layers from the fp16 copy on fp16 tensor cores");
+  static_assert(!HMMA || H16, "HMMA: fp32 layers from the fp16 copy on fp16 tensor cores");
   // HMMA (v34): an fp32 layer computed as the fp16 kernel computes: fp16 A stages from the fp16 copy, a weight packed
   // as fp16 (kHmmaWeightScale x the weight), fp16 wgmma; the table's weights normalized by the block's largest (the
   // fixup below), the accumulators scaled back at the end, the redo as for H16 (kTF16: v32's TF32 blend).
@@ -1530,8 +1530,9 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   int const mRow = warp * 16 + (lane >> 2);
   if constexpr (H16) {
     if (redo) {
-      // (HMMA: a step is 64 fp32 channels, the redo's two 32-channel rows)
-      wgRedoFp32<BN, KG, HMMA ? 2 : WIDE, kGroupBytes>(a, info, smem, img, ho0, wo0, grp, nb, cb, ce, s0, nLocal);
+      // (HMMA: a step is 64 fp32 channels per 128-byte row, the redo's two 32-channel rows per row)
+      wgRedoFp32<BN, KG, HMMA ? 2 * WIDE : WIDE, kGroupBytes>(a, info, smem, img, ho0, wo0, grp, nb, cb, ce, s0,
+          nLocal);
       return;
     }
 #pragma unroll
@@ -2297,7 +2298,8 @@ cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cuda
 struct WgConfig {
   int kg, ahead, minb, wide;
 };
-// cfg 3 (v11, TF32 only): cfg 2's warps and residency with one 256-byte step of look-ahead instead of two 128-byte ones
+// cfg 3 (v11 TF32; v41 fp16, and its MMA for fp32 layers): cfg 2's warps and residency with one 256-byte step of
+// look-ahead instead of two 128-byte ones
 // cfg 4 (v28): 256-channel tiles (Cout / groups > 128), the only configuration they take: 128 accumulators per
 // thread leave room for one step of look-ahead at one block per SM.
 constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2, 1, 1, 2}, {2, 1, 1, 1}};
@@ -2334,6 +2336,7 @@ cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> c
       if constexpr (BN == 64)
         if (cfg == 1) return launchWg<T, BN, 1, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream);
       if (cfg == 2) return launchWg<T, BN, 2, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream);
+      if (cfg == 3) return launchWg<T, BN, 3, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream);
     }
     return cudaErrorInvalidValue;  // planOf never asks for it
   }
@@ -2354,7 +2357,7 @@ cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> c
       if constexpr (BN == 64) return launchWg<T, BN, 1>(args, wmap, grid, smemBytes, pdl, stream);
       else return cudaErrorInvalidValue;  // wgConfigOf never picks it
     case 3:
-      if constexpr (std::is_same<T, float>::value && BN != 256)
+      if constexpr (BN != 256)  // (fp16 too since v41)
         return launchWg<T, BN, 3>(args, wmap, grid, smemBytes, pdl, stream);
       else return cudaErrorInvalidValue;  // planOf never picks it
     case 4:
@@ -2509,7 +2512,8 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool inputAligned = true
            wgInfoBytes<T>(p);
   };
   int constexpr kWideC = 2 * 8 * Traits<T>::kVec;  // channels of a 256-byte step
-  bool const wideOk = !std::is_same<T, __half>::value && g.Cin_g % kWideC == 0 && (g.dg == 1 || g.Cdg % kWideC == 0);
+  // (fp16 since v41: 256-byte steps of 128 halves; H100, docs/kernel.md "v41")
+  bool const wideOk = g.Cin_g % kWideC == 0 && (g.dg == 1 || g.Cdg % kWideC == 0);
   if (wide256 && wgBlockSmem(4) > maxSmemOptin()) {  // a large sampling table: 128-channel tiles as before
     wide256 = false;
     wgBN = 128;
@@ -2555,8 +2559,10 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool inputAligned = true
   int const perSM = pl.perSM = useWg  ? wgPerSM()
                                : useReg ? (regNT == 8 ? kRegMinBlocks8 : kRegMinBlocks16)
                                         : 2;
-  // at least two K steps per warpgroup (warpgroup kernel) / per K group of warps (register kernel)
-  pl.maxSplits = std::max(1, g.nChunks / (useWg ? 2 * kWgConfigs[wgCfg].kg : useReg ? 4 : 3));
+  // at least two K steps per warpgroup (warpgroup kernel) / per K group of warps (register kernel); fp16's 256-byte
+  // steps (v41): one (two held the 32 x 32 layers to 4 splits, 8-12 % slower than the 6 they run best at; H100)
+  int const wgStepsMin = std::is_same<T, __half>::value && kWgConfigs[wgCfg].wide == 2 ? 1 : 2;
+  pl.maxSplits = std::max(1, g.nChunks / (useWg ? wgStepsMin * kWgConfigs[wgCfg].kg : useReg ? 4 : 3));
   int splits = gForcedSplits;
   if (splits <= 0) {
     long const blocks = long(grid.x) * grid.y;
@@ -2582,7 +2588,7 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool inputAligned = true
         size_t const perSM = size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0)) / (smem + 1024);
         return smem <= maxSmemOptin() && perSM >= size_t(h.perSM);
       };
-      if (h.useWg && h.vec && (h.wgCfg == 1 || h.wgCfg == 2) && h.bn != 256 && !h.directW && fits()) {
+      if (h.useWg && h.vec && (h.wgCfg == 1 || h.wgCfg == 2 || h.wgCfg == 3) && h.bn != 256 && !h.directW && fits()) {
         h.tf32 = true;
         h.halfRun = 8;
         h.hmma = true;
