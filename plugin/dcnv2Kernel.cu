@@ -1248,9 +1248,9 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
 }
 #endif
 
-// WIDE = 2 (TF32, v11): a step is one tap x 256 bytes of channels (two 128-byte rows, two A and B sub-stages, 8
-// wgmma), so the per-step work (sampling-record reads, barrier, waits, fences, addresses) is spread over twice the
-// channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
+// WIDE = 2 (TF32 v11, fp16 and HMMA v41): a step is one tap x 256 bytes of channels (two 128-byte rows, two A and B
+// sub-stages, 8 wgmma), so the per-step work (sampling-record reads, barrier, waits, fences, addresses) is spread
+// over twice the channels; needs Cin / groups (and Cin / deformable_group when > 1) a multiple of the wide step.
 // H16 (TF32, v30): the gathers read an fp16 copy of the input that the prep kernel wrote instead of the fp32 one:
 // half the bytes per sample for the L1 (the TF32 K loop's busiest unit); since v32 the corners are blended in fp16
 // with the table's normalized weights and scaled back to exact TF32 values (blendH16: 2.4x fewer instructions than the
@@ -2410,7 +2410,8 @@ template <typename T> cudaError_t weightTensorMap(Geometry const& g, int bn, T c
 
 // Configuration for a tile width and tile-grid size (blocks before split-K); benchmark variants 4 + i force
 // configuration i (cfg 1 only exists for 64-channel tiles).
-// cfg 3 only where wideOk (TF32, channels a multiple of the 256-byte step); by default on every layer that would
+// cfg 3 only where wideOk (channels a multiple of the 256-byte step; TF32 until v41, fp16 and its MMA for fp32 layers
+// since, H100: 2-6 % on five of the eight benchmark layers, docs/kernel.md "v41"); by default on every layer that would
 // take cfg 2: the 64-channel ones since v11 (H100: 1,128,64,64->64 16.7 -> 15.8 us, 1,256,32,32->64 13.3 -> 12.5),
 // the 128-channel ones since v26 (H100, 10 layers x 4 layouts side by side: 0.6-7 % faster on all 40, e.g.
 // 1,128,64,64->128 19.2 -> 18.7, 1,256,48,48->256 42.4 -> 40.0; v11 had found them slower, before the weight stages
