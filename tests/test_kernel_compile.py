@@ -89,16 +89,21 @@ def test_kernel_compiles_for_hopper(ptxas_report):
     assert sum("dcnMainKernel" in k for k in kernels) >= 6, kernels
     assert sum("dcnRegKernel" in k for k in kernels) >= 4, kernels
     # the sm_90a warpgroup (wgmma) kernels, fp16 and TF32: the v8 one-warpgroup kernel (64- and 128-channel blocks),
-    # the two-warpgroup configurations (64-channel: one and two steps of look-ahead; 128-channel: two), and TF32's
-    # 256-byte-step configuration (64- and 128-channel), and the 256-channel tiles' configuration (v28); each twice: the
-    # packed weight, and a channels-last weight read as it lies (v24); plus TF32 from the fp16 copy (v30: the 64-channel
-    # two-block configuration and the 256-byte-step ones, 64- and 128-channel), again both ways; and fp32 on fp16
-    # tensor cores from that copy (v34, HMMA: the fp16 kernel's configurations, the packed weight only)
-    assert sum("dcnWgKernel" in k for k in kernels) == 37, kernels
+    # the two-warpgroup configurations (64-channel: one and two steps of look-ahead; 128-channel: two), and the
+    # 256-byte-step configuration (64- and 128-channel; TF32 since v11, fp16 since v41), and the 256-channel tiles'
+    # configuration (v28); each twice: the packed weight, and a channels-last weight read as it lies (v24); plus TF32
+    # from the fp16 copy (v30: the 64-channel two-block configuration and the 256-byte-step ones, 64- and 128-channel),
+    # again both ways; and fp32 on fp16 tensor cores from that copy (v34, HMMA: the fp16 kernel's configurations, the
+    # packed weight only; its 256-byte steps since v41)
+    assert sum("dcnWgKernel" in k for k in kernels) == 43, kernels
     assert sum(re.search(r"dcnWgKernelIfLi\d+ELi\d+ELi\d+ELi\d+ELi\d+ELb[01]ELb1ELb0E", k) is not None
                for k in kernels) == 6, kernels
     assert sum(re.search(r"dcnWgKernelIfLi\d+ELi\d+ELi\d+ELi\d+ELi1ELb0ELb1ELb1E", k) is not None
                for k in kernels) == 3, kernels
+    assert sum(re.search(r"dcnWgKernelIfLi\d+ELi2ELi1ELi1ELi2ELb0ELb1ELb1E", k) is not None
+               for k in kernels) == 2, kernels
+    assert sum(re.search(r"dcnWgKernelI6__halfLi(64|128)ELi2ELi1ELi1ELi2ELb[01]E", k) is not None
+               for k in kernels) == 4, kernels
     assert any("dcnPrepKernel" in k for k in kernels) and any("dcnFinalizeKernel" in k for k in kernels)
     # the im2col tactic's sampling kernel (fp16 and fp32), where cuBLAS headers were found
     if _cublas_include() or _toolkit_has_cublas():
