@@ -311,7 +311,7 @@ def second_context_runs(lib, gen) -> int:
         want = torch.full(dcn.out_shape, float("nan"), dtype=dtype, device="cuda")
         dcn(*inputs, want)
         torch.cuda.synchronize()
-        host = [t.contiguous().cpu() for t in inputs] + [torch.empty(dcn.out_shape, dtype=dtype), None]
+        host = [t.contiguous().cpu() for t in inputs] + [torch.empty(dcn.out_shape, dtype=dtype)]  # ..., output
         dev, ctx = ctypes.c_int(), ctypes.c_void_p()
         ptrs = []
         try:
@@ -319,7 +319,7 @@ def second_context_runs(lib, gen) -> int:
             check(cu.cuDeviceGet(ctypes.byref(dev), torch.cuda.current_device()), "cuDeviceGet")
             check(cu.cuCtxCreate_v2(ctypes.byref(ctx), 0, dev), "cuCtxCreate")  # (now current in this thread)
             try:
-                sizes = [t.numel() * t.element_size() for t in host[:6]] + [max(dcn.ws_bytes, 1)]
+                sizes = [t.numel() * t.element_size() for t in host] + [max(dcn.ws_bytes, 1)]  # + workspace
                 for size in sizes:
                     p = ctypes.c_uint64()
                     check(cu.cuMemAlloc_v2(ctypes.byref(p), ctypes.c_size_t(size)), "cuMemAlloc")
@@ -327,7 +327,7 @@ def second_context_runs(lib, gen) -> int:
                 for t, p in zip(host[:5], ptrs):
                     check(cu.cuMemcpyHtoD_v2(ctypes.c_uint64(p), ctypes.c_void_p(t.data_ptr()),
                                              ctypes.c_size_t(t.numel() * t.element_size())), "cuMemcpyHtoD")
-                rc = lib.centernet_dcnv2_forward(*dcn.ints, *ptrs[:6], ptrs[6], dcn.ws_bytes, None)
+                rc = lib.centernet_dcnv2_forward(*dcn.ints, *ptrs, dcn.ws_bytes, None)
                 check(cu.cuCtxSynchronize(), "cuCtxSynchronize")
                 out = host[5]
                 check(cu.cuMemcpyDtoH_v2(ctypes.c_void_p(out.data_ptr()), ctypes.c_uint64(ptrs[5]),

@@ -2158,18 +2158,18 @@ template <typename T> size_t wgInfoBytes(DCNv2Params const& p) {
 // cached per device: they never change, and the plan (made on every enqueue) asks for them a few dozen times (H100,
 // bench/host_dcn.py: 0.3-1.5 us less host time per enqueue; docs/kernel.md, "Host time per call"). A failed query is
 // not cached (the fallback is returned and asked again next time).
+constexpr int kCachedDevices = 64;  // devices per process whose properties and kernel attributes are cached
 int deviceAttr(cudaDeviceAttr attr, int fallback) {
   constexpr cudaDeviceAttr kCached[] = {cudaDevAttrMultiProcessorCount, cudaDevAttrComputeCapabilityMajor,
       cudaDevAttrComputeCapabilityMinor, cudaDevAttrMaxSharedMemoryPerBlockOptin,
       cudaDevAttrMaxSharedMemoryPerMultiprocessor};
   constexpr int kSlots = int(sizeof(kCached) / sizeof(kCached[0]));
-  constexpr int kDevices = 64;
-  static std::atomic<int> cache[kDevices][kSlots];  // value + 1; 0: not asked yet (zero-initialized)
+  static std::atomic<int> cache[kCachedDevices][kSlots];  // value + 1; 0: not asked yet (zero-initialized)
   int dev = 0, v = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return fallback;
   int slot = 0;
   while (slot < kSlots && kCached[slot] != attr) ++slot;
-  bool const cached = dev >= 0 && dev < kDevices && slot < kSlots;
+  bool const cached = dev >= 0 && dev < kCachedDevices && slot < kSlots;
   if (cached) {
     int const known = cache[dev][slot].load(std::memory_order_relaxed);
     if (known > 0) return known - 1;
@@ -2206,17 +2206,16 @@ size_t maxSmemOptin() { return size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerBl
 // (value + 1 per device, 0: never set); the shared-memory limit only rises (a launch may use less than the limit,
 // never more), set and noted under one lock, so the limit is never below what a slot says. `force`: set whatever the
 // slots say; `skipped`: set where a set was left out.
-constexpr int kAttrDevices = 64;
 struct KernelAttrSlots {
-  std::atomic<int> smem[kAttrDevices];
-  std::atomic<int> carveout[kAttrDevices];
+  std::atomic<int> smem[kCachedDevices];
+  std::atomic<int> carveout[kCachedDevices];
 };
 std::mutex gKernelAttrLock;
 cudaError_t setKernelAttr(void const* kern, cudaFuncAttribute attr, int value, KernelAttrSlots& slots, bool force,
     bool& skipped) {
   bool const limit = attr == cudaFuncAttributeMaxDynamicSharedMemorySize;
   int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kAttrDevices)
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kCachedDevices)
     return cudaFuncSetAttribute(kern, attr, value);  // (untracked)
   std::atomic<int>& slot = (limit ? slots.smem : slots.carveout)[dev];
   int const known = slot.load(std::memory_order_acquire) - 1;
