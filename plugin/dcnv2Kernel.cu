@@ -125,7 +125,7 @@ struct Geometry {
   int nSteps, ntPad;  // register-fragment kernel: K steps per tap, packed n-tiles per group
   int outNHWC;        // DCNv2Params::outputNHWC: the output (and the split-K partials) channels-last
   int wKRSC;          // DCNv2Params::weightNHWC: the weight [Cout][kh][kw][Cin_g]
-  int sumInOut;       // two K splits added into the zeroed fp32 output by atomic adds, no partials (v27)
+  int sumInOut;       // two K splits added into the zeroed output by atomic adds, no partials (fp32 v27, fp16 v42)
 };
 
 // Element (output channel co of all groups, input channel c of its group, tap t) of a weight laid out
@@ -393,7 +393,7 @@ __device__ __forceinline__ BlockTile blockTile(Geometry const& g) {
 // all of a thread's bias values (up to AHEAD) are loaded before the first store: one global-load round trip per
 // epilogue instead of one per 4 channels (v19; each of those waits was ~1/8 of the stall samples in v8, and the
 // epilogue of a layer without split-K took 2.2 us against 0.75 with split-K partials, which need no bias).
-// RED (fp32, Geometry::sumInOut): added into the output by an atomic add instead of stored.
+// RED (fp32, Geometry::sumInOut): added into the output by an atomic add instead of stored (fp16: addHalfPairs).
 template <int AHEAD, bool RED = false, typename T, typename F>
 __device__ __forceinline__ void storeChannels(T* o, T const* b, int nFirst, int nEnd, int nStep, int HoWo, F value) {
   using Tr = Traits<T>;
@@ -444,10 +444,10 @@ __device__ __forceinline__ void storeTileNHWC(MainArgs<T> const& a, float const*
 #pragma unroll
       for (int q = 1; q < PARTS; ++q) v[j] += cs[q * partStride];
     }
-    if constexpr (std::is_same<T, float>::value) {
-      if (g.sumInOut) {  // split 0 adds the bias (see storeTile)
+    if (g.sumInOut) {  // split 0 adds the bias (see storeTile)
 #pragma unroll
-        for (int j = 0; j < KV; ++j) v[j] += blockIdx.z == 0 && a.bias && j < nv4 ? a.bias[co0 + nv + j] : 0.f;
+      for (int j = 0; j < KV; ++j) v[j] += blockIdx.z == 0 && a.bias && j < nv4 ? Tr::toF(a.bias[co0 + nv + j]) : 0.f;
+      if constexpr (std::is_same<T, float>::value) {
 #if __CUDA_ARCH__ >= 900
         if (vecOk && nv4 == KV) atomicAdd(reinterpret_cast<float4*>(a.out + at), make_float4(v[0], v[1], v[2], v[3]));
         else
@@ -455,8 +455,17 @@ __device__ __forceinline__ void storeTileNHWC(MainArgs<T> const& a, float const*
 #pragma unroll
           for (int j = 0; j < KV; ++j)  // (vector atomics from sm_90 on)
             if (j < nv4) atomicAdd(a.out + at + j, v[j]);
-        continue;
+      } else {
+        if (vecOk && nv4 == KV) {  // two pairs of halves, each added lane by lane (RED.ADD.F16x2)
+          atomicAdd(reinterpret_cast<__half2*>(a.out + at), __floats2half2_rn(v[0], v[1]));
+          atomicAdd(reinterpret_cast<__half2*>(a.out + at) + 1, __floats2half2_rn(v[2], v[3]));
+        } else {
+#pragma unroll
+          for (int j = 0; j < KV; ++j)
+            if (j < nv4) atomicAdd(a.out + at + j, __float2half_rn(v[j]));
+        }
       }
+      continue;
     }
     if (g.splits > 1) {
       float* const part = a.acc + size_t(blockIdx.z) * g.M * g.Cout + at;
@@ -478,6 +487,54 @@ __device__ __forceinline__ void storeTileNHWC(MainArgs<T> const& a, float const*
   }
 }
 
+// fp16 two-split sums in an NCHW output (Geometry::sumInOut, v42): a thread adds two neighbouring pixels of a channel
+// as one pair of halves (RED.ADD.F16x2), bias and all its channels' values first; each half of the pair is added on its
+// own, so the bits are order-free as for fp32 (storeTile). Scalar 2-byte atomics, one per pixel, made 1,128,64,64->64
+// 2.1x and 1,128,64,64->128 2.9x slower than with the finalize pass (H100, docs/kernel.md "v42"). The pair is one aligned 4-byte word
+// where the plane's width is even (the pair's first pixel is at an even column, the output 16-byte aligned), else each
+// pixel goes alone.
+template <int THREADS, int BN, int LDC, int PARTS>
+__device__ __forceinline__ void addHalfPairs(MainArgs<__half> const& a, float const* Cs, int img, int ho0, int wo0,
+    int grp, int n0, int partStride) {
+  Geometry const& g = a.g;
+  constexpr int kPairs = kBM / 2;
+  static_assert(kTW % 2 == 0 && THREADS % kPairs == 0, "a pair is two pixels of one tile row");
+  constexpr int kNStep = THREADS / kPairs;
+  constexpr int kPer = (BN + kNStep - 1) / kNStep;  // channels per thread
+  int const tid = threadIdx.x;
+  int const m = (tid % kPairs) * 2;
+  int const ho = ho0 + m / kTW, wo = wo0 + m % kTW;
+  if (ho >= g.Ho || wo >= g.Wo) return;
+  bool const two = wo + 1 < g.Wo;
+  bool const pair = two && g.Wo % 2 == 0;
+  int const nFirst = tid / kPairs;
+  int const nEnd = min(BN, g.Cout_g - n0);
+  int const coFirst = grp * g.Cout_g + n0 + nFirst;
+  __half const* const bias = blockIdx.z == 0 ? a.bias : nullptr;  // split 0 adds the bias
+  float bv[kPer];
+#pragma unroll
+  for (int k = 0; k < kPer; ++k)
+    bv[k] = bias && nFirst + k * kNStep < nEnd ? __half2float(bias[coFirst + k * kNStep]) : 0.f;
+  __half* o = a.out + (size_t(img) * g.Cout + coFirst) * g.HoWo + ho * g.Wo + wo;
+#pragma unroll
+  for (int k = 0; k < kPer; ++k, o += size_t(kNStep) * g.HoWo) {
+    int const n = nFirst + k * kNStep;
+    if (n >= nEnd) break;
+    float v0 = Cs[n * LDC + m], v1 = Cs[n * LDC + m + 1];
+#pragma unroll
+    for (int q = 1; q < PARTS; ++q) {
+      v0 += Cs[q * partStride + n * LDC + m];
+      v1 += Cs[q * partStride + n * LDC + m + 1];
+    }
+    if (pair) {
+      atomicAdd(reinterpret_cast<__half2*>(o), __floats2half2_rn(v0 + bv[k], v1 + bv[k]));
+    } else {
+      atomicAdd(o, __float2half_rn(v0 + bv[k]));
+      if (two) atomicAdd(o + 1, __float2half_rn(v1 + bv[k]));
+    }
+  }
+}
+
 // Epilogue shared by the main kernels: the block's C tile, staged in shared memory as [n][m] (row stride LDC), goes
 // out along pixels (coalesced NCHW stores) + bias into the output, or under split-K as this split's fp32 partial
 // into its own workspace slice (no atomics: the finalize pass sums the slices in a fixed order). PARTS > 1: the
@@ -489,6 +546,12 @@ __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs,
   if (g.outNHWC) {
     storeTileNHWC<T, THREADS, BN, LDC, PARTS>(a, Cs, img, ho0, wo0, grp, n0, partStride);
     return;
+  }
+  if constexpr (std::is_same<T, __half>::value) {
+    if (g.sumInOut) {
+      addHalfPairs<THREADS, BN, LDC, PARTS>(a, Cs, img, ho0, wo0, grp, n0, partStride);
+      return;
+    }
   }
   int const tid = threadIdx.x;
   int const mi = tid % kBM;
@@ -514,9 +577,10 @@ __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs,
     return;
   }
   if constexpr (std::is_same<T, float>::value) {
-    // Two splits, no partials (v27): both add into the output, which the prep kernel zeroed; split 0 adds its
-    // partial plus the bias, split 1 its partial. 0 + x + y is the same float in either order (addition commutes,
-    // and x + 0 is x), so the bits do not depend on which split arrives first; a third addend would break that.
+    // Two splits, no partials (v27; fp16 since v42: addHalfPairs): both add into the output, which the prep kernel
+    // zeroed; split 0 adds its partial plus the bias, split 1 its partial. 0 + x + y is the same float in either order
+    // (addition commutes, and x + 0 is x), so the bits do not depend on which split arrives first; a third addend would
+    // break that.
     if (g.sumInOut) {
       constexpr int kPerThread = (BN + kNStep - 1) / kNStep;
       storeChannels<kPerThread < 32 ? kPerThread : 32, true>(a.out + oFirst,
@@ -1568,7 +1632,7 @@ template <typename T> struct PrepArgs {
   // dcnWgKernel's H16 gathers
   int halfRun;
   int hmma;  // dcnWgKernel's HMMA (v34): the wgmma pack as fp16 (kHmmaWeightScale x the fp32 weight)
-  float* zeroOut;  // the fp32 output that two K splits add into (Geometry::sumInOut), zeroed by the last blocks
+  void* zeroOut;  // the output that two K splits add into (Geometry::sumInOut), zeroed by the last blocks
   int zeroBlocks, zeroVecs;  // ... kZeroVecs 16-byte vectors per thread, zeroVecs in all
   // element (output row co of all groups, input channel c of the group, tap t) of the weight, linear or (KRSC: the
   // weight channels-last, DCNv2Params::weightNHWC) [Cout][KK][Cin_g]
@@ -2141,7 +2205,7 @@ int gForcedSplits = 0;    // tuning override for the benchmark (0 = heuristic)
 // every layer with more than 128 output channels per group (by default only where a block's K range is long)
 int gVariant = 0;
 bool gDisablePDL = false;  // benchmark switch: plain stream-ordered launches (PDL measured ~1 us faster, v6)
-bool gNoSumInOut = false;  // benchmark switch: two fp32 K splits summed by the finalize pass as before v27
+bool gNoSumInOut = false;  // benchmark switch: two K splits summed by the finalize pass (fp32 before v27, fp16 v42)
 bool gNoHalfCopy = false;  // benchmark switch: TF32 gathers from the fp32 copy as before v30
 bool gNoHmma = false;      // benchmark switch: TF32 layers keep v32's K loop (no fp16 MMA, v34)
 
@@ -2445,9 +2509,10 @@ void setSplits(Plan& pl, int splits) {
   pl.grid.z = g.splits;
 }
 
-// fp32 with exactly two K splits: both add into the output (v27; forwardT also needs the output 16-byte aligned)
-bool sumsInOutput(Plan const& pl, bool fp32) {
-  return fp32 && pl.g.splits == 2 && !gNoSumInOut && (pl.g.N * pl.g.Cout * pl.g.HoWo) % 4 == 0;
+// Exactly two K splits: both add into the output (fp32 v27, fp16 v42), which the prep kernel zeroes in 16-byte vectors
+// (forwardT also needs the output 16-byte aligned)
+template <typename T> bool sumsInOutput(Plan const& pl) {
+  return pl.g.splits == 2 && !gNoSumInOut && (size_t(pl.g.N) * pl.g.Cout * pl.g.HoWo * sizeof(T)) % 16 == 0;
 }
 
 // inputAligned: the input is 16-byte aligned, as the prep kernel's 16-byte transpose, and so the fp16 copy, need
@@ -2852,9 +2917,9 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   Layout const l = layoutOf<T>(p, pl.g.splits, !pl.directW);
   if (workspaceSize < l.total) return cudaErrorInvalidValue;
   int const total = pl.g.N * pl.g.Cout * pl.g.HoWo;
-  // fp32 with two splits: both add into the output (zeroed by the prep kernel), no partials and no finalize pass
-  // (v27: its launch gap and pass were ~2 us of these calls); same bits every run (storeTile)
-  pl.g.sumInOut = sumsInOutput(pl, std::is_same<T, float>::value) && reinterpret_cast<uintptr_t>(output) % 16 == 0;
+  // two splits: both add into the output (zeroed by the prep kernel), no partials and no finalize pass (fp32 v27, fp16
+  // v42: its launch gap and pass were ~2 us of these calls); same bits every run (storeTile)
+  pl.g.sumInOut = sumsInOutput<T>(pl) && reinterpret_cast<uintptr_t>(output) % 16 == 0;
   Geometry const& g = pl.g;
   dim3 const grid = pl.grid;
   bool const vec = pl.vec, tf32 = pl.tf32, useReg = pl.useReg;
@@ -2881,8 +2946,8 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   pa.halfRun = pl.halfRun;
   pa.hmma = pl.hmma;
   if (g.sumInOut) {
-    pa.zeroOut = reinterpret_cast<float*>(output);
-    pa.zeroVecs = total / 4;
+    pa.zeroOut = output;
+    pa.zeroVecs = int(size_t(total) * sizeof(T) / 16);
     pa.zeroBlocks = (pa.zeroVecs + kZeroVecs * kPrepThreads - 1) / (kZeroVecs * kPrepThreads);
   }
   cudaError_t e = launchPrep(pa, regTrans, p.weightNHWC && pa.packBlocks > 0, stream);
@@ -3019,7 +3084,8 @@ std::string dcnv2PlanText(DCNv2Params const& p, DCNv2DataType type) {
   return kernel + ", " + std::to_string(pl.bn) + "-channel tiles, " + std::to_string(pl.perSM) + " per SM, " +
          std::to_string(long(pl.grid.x) * pl.grid.y) + " tiles x " + std::to_string(pl.g.nChunks) + " K steps, " +
          std::to_string(pl.g.splits) + " split(s)" +
-         (sumsInOutput(pl, type == DCNv2DataType::kFLOAT) ? " added in the output" : "") +
+         ((type == DCNv2DataType::kHALF ? sumsInOutput<__half>(pl) : sumsInOutput<float>(pl)) ? " added in the output"
+                                                                                              : "") +
          (pl.hmma ? ", fp16 MMA from an fp16 copy" : pl.halfRun ? ", gathers from an fp16 copy" : "");
 }
 
