@@ -455,15 +455,9 @@ __device__ __forceinline__ void storeTileNHWC(MainArgs<T> const& a, float const*
 #pragma unroll
           for (int j = 0; j < KV; ++j)  // (vector atomics from sm_90 on)
             if (j < nv4) atomicAdd(a.out + at + j, v[j]);
-      } else {
-        if (vecOk && nv4 == KV) {  // two pairs of halves, each added lane by lane (RED.ADD.F16x2)
-          atomicAdd(reinterpret_cast<__half2*>(a.out + at), __floats2half2_rn(v[0], v[1]));
-          atomicAdd(reinterpret_cast<__half2*>(a.out + at) + 1, __floats2half2_rn(v[2], v[3]));
-        } else {
-#pragma unroll
-          for (int j = 0; j < KV; ++j)
-            if (j < nv4) atomicAdd(a.out + at + j, __float2half_rn(v[j]));
-        }
+      } else {  // two pairs of halves (RED.ADD.F16x2; sumsInOutput: every vector whole and aligned)
+        atomicAdd(reinterpret_cast<__half2*>(a.out + at), __floats2half2_rn(v[0], v[1]));
+        atomicAdd(reinterpret_cast<__half2*>(a.out + at) + 1, __floats2half2_rn(v[2], v[3]));
       }
       continue;
     }
@@ -488,11 +482,10 @@ __device__ __forceinline__ void storeTileNHWC(MainArgs<T> const& a, float const*
 }
 
 // fp16 two-split sums in an NCHW output (Geometry::sumInOut, v42): a thread adds two neighbouring pixels of a channel
-// as one pair of halves (RED.ADD.F16x2), bias and all its channels' values first; each half of the pair is added on its
-// own, so the bits are order-free as for fp32 (storeTile). Scalar 2-byte atomics, one per pixel, made 1,128,64,64->64
-// 2.1x and 1,128,64,64->128 2.9x slower than with the finalize pass (H100, docs/kernel.md "v42"). The pair is one aligned 4-byte word
-// where the plane's width is even (the pair's first pixel is at an even column, the output 16-byte aligned), else each
-// pixel goes alone.
+// as one pair of halves (RED.ADD.F16x2), bias and all its channels' values first; each half of the pair is added on
+// its own, so the bits are order-free as for fp32 (storeTile). The pair is one aligned 4-byte word: sumsInOutput takes
+// only even plane widths (the pair's first pixel is at an even column, the output 16-byte aligned). Scalar 2-byte
+// atomics, one per pixel, made 1,128,64,64->64 2.1x and ->128 2.9x slower than the finalize pass (H100, "v42").
 template <int THREADS, int BN, int LDC, int PARTS>
 __device__ __forceinline__ void addHalfPairs(MainArgs<__half> const& a, float const* Cs, int img, int ho0, int wo0,
     int grp, int n0, int partStride) {
@@ -504,9 +497,7 @@ __device__ __forceinline__ void addHalfPairs(MainArgs<__half> const& a, float co
   int const tid = threadIdx.x;
   int const m = (tid % kPairs) * 2;
   int const ho = ho0 + m / kTW, wo = wo0 + m % kTW;
-  if (ho >= g.Ho || wo >= g.Wo) return;
-  bool const two = wo + 1 < g.Wo;
-  bool const pair = two && g.Wo % 2 == 0;
+  if (ho >= g.Ho || wo >= g.Wo) return;  // (wo + 1 < Wo: the width is even)
   int const nFirst = tid / kPairs;
   int const nEnd = min(BN, g.Cout_g - n0);
   int const coFirst = grp * g.Cout_g + n0 + nFirst;
@@ -526,12 +517,7 @@ __device__ __forceinline__ void addHalfPairs(MainArgs<__half> const& a, float co
       v0 += Cs[q * partStride + n * LDC + m];
       v1 += Cs[q * partStride + n * LDC + m + 1];
     }
-    if (pair) {
-      atomicAdd(reinterpret_cast<__half2*>(o), __floats2half2_rn(v0 + bv[k], v1 + bv[k]));
-    } else {
-      atomicAdd(o, __float2half_rn(v0 + bv[k]));
-      if (two) atomicAdd(o + 1, __float2half_rn(v1 + bv[k]));
-    }
+    atomicAdd(reinterpret_cast<__half2*>(o), __floats2half2_rn(v0 + bv[k], v1 + bv[k]));
   }
 }
 
@@ -2510,9 +2496,14 @@ void setSplits(Plan& pl, int splits) {
 }
 
 // Exactly two K splits: both add into the output (fp32 v27, fp16 v42), which the prep kernel zeroes in 16-byte vectors
-// (forwardT also needs the output 16-byte aligned)
+// (forwardT also needs the output 16-byte aligned). fp16 adds pairs of halves as aligned 4-byte words, NCHW pixel pairs
+// (addHalfPairs: an even plane width) or channels-last 4-channel vectors (output channels per group a multiple of 4),
+// elsewhere it keeps the finalize pass (2-byte atomics cost more than it, docs/kernel.md "v42"); both conditions for
+// either layout, so that a channels-last output keeps the NCHW call's bits (gpu_check.py, the plugin harness).
 template <typename T> bool sumsInOutput(Plan const& pl) {
-  return pl.g.splits == 2 && !gNoSumInOut && (size_t(pl.g.N) * pl.g.Cout * pl.g.HoWo * sizeof(T)) % 16 == 0;
+  Geometry const& g = pl.g;
+  bool const words = sizeof(T) == 4 || (g.Wo % 2 == 0 && g.Cout_g % 4 == 0);
+  return g.splits == 2 && !gNoSumInOut && words && (size_t(g.N) * g.Cout * g.HoWo * sizeof(T)) % 16 == 0;
 }
 
 // inputAligned: the input is 16-byte aligned, as the prep kernel's 16-byte transpose, and so the fp16 copy, need
