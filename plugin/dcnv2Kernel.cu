@@ -411,6 +411,15 @@ __device__ __forceinline__ void storeChannels(T* o, T const* b, int nFirst, int 
   }
 }
 
+// One staged C value: the sum of the block's PARTS partial tiles (one per warpgroup, partStride floats apart) at cs,
+// in warpgroup order (every epilogue adds them so, hence the same bits in each layout).
+template <int PARTS> __device__ __forceinline__ float stagedSum(float const* cs, int partStride) {
+  float v = cs[0];
+#pragma unroll
+  for (int q = 1; q < PARTS; ++q) v += cs[q * partStride];
+  return v;
+}
+
 // storeTile for a channels-last output (Geometry::outNHWC; its split-K partials are channels-last too): a thread
 // takes KV consecutive channels of one pixel and stores them as one vector where the channel offset is a multiple of
 // KV, else one by one; a warp covers 8 pixels x 4 vectors, so each store instruction fills whole 32-byte sectors
@@ -438,12 +447,7 @@ __device__ __forceinline__ void storeTileNHWC(MainArgs<T> const& a, float const*
     int const nv4 = min(KV, nEnd - nv);
     float v[KV];
 #pragma unroll
-    for (int j = 0; j < KV; ++j) {
-      float const* cs = Cs + (nv + min(j, nv4 - 1)) * LDC + m;
-      v[j] = cs[0];
-#pragma unroll
-      for (int q = 1; q < PARTS; ++q) v[j] += cs[q * partStride];
-    }
+    for (int j = 0; j < KV; ++j) v[j] = stagedSum<PARTS>(Cs + (nv + min(j, nv4 - 1)) * LDC + m, partStride);
     if (g.sumInOut) {  // split 0 adds the bias (see storeTile)
 #pragma unroll
       for (int j = 0; j < KV; ++j) v[j] += blockIdx.z == 0 && a.bias && j < nv4 ? Tr::toF(a.bias[co0 + nv + j]) : 0.f;
@@ -511,12 +515,8 @@ __device__ __forceinline__ void addHalfPairs(MainArgs<__half> const& a, float co
   for (int k = 0; k < kPer; ++k, o += size_t(kNStep) * g.HoWo) {
     int const n = nFirst + k * kNStep;
     if (n >= nEnd) break;
-    float v0 = Cs[n * LDC + m], v1 = Cs[n * LDC + m + 1];
-#pragma unroll
-    for (int q = 1; q < PARTS; ++q) {
-      v0 += Cs[q * partStride + n * LDC + m];
-      v1 += Cs[q * partStride + n * LDC + m + 1];
-    }
+    float const v0 = stagedSum<PARTS>(Cs + n * LDC + m, partStride);
+    float const v1 = stagedSum<PARTS>(Cs + n * LDC + m + 1, partStride);
     atomicAdd(reinterpret_cast<__half2*>(o), __floats2half2_rn(v0 + bv[k], v1 + bv[k]));
   }
 }
@@ -549,13 +549,7 @@ __device__ __forceinline__ void storeTile(MainArgs<T> const& a, float const* Cs,
   int const nEnd = min(BN, g.Cout_g - n0);
   int const coFirst = grp * g.Cout_g + n0 + nFirst;
   size_t const oFirst = (size_t(img) * g.Cout + coFirst) * g.HoWo + ho * g.Wo + wo;
-  auto staged = [&](int n) {
-    float const* cs = Cs + n * LDC + mi;
-    float v = cs[0];
-#pragma unroll
-    for (int q = 1; q < PARTS; ++q) v += cs[q * partStride];
-    return v;
-  };
+  auto staged = [&](int n) { return stagedSum<PARTS>(Cs + n * LDC + mi, partStride); };
   if (g.splits == 1) {
     constexpr int kPerThread = (BN + kNStep - 1) / kNStep;  // channels per thread
     storeChannels<kPerThread < 32 ? kPerThread : 32>(a.out + oFirst, a.bias ? a.bias + coFirst : nullptr, nFirst,
