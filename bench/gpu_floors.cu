@@ -10,7 +10,8 @@
 //   - k dependent empty kernels per call, plain stream order and with programmatic dependent launch (PDL);
 //   - one cooperative kernel with s grid-wide barriers (the single-launch alternative to k kernels);
 //   - one kernel whose threads each make r dependent global loads that miss in L2 (memory round trips);
-//   - L1-resident 16-byte loads over the whole GPU (bytes per second through the SMs' load path);
+//   - L1-resident 16-byte loads over the whole GPU (bytes per second through the SMs' load path), L2-resident ones
+//     past L1, and random 128-byte lines as the split-K layers' gathers read them;
 //   - per benchmark layer, the least any call of that layer does: one kernel that reads every input byte once and
 //     writes every output byte once (no gathers, no products), fastest of a sweep of grid shapes, with and without PDL.
 //     With the benchmark's measured rates (--rates, as bench/bench_dcn.py --rates-out writes them) it prints each
@@ -75,6 +76,47 @@ __global__ void l1ReadKernel(uint4 const* buf, int iters, unsigned* out) {
     }
   }
   if (acc == 0x12345678u) *out = acc;
+}
+
+// L2-resident 16-byte loads that skip L1 (ld.global.cg) over a buffer that fits in L2: the L2's own read rate.
+constexpr size_t kL2Bytes = size_t(16) << 20;
+__global__ void l2ReadKernel(uint4 const* buf, int iters, unsigned* out) {
+  size_t const n = kL2Bytes / 16, stride = size_t(gridDim.x) * blockDim.x;
+  size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  unsigned acc = 0;
+  for (int it = 0; it < iters; ++it) {
+    uint4 v[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) v[k] = __ldcg(buf + (i + size_t(k) * stride) % n);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) acc ^= v[k].x + v[k].y + v[k].z + v[k].w;
+    i += 8 * stride;
+  }
+  if (acc == 0x12345678u) *out = acc;
+}
+
+// The bilinear gathers of the split-K layers' K loop (1,256,32,32: an fp16 NHWC copy of 512 KiB, 256 channels per
+// position), as the warpgroup kernel makes them: one block of 8 warps per SM, each 8 lanes reading one 128-byte line
+// of a random position (L1-cacheable, __ldg), 16 lines in flight per thread; the block holds `dynamic smem` bytes of
+// shared memory it never uses, so that the L1 keeps what the main kernel's ~210 KiB of stages and table leave it.
+constexpr int kGatherBytes = 512 * 1024;
+__global__ void gatherKernel(uint4 const* buf, int iters, unsigned* out) {
+  extern __shared__ uint4 held[];  // (only its size matters)
+  unsigned const lane8 = threadIdx.x & 7u;
+  unsigned h = (blockIdx.x * blockDim.x + threadIdx.x) / 8u * 2654435761u + 12345u;  // the same for a line's 8 lanes
+  unsigned acc = 0;
+  for (int it = 0; it < iters; ++it) {
+    uint4 v[16];
+#pragma unroll
+    for (int k = 0; k < 16; ++k) {
+      h = h * 1664525u + 1013904223u;
+      v[k] = __ldg(buf + ((h >> 9) % unsigned(kGatherBytes / 128)) * 8u + lane8);
+    }
+#pragma unroll
+    for (int k = 0; k < 16; ++k) acc ^= v[k].x + v[k].y + v[k].z + v[k].w;
+  }
+  if (acc == 0x12345678u) *out = acc;
+  (void)held;
 }
 
 // The least a DCNv2 call does: read its inputs (input, offsets, mask, weight, bias; here one contiguous buffer, which
@@ -304,6 +346,40 @@ int main(int argc, char** argv) {
     double const bytes = double(l1Blocks) * kL1Bytes * iters;
     std::printf("| L1-resident 16-byte loads, whole GPU | %.1f TB/s (%.0f bytes per SM per ns) |\n", bytes / (t * 1e-6) / 1e12,
         bytes / (t * 1e3) / prop.multiProcessorCount);
+    CHECK(cudaFree(buf));
+  }
+  {
+    int const l2Blocks = 4 * prop.multiProcessorCount, iters = 64;
+    uint4* buf = nullptr;
+    CHECK(cudaMalloc(&buf, kL2Bytes));
+    CHECK(cudaMemset(buf, 1, kL2Bytes));
+    float const t = graphUs([&](cudaStream_t s) {
+      l2ReadKernel<<<l2Blocks, 256, 0, s>>>(buf, iters, dOut);
+      CHECK(cudaGetLastError());
+    }, 1, reps);
+    double const bytes = double(l2Blocks) * 256 * iters * 8 * 16;
+    std::printf("| L2-resident 16-byte loads past L1 (ld.global.cg), whole GPU | %.1f TB/s |\n", bytes / (t * 1e-6) / 1e12);
+    CHECK(cudaFree(buf));
+  }
+  {
+    uint4* buf = nullptr;
+    CHECK(cudaMalloc(&buf, kGatherBytes));
+    CHECK(cudaMemset(buf, 1, kGatherBytes));
+    int const iters = 64;
+    for (int held : {210 * 1024, 0}) {
+      CHECK(cudaFuncSetAttribute(gatherKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, held));
+      CHECK(cudaFuncSetAttribute(gatherKernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+          held ? int(std::min<size_t>(100, (size_t(held) + 1024) * 100 / prop.sharedMemPerMultiprocessor + 1)) : 0));
+      int const gBlocks = prop.multiProcessorCount;
+      float const t = graphUs([&](cudaStream_t s) {
+        gatherKernel<<<gBlocks, 256, held, s>>>(buf, iters, dOut);
+        CHECK(cudaGetLastError());
+      }, 1, reps);
+      double const bytes = double(gBlocks) * 256 * iters * 16 * 16;
+      std::printf("| gathers: random 128-byte lines of a 512 KiB buffer, one block of 8 warps per SM, %s | %.1f TB/s |\n",
+          held ? "210 KiB of shared memory held (the split-K layers' K loop)" : "no shared memory (L1 all cache)",
+          bytes / (t * 1e-6) / 1e12);
+    }
     CHECK(cudaFree(buf));
   }
   CHECK(cudaFree(dNext));
