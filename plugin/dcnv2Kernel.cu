@@ -1159,6 +1159,15 @@ template <int R> __device__ __forceinline__ void fenceAcc(float (&d)[R]) {
                  "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                                           \
                : "l"(da), "l"(db), "r"(1)                                                                        \
                : "memory")
+#define CENTERNET_WGMMA_N32(INSTR, TAIL)                                                                        \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n" INSTR " {"                                           \
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"                            \
+               "}, %16, %17, p, 1, 1" TAIL ";\n}\n"                                                             \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),        \
+                 "+f"(d[15])                                                                                     \
+               : "l"(da), "l"(db), "r"(1)                                                                        \
+               : "memory")
 #define CENTERNET_WGMMA_N128(INSTR, TAIL)                                                                       \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n" INSTR " {"                                           \
                "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
@@ -1181,13 +1190,16 @@ template <int R> __device__ __forceinline__ void fenceAcc(float (&d)[R]) {
 template <typename T, int BN>
 __device__ __forceinline__ void wgmma(float (&d)[BN / 2], uint64_t da, uint64_t db) {
   if constexpr (std::is_same<T, __half>::value) {
-    if constexpr (BN == 64) CENTERNET_WGMMA_N64("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", 0, 0");
+    if constexpr (BN == 32) CENTERNET_WGMMA_N32("wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16", ", 0, 0");
+    else if constexpr (BN == 64) CENTERNET_WGMMA_N64("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", ", 0, 0");
     else CENTERNET_WGMMA_N128("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", 0, 0");
   } else {
-    if constexpr (BN == 64) CENTERNET_WGMMA_N64("wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32", "");
+    if constexpr (BN == 32) CENTERNET_WGMMA_N32("wgmma.mma_async.sync.aligned.m64n32k8.f32.tf32.tf32", "");
+    else if constexpr (BN == 64) CENTERNET_WGMMA_N64("wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32", "");
     else CENTERNET_WGMMA_N128("wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32", "");
   }
 }
+#undef CENTERNET_WGMMA_N32
 #undef CENTERNET_WGMMA_N64
 #undef CENTERNET_WGMMA_N128
 
@@ -1304,7 +1316,14 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
 // plain fp32 (wgRedoFp32: slow, rare). Each 64- (WIDE 2) or 32-channel (WIDE 1) run of a pixel in the copy is
 // permuted so that lane v's 16 bytes are exactly the channels its A chunks take: v's 4 and the 4 half a step further,
 // so A's layout, the weight's packing and the B stages stay as they are.
-template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false, bool HMMA = false>
+// NS (v44, cfg 3): the block's two warpgroups take the same K steps, each half of the tile's output channels, instead
+// of alternate steps for all of them: one set of A and B stages for the block (half the shared memory, so twice the L1
+// for the gathers: the split-K layers' K loops move ~19 MB of bilinear corners from L2 at 5-7 TB/s, near the rate
+// bench/gpu_floors.cu measures for such gathers), each thread gathers half the pixel rows, the block's steps are
+// shared evenly (9 or 3 per block: the alternate split left one warpgroup a step more), no partial tiles to add.
+// H100, side by side with v42 (docs/kernel.md "v44"): 2.5-6 % faster on the six cfg 3 layers in TF32, 0-5 % in fp16.
+template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false, bool HMMA = false,
+    bool NS = false>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     dcnWgKernel(const __grid_constant__ MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
 #ifndef CENTERNET_DCN_WGMMA
@@ -1328,15 +1347,21 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   constexpr int kStageA = WIDE * kWgStageA;
   constexpr int kGroupBytes = wgGroupBytes(BN, AHEAD, WIDE);
   constexpr bool kBulkB = wgBulkB(AHEAD, DIRECT);
+  static_assert(!NS || (KG == 2 && AHEAD == 1 && (BN == 64 || BN == 128)),
+      "N split: two warpgroups of 32 / 64 output channels, one step of look-ahead (two measured slower, v44)");
+  constexpr int BNW = NS ? BN / 2 : BN;  // output channels of a warpgroup
+  constexpr int SK = NS ? 1 : KG;        // a warpgroup's step stride
   static_assert(!kBulkB || KG * kStagesB * 8 <= kWgBarMax, "the B stages' mbarriers must fit their shared memory");
   constexpr int kBChunks = WIDE * kStageB / 16 / kWgThreads;  // 16-byte weight chunks per thread and step (cp.async)
   static_assert(size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "a C partial must fit in its warpgroup's stages");
+  static_assert(!NS || 2 * size_t(BN) * LDC * sizeof(float) <= kGroupBytes, "the redo's two C partials must fit");
   // H16: one 16-byte load per corner covers a lane's channels of the whole step (WIDE 2: 8 lanes per pixel as for
   // fp32; WIDE 1: a pixel's 32 halves are 4 lanes, so a thread takes 2 pixel rows instead of 4)
   constexpr bool kN16 = kTF16 && WIDE == 1;
+  static_assert(!NS || !kN16, "N split: 8 lanes per pixel");
   constexpr int RW = kTF16 ? 1 : WIDE;    // 16-byte loads per corner and pixel row
-  constexpr int ROWS = kN16 ? 2 : 4;    // pixel rows per thread
-  constexpr int PST = kBM / ROWS;       // pixels between a thread's rows
+  constexpr int PST = kBM / (kN16 ? 2 : 4);  // pixels between a thread's rows
+  constexpr int ROWS = (kN16 ? 2 : 4) / (NS ? 2 : 1);  // pixel rows per thread (NS: the warpgroup's half)
   constexpr int NOUT = kTF16 ? 2 : WIDE;  // 16-byte A chunks a thread stores per row and step
   using G = typename std::conditional<H16, __half, T>::type;  // what the gathers read
   extern __shared__ __align__(128) unsigned char smemRaw[];
@@ -1344,13 +1369,13 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   uint32_t const sBars = (rawAddr + 7u) & ~7u;  // mbarriers first, outside the stages that the C partials reuse
   uint32_t const sBase = (sBars + wgBarBytes(AHEAD, DIRECT) + 1023u) & ~1023u;  // swizzle atoms are 1024-byte aligned
   unsigned char* const smem = smemRaw + (sBase - rawAddr);
-  SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + KG * kGroupBytes);
+  SampleInfo* info = reinterpret_cast<SampleInfo*>(smem + (NS ? 1 : KG) * kGroupBytes);
 
   Geometry const& g = a.g;
   int const tid = threadIdx.x;
   int const wgi = tid / kWgThreads;  // this thread's warpgroup
   int const lt = tid % kWgThreads;
-  uint32_t const sA = sBase + wgi * kGroupBytes;
+  uint32_t const sA = sBase + (NS ? 0 : wgi) * kGroupBytes;
   uint32_t const sB = sA + kWgStagesA * kStageA;
   BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
@@ -1359,8 +1384,9 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     return;
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
-  uint32_t const bars = sBars + wgi * kStagesB * 8;  // this warpgroup's B-stage barriers
-  if (kBulkB && lt == 0) {
+  uint32_t const bars = sBars + (NS ? 0 : wgi) * kStagesB * 8;  // this warpgroup's B-stage barriers
+  bool const bIssuer = NS ? tid == 0 : lt == 0;  // who initializes the barriers and issues the bulk copies
+  if (kBulkB && bIssuer) {
 #pragma unroll
     for (int s = 0; s < kStagesB; ++s) mbarInit(bars + s * 8);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -1401,18 +1427,18 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   }
 
   int const v = wgSlot<kN16>(lt);         // 16-byte channel slot of the step (fp32 channels v * VEC ...)
-  int const p0 = wgFirstPixel<kN16>(lt);  // pixels p0 + PST i
+  int const p0 = wgFirstPixel<kN16>(lt) + (NS ? wgi * ROWS * PST : 0);  // pixels p0 + PST i
   int const cinBase = grp * g.Cin_g;
   // packed weight: [group][n-block][tap][step][BN rows][128 swizzled bytes]
   char const* wg = reinterpret_cast<char const*>(a.wpack) +
                    (size_t(grp) * g.tilesN + nb) * g.KK * g.nSteps * size_t(kStageB) + (kBulkB ? 0 : lt * 16);
 
-  float acc[BN / 2];
+  float acc[BNW / 2];
 #pragma unroll
-  for (int j = 0; j < BN / 2; ++j) acc[j] = 0.f;
+  for (int j = 0; j < BNW / 2; ++j) acc[j] = 0.f;
 
-  int const s0 = cb + wgi;                                // this warpgroup's steps: s0, s0 + KG, ... < ce
-  int const nLocal = s0 < ce ? (ce - s0 + KG - 1) / KG : 0;
+  int const s0 = cb + (NS ? 0 : wgi);                     // this warpgroup's steps: s0, s0 + SK, ... < ce
+  int const nLocal = s0 < ce ? (ce - s0 + SK - 1) / SK : 0;
   // Gathered steps in flight: AHEAD register sets ([pixel][corner]) and their weight records. A channel slot past
   // Cin_g (last step of a group whose channels are not a multiple of the step) gathers and blends channel 0 like any
   // other: its B rows are zero, so it adds exact zeros for finite inputs (no predicated or zeroed weights in the
@@ -1435,7 +1461,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
                          : HMMA  ? reinterpret_cast<G const*>(a.inNHWC) + cinBase + c
                                  : reinterpret_cast<G const*>(a.inNHWC + cinBase + c);
     GatherAt const at{stepBase(src), (d * g.KK + gT) * kBM + p0};
-    nextStep(gT, gCs, KG, g.KK);
+    nextStep(gT, gCs, SK, g.KK);
     return at;
   };
   auto weightRow = [&](GatherAt const& at) { return SampleTable<kHalf && !HMMA>::weightAt(g.dg * g.KK, at.rc); };
@@ -1460,7 +1486,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     char const* src = wg + (size_t(bT) * g.nSteps + WIDE * bCs) * kStageB;
     uint32_t const dst = sB + stage * (WIDE * kStageB);
     if constexpr (kBulkB) {
-      if (issue && lt == 0) {
+      if (issue && bIssuer) {
         if constexpr (DIRECT) {  // WIDE boxes of one 128-byte row each (the swizzle's limit), the barrier counting all
           mbarExpect(bars + stage * 8, WIDE * kStageB);
 #pragma unroll
@@ -1476,7 +1502,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
         for (int j = 0; j < kBChunks; ++j) cpAsync16(dst + lt * 16 + j * kWgThreads * 16, src + j * kWgThreads * 16);
       cpAsyncCommit();
     }
-    nextStep(bT, bCs, KG, g.KK);
+    nextStep(bT, bCs, SK, g.KK);
   };
   uint32_t phases = 0;  // bit s: the parity of B stage s's next completion
 
@@ -1532,14 +1558,18 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
       cpAsyncWait<AHEAD - 1>();  // this step's weight has landed (later ones may still be in flight)
     }
     fenceProxyAsync();  // generic-proxy writes (st.shared, cp.async) -> visible to wgmma's async proxy
-    // this warpgroup's A/B of step l complete; its wgmma(l - 1) done in every warp: those stages are free
-    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
+    // this warpgroup's A/B of step l complete; its wgmma(l - 1) done in every warp: those stages are free (NS: the
+    // block's, both warpgroups having stored their A rows)
+    if constexpr (NS) asm volatile("bar.sync 1, %0;\n" ::"n"(THREADS) : "memory");
+    else asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
     int const bNext = bStage + AHEAD >= kStagesB ? bStage + AHEAD - kStagesB : bStage + AHEAD;
     copyB(more, bNext);
     if (!kEarly && more) gather(r, recW);
     wgFence();
 #pragma unroll
-    for (int h = 0; h < WIDE; ++h) wgStep<MT, BN>(acc, aStage + h * kWgStageA, sB + (bStage * WIDE + h) * kStageB);
+    for (int h = 0; h < WIDE; ++h)
+      wgStep<MT, BNW>(acc, aStage + h * kWgStageA,
+          sB + (bStage * WIDE + h) * kStageB + (NS ? wgi * BNW * kWgRowBytes : 0));
     wgCommit();
     bStage = bStage + 1 == kStagesB ? 0 : bStage + 1;
   };
@@ -1554,41 +1584,44 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   // A warpgroup with fewer steps (odd ranges) passes its named barrier as often as the busiest one: no effect on the
   // hardware (each warpgroup has its own barrier), but compute-sanitizer's racecheck reports false shared-memory
   // hazards on the C partials below when the counts differ (measured on H200: hazards exactly in the uneven cases).
-  for (int l = nLocal, busiest = (ce - cb + KG - 1) / KG; l < busiest; ++l)
-    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
+  if constexpr (!NS)
+    for (int l = nLocal, busiest = (ce - cb + KG - 1) / KG; l < busiest; ++l)
+      asm volatile("bar.sync %0, %1;\n" ::"r"(1 + wgi), "n"(kWgThreads) : "memory");
   // every warp's wgmma finished reading the stages before the C partials overwrite them (H16: the same barrier tells
   // every thread whether the block redoes its K range, wgRedoFp32)
   bool redo = false;
   if constexpr (H16) {
     unsigned big = 0u;  // the largest |acc| as bits: Inf or NaN where at least 0x7F800000 (integer max: a tree)
 #pragma unroll
-    for (int j = 0; j < BN / 2; ++j) big = max(big, __float_as_uint(acc[j]) & 0x7FFFFFFFu);
+    for (int j = 0; j < BNW / 2; ++j) big = max(big, __float_as_uint(acc[j]) & 0x7FFFFFFFu);
     redo = __syncthreads_or(big >= 0x7F800000u);
   } else {
     __syncthreads();
   }
 
   // accumulator (row 16 * warp + lane / 4 [+ 8], column 8 j + 2 (lane % 4) [+ 1]) -> this warpgroup's C_s[n][m]
-  float* Cs = reinterpret_cast<float*>(smem + wgi * kGroupBytes);
+  float* Cs = reinterpret_cast<float*>(smem + (NS ? 0 : wgi) * kGroupBytes) + (NS ? wgi * BNW * LDC : 0);
   int const warp = (lt >> 5), lane = lt & 31;
   int const mRow = warp * 16 + (lane >> 2);
   if constexpr (H16) {
     if (redo) {
       // (HMMA: a step is 64 fp32 channels per 128-byte row, the redo's two 32-channel rows per row)
-      wgRedoFp32<BN, KG, HMMA ? 2 * WIDE : WIDE, kGroupBytes>(a, info, smem, img, ho0, wo0, grp, nb, cb, ce, s0,
-          nLocal);
+      // (NS: the redo's own partition, the steps alternating between the warpgroups, two C partials)
+      int const rs0 = cb + wgi, rn = rs0 < ce ? (ce - rs0 + KG - 1) / KG : 0;
+      wgRedoFp32<BN, KG, HMMA ? 2 * WIDE : WIDE, NS ? kGroupBytes / 2 : kGroupBytes>(a, info, smem, img, ho0, wo0, grp,
+          nb, cb, ce, rs0, rn);
       return;
     }
 #pragma unroll
-    for (int j = 0; j < BN / 2; ++j) acc[j] *= HMMA ? blockScale * (1.f / (kHalfCopyScale * kHmmaWeightScale)) : 1.f / kHalfCopyScale;
+    for (int j = 0; j < BNW / 2; ++j) acc[j] *= HMMA ? blockScale * (1.f / (kHalfCopyScale * kHmmaWeightScale)) : 1.f / kHalfCopyScale;
   }
 #pragma unroll
-  for (int j = 0; j < BN / 8; ++j)
+  for (int j = 0; j < BNW / 8; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e)
       Cs[(8 * j + 2 * (lane & 3) + (e & 1)) * LDC + mRow + 8 * (e >> 1)] = acc[4 * j + e];
   __syncthreads();
-  storeTile<T, THREADS, BN, LDC, KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
+  storeTile<T, THREADS, BN, LDC, NS ? 1 : KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
       kGroupBytes / int(sizeof(float)));
 #endif
 }
@@ -2339,18 +2372,19 @@ cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cuda
 // others. Also measured and dropped: 4 x 1 and 3 x 1 warpgroups (1 block per SM: two waves on 1,64,128,128, and no
 // faster elsewhere).
 struct WgConfig {
-  int kg, ahead, minb, wide;
+  int kg, ahead, minb, wide, ns = 0;  // ns: the warpgroups split the tile's output channels (dcnWgKernel's NS, v44;
+                                      // not with a channels-last weight read as it lies)
 };
 // cfg 3 (v11 TF32; v41 fp16, and its MMA for fp32 layers): cfg 2's warps and residency with one 256-byte step of
-// look-ahead instead of two 128-byte ones
+// look-ahead instead of two 128-byte ones; since v44 its two warpgroups split the output channels, not the steps
 // cfg 4 (v28): 256-channel tiles (Cout / groups > 128), the only configuration they take: 128 accumulators per
 // thread leave room for one step of look-ahead at one block per SM.
-constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2, 1, 1, 2}, {2, 1, 1, 1}};
+constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2, 1, 1, 2, 1}, {2, 1, 1, 1}};
 constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
 // Dynamic shared memory of the stages: the B stages' mbarriers where the weight arrives by bulk copy, 1 KB of slack to
-// align the stages to the 1024-byte swizzle atom, then one set of stages per warpgroup (the sampling table follows).
+// align the stages to the 1024-byte swizzle atom, then one set of stages per warpgroup (NS: one for the block; the sampling table follows).
 template <int BN> size_t wgTileBytesOf(WgConfig c, bool direct) {
-  return 1024 + wgBarBytes(c.ahead, direct) + size_t(c.kg) * wgGroupBytes(BN, c.ahead, c.wide);
+  return 1024 + wgBarBytes(c.ahead, direct) + size_t(c.ns && !direct ? 1 : c.kg) * wgGroupBytes(BN, c.ahead, c.wide);
 }
 
 #ifdef CENTERNET_DCN_SM90A
@@ -2366,8 +2400,10 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
   int const pct = perSM > 0
                       ? int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM))
                       : -1;
-  return launchWithAttrs(slots, pct, pdl, dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA>, grid,
-      dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
+  // (NS with a channels-last weight read by the tensor map made ptxas serialize the wgmma (C7515): not taken there)
+  constexpr bool kNS = c.ns && !DIRECT;
+  return launchWithAttrs(slots, pct, pdl, dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>,
+      grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
 }
 
 // h16: the gathers read the prep kernel's fp16 copy (TF32 in the configurations where planOf sets Plan::halfRun)
@@ -2406,6 +2442,7 @@ cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> c
     case 4:
       if constexpr (BN == 256) return launchWg<T, BN, 4>(args, wmap, grid, smemBytes, pdl, stream);
       else return cudaErrorInvalidValue;  // planOf picks it for 256-channel tiles only
+
     default:
       if constexpr (BN != 256) return launchWg<T, BN, 2>(args, wmap, grid, smemBytes, pdl, stream);
       else return cudaErrorInvalidValue;
@@ -2612,6 +2649,7 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool inputAligned = true
   // at least two K steps per warpgroup (warpgroup kernel) / per K group of warps (register kernel); fp16's 256-byte
   // steps (v41): one (two held the 32 x 32 layers to 4 splits, 8-12 % slower than the 6 they run best at; H100)
   int const wgStepsMin = std::is_same<T, __half>::value && kWgConfigs[wgCfg].wide == 2 ? 1 : 2;
+  // (v44's cfg 3, whose warpgroups share every step, keeps v42's limit, so the plans' split counts are v42's)
   pl.maxSplits = std::max(1, g.nChunks / (useWg ? wgStepsMin * kWgConfigs[wgCfg].kg : useReg ? 4 : 3));
   int splits = gForcedSplits;
   if (splits <= 0) {
