@@ -1436,6 +1436,9 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   float acc[BNW / 2];
 #pragma unroll
   for (int j = 0; j < BNW / 2; ++j) acc[j] = 0.f;
+  // NS: the zeros pinned here; with a channels-last weight ptxas otherwise sank them into the first step and serialized
+  // every wgmma of the kernel (C7515)
+  if constexpr (NS) fenceAcc(acc);
 
   int const s0 = cb + (NS ? 0 : wgi);                     // this warpgroup's steps: s0, s0 + SK, ... < ce
   int const nLocal = s0 < ce ? (ce - s0 + SK - 1) / SK : 0;
@@ -2372,8 +2375,7 @@ cudaError_t launchReg(MainArgs<T> const& args, dim3 grid, size_t smemBytes, cuda
 // others. Also measured and dropped: 4 x 1 and 3 x 1 warpgroups (1 block per SM: two waves on 1,64,128,128, and no
 // faster elsewhere).
 struct WgConfig {
-  int kg, ahead, minb, wide, ns = 0;  // ns: the warpgroups split the tile's output channels (dcnWgKernel's NS, v44;
-                                      // not with a channels-last weight read as it lies)
+  int kg, ahead, minb, wide, ns = 0;  // ns: the warpgroups split the tile's output channels (dcnWgKernel's NS, v44)
 };
 // cfg 3 (v11 TF32; v41 fp16, and its MMA for fp32 layers): cfg 2's warps and residency with one 256-byte step of
 // look-ahead instead of two 128-byte ones; since v44 its two warpgroups split the output channels, not the steps
@@ -2382,9 +2384,10 @@ struct WgConfig {
 constexpr WgConfig kWgConfigs[] = {{1, 2, 2, 1}, {2, 1, 2, 1}, {2, 2, 1, 1}, {2, 1, 1, 2, 1}, {2, 1, 1, 1}};
 constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
 // Dynamic shared memory of the stages: the B stages' mbarriers where the weight arrives by bulk copy, 1 KB of slack to
-// align the stages to the 1024-byte swizzle atom, then one set of stages per warpgroup (NS: one for the block; the sampling table follows).
+// align the stages to the 1024-byte swizzle atom, then one set of stages per warpgroup (NS: one for the block; the
+// sampling table follows).
 template <int BN> size_t wgTileBytesOf(WgConfig c, bool direct) {
-  return 1024 + wgBarBytes(c.ahead, direct) + size_t(c.ns && !direct ? 1 : c.kg) * wgGroupBytes(BN, c.ahead, c.wide);
+  return 1024 + wgBarBytes(c.ahead, direct) + size_t(c.ns ? 1 : c.kg) * wgGroupBytes(BN, c.ahead, c.wide);
 }
 
 #ifdef CENTERNET_DCN_SM90A
@@ -2400,8 +2403,7 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
   int const pct = perSM > 0
                       ? int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM))
                       : -1;
-  // (NS with a channels-last weight read by the tensor map made ptxas serialize the wgmma (C7515): not taken there)
-  constexpr bool kNS = c.ns && !DIRECT;
+  constexpr bool kNS = c.ns != 0;
   return launchWithAttrs(slots, pct, pdl, dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>,
       grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
 }
