@@ -1321,7 +1321,7 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
 // for the gathers: the split-K layers' K loops move ~19 MB of bilinear corners from L2 at 5-7 TB/s, near the rate
 // bench/gpu_floors.cu measures for such gathers), each thread gathers half the pixel rows, the block's steps are
 // shared evenly (9 or 3 per block: the alternate split left one warpgroup a step more), no partial tiles to add.
-// H100, side by side with v42 (docs/kernel.md "v44"): 2.5-6 % faster on the six cfg 3 layers in TF32, 0-5 % in fp16.
+// H100, side by side with v42 (docs/kernel.md "v44"): 3-6 % faster on the six cfg 3 benchmark layers in TF32, 1-6 % in fp16.
 template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false, bool HMMA = false,
     bool NS = false>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB)
