@@ -1317,10 +1317,11 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
 // permuted so that lane v's 16 bytes are exactly the channels its A chunks take: v's 4 and the 4 half a step further,
 // so A's layout, the weight's packing and the B stages stay as they are.
 // NS (v44, cfg 3): the block's two warpgroups take the same K steps, each half of the tile's output channels, instead
-// of alternate steps for all of them: one set of A and B stages for the block (half the shared memory, so twice the L1
-// for the gathers: the split-K layers' K loops move ~19 MB of bilinear corners from L2 at 5-7 TB/s, near the rate
-// bench/gpu_floors.cu measures for such gathers), each thread gathers half the pixel rows, the block's steps are
-// shared evenly (9 or 3 per block: the alternate split left one warpgroup a step more), no partial tiles to add.
+// of alternate steps for all of them: one set of A and B stages for the block (half the shared memory: more L1 for the
+// gathers, which the split-K layers' K loops read from L2 near the rate bench/gpu_floors.cu measures for them), each
+// thread gathers half the pixel rows, the block's steps are shared evenly (9 or 3 per block: the alternate split left
+// one warpgroup a step more), one staged C tile, no partial tiles to add. The timeline put most of the gain in the
+// epilogue (0.2-0.5 us), the K loops 0-0.3 us.
 // H100, side by side with v42 (docs/kernel.md "v44"): 3-6 % faster on the six cfg 3 benchmark layers in TF32, 1-6 % in fp16.
 template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false, bool HMMA = false,
     bool NS = false>
