@@ -1319,10 +1319,10 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
 // NS (v44, cfg 3): the block's two warpgroups take the same K steps, each half of the tile's output channels, instead
 // of alternate steps for all of them: one set of A and B stages for the block (half the shared memory: more L1 for the
 // gathers, which the split-K layers' K loops read from L2 near the rate bench/gpu_floors.cu measures for them), each
-// thread gathers half the pixel rows, the block's steps are shared evenly (9 or 3 per block: the alternate split left
-// one warpgroup a step more), one staged C tile, no partial tiles to add. The timeline put most of the gain in the
-// epilogue (0.2-0.5 us), the K loops 0-0.3 us.
-// H100, side by side with v42 (docs/kernel.md "v44"): 3-6 % faster on the six cfg 3 benchmark layers in TF32, 1-6 % in fp16.
+// thread gathers half the pixel rows, the block's steps are shared evenly (the alternate split left one warpgroup a
+// step more where their count is odd), one staged C tile, no partial tiles to add. H100, side by side with v42
+// (docs/kernel.md "v44"): 3-6 % faster on the six cfg 3 benchmark layers in TF32, 1-6 % in fp16; the timeline put most
+// of the gain in the epilogue (0.2-0.5 us), the K loops 0-0.3 us.
 template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false, bool HMMA = false,
     bool NS = false>
 __global__ void __launch_bounds__(kWgThreads * KG, MINB)
