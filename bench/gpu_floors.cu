@@ -97,11 +97,10 @@ __global__ void l2ReadKernel(uint4 const* buf, int iters, unsigned* out) {
 
 // The bilinear gathers of the split-K layers' K loop (1,256,32,32: an fp16 NHWC copy of 512 KiB, 256 channels per
 // position), as the warpgroup kernel makes them: one block of 8 warps per SM, each 8 lanes reading one 128-byte line
-// of a random position (L1-cacheable, __ldg), 16 lines in flight per thread; the block holds `dynamic smem` bytes of
-// shared memory it never uses, so that the L1 keeps what the main kernel's ~210 KiB of stages and table leave it.
+// of a random position (L1-cacheable, __ldg), 16 lines in flight per thread; the launch gives the block dynamic shared
+// memory it never uses, so that the L1 keeps what the main kernel's ~210 KiB of stages and table leave it.
 constexpr int kGatherBytes = 512 * 1024;
 __global__ void gatherKernel(uint4 const* buf, int iters, unsigned* out) {
-  extern __shared__ uint4 held[];  // (only its size matters)
   unsigned const lane8 = threadIdx.x & 7u;
   unsigned h = (blockIdx.x * blockDim.x + threadIdx.x) / 8u * 2654435761u + 12345u;  // the same for a line's 8 lanes
   unsigned acc = 0;
@@ -116,7 +115,6 @@ __global__ void gatherKernel(uint4 const* buf, int iters, unsigned* out) {
     for (int k = 0; k < 16; ++k) acc ^= v[k].x + v[k].y + v[k].z + v[k].w;
   }
   if (acc == 0x12345678u) *out = acc;
-  (void)held;
 }
 
 // The least a DCNv2 call does: read its inputs (input, offsets, mask, weight, bias; here one contiguous buffer, which
@@ -266,6 +264,20 @@ void minimalCalls(cudaDeviceProp const& prop, Rates const& r, int calls, int rep
   }
 }
 
+// Read rate of one launch over a buffer of `alloc` bytes (set to 1s) that reads `bytesRead` bytes in all, TB/s:
+// `launch(buf, stream)` makes the launch (timed the way graphUs times a call: one launch per replay).
+template <typename Launch> double readRate(size_t alloc, double bytesRead, int reps, Launch launch) {
+  uint4* buf = nullptr;
+  CHECK(cudaMalloc(&buf, alloc));
+  CHECK(cudaMemset(buf, 1, alloc));
+  float const t = graphUs([&](cudaStream_t s) {
+    launch(buf, s);
+    CHECK(cudaGetLastError());
+  }, 1, reps);
+  CHECK(cudaFree(buf));
+  return bytesRead / (t * 1e-6) / 1e12;
+}
+
 int main(int argc, char** argv) {
   std::vector<char*> pos;
   Rates rates;
@@ -336,51 +348,26 @@ int main(int argc, char** argv) {
   }
   {
     int const l1Blocks = 4 * prop.multiProcessorCount, iters = 256;
-    uint4* buf = nullptr;
-    CHECK(cudaMalloc(&buf, size_t(l1Blocks) * kL1Bytes));
-    CHECK(cudaMemset(buf, 1, size_t(l1Blocks) * kL1Bytes));
-    float const t = graphUs([&](cudaStream_t s) {
-      l1ReadKernel<<<l1Blocks, 256, 0, s>>>(buf, iters, dOut);
-      CHECK(cudaGetLastError());
-    }, 1, reps);
-    double const bytes = double(l1Blocks) * kL1Bytes * iters;
-    std::printf("| L1-resident 16-byte loads, whole GPU | %.1f TB/s (%.0f bytes per SM per ns) |\n", bytes / (t * 1e-6) / 1e12,
-        bytes / (t * 1e3) / prop.multiProcessorCount);
-    CHECK(cudaFree(buf));
+    double const rate = readRate(size_t(l1Blocks) * kL1Bytes, double(l1Blocks) * kL1Bytes * iters, reps,
+        [&](uint4 const* buf, cudaStream_t s) { l1ReadKernel<<<l1Blocks, 256, 0, s>>>(buf, iters, dOut); });
+    std::printf("| L1-resident 16-byte loads, whole GPU | %.1f TB/s (%.0f bytes per SM per ns) |\n", rate,
+        rate * 1e3 / prop.multiProcessorCount);
   }
   {
     int const l2Blocks = 4 * prop.multiProcessorCount, iters = 64;
-    uint4* buf = nullptr;
-    CHECK(cudaMalloc(&buf, kL2Bytes));
-    CHECK(cudaMemset(buf, 1, kL2Bytes));
-    float const t = graphUs([&](cudaStream_t s) {
-      l2ReadKernel<<<l2Blocks, 256, 0, s>>>(buf, iters, dOut);
-      CHECK(cudaGetLastError());
-    }, 1, reps);
-    double const bytes = double(l2Blocks) * 256 * iters * 8 * 16;
-    std::printf("| L2-resident 16-byte loads past L1 (ld.global.cg), whole GPU | %.1f TB/s |\n", bytes / (t * 1e-6) / 1e12);
-    CHECK(cudaFree(buf));
+    double const rate = readRate(kL2Bytes, double(l2Blocks) * 256 * iters * 8 * 16, reps,
+        [&](uint4 const* buf, cudaStream_t s) { l2ReadKernel<<<l2Blocks, 256, 0, s>>>(buf, iters, dOut); });
+    std::printf("| L2-resident 16-byte loads past L1 (ld.global.cg), whole GPU | %.1f TB/s |\n", rate);
   }
-  {
-    uint4* buf = nullptr;
-    CHECK(cudaMalloc(&buf, kGatherBytes));
-    CHECK(cudaMemset(buf, 1, kGatherBytes));
-    int const iters = 64;
-    for (int held : {210 * 1024, 0}) {
-      CHECK(cudaFuncSetAttribute(gatherKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, held));
-      CHECK(cudaFuncSetAttribute(gatherKernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-          held ? int(std::min<size_t>(100, (size_t(held) + 1024) * 100 / prop.sharedMemPerMultiprocessor + 1)) : 0));
-      int const gBlocks = prop.multiProcessorCount;
-      float const t = graphUs([&](cudaStream_t s) {
-        gatherKernel<<<gBlocks, 256, held, s>>>(buf, iters, dOut);
-        CHECK(cudaGetLastError());
-      }, 1, reps);
-      double const bytes = double(gBlocks) * 256 * iters * 16 * 16;
-      std::printf("| gathers: random 128-byte lines of a 512 KiB buffer, one block of 8 warps per SM, %s | %.1f TB/s |\n",
-          held ? "210 KiB of shared memory held (the split-K layers' K loop)" : "no shared memory (L1 all cache)",
-          bytes / (t * 1e-6) / 1e12);
-    }
-    CHECK(cudaFree(buf));
+  for (int held : {210 * 1024, 0}) {
+    int const gBlocks = prop.multiProcessorCount, iters = 64;
+    CHECK(cudaFuncSetAttribute(gatherKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, held));
+    CHECK(cudaFuncSetAttribute(gatherKernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+        held ? int(std::min<size_t>(100, (size_t(held) + 1024) * 100 / prop.sharedMemPerMultiprocessor + 1)) : 0));
+    double const rate = readRate(kGatherBytes, double(gBlocks) * 256 * iters * 16 * 16, reps,
+        [&](uint4 const* buf, cudaStream_t s) { gatherKernel<<<gBlocks, 256, held, s>>>(buf, iters, dOut); });
+    std::printf("| gathers: random 128-byte lines of a 512 KiB buffer, one block of 8 warps per SM, %s | %.1f TB/s |\n",
+        held ? "210 KiB of shared memory held (the split-K layers' K loop)" : "no shared memory (L1 all cache)", rate);
   }
   CHECK(cudaFree(dNext));
   CHECK(cudaFree(dOut));

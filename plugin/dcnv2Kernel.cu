@@ -1376,7 +1376,8 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   int const tid = threadIdx.x;
   int const wgi = tid / kWgThreads;  // this thread's warpgroup
   int const lt = tid % kWgThreads;
-  uint32_t const sA = sBase + (NS ? 0 : wgi) * kGroupBytes;
+  int const set = NS ? 0 : wgi;  // this warpgroup's set of stages and B barriers (NS: the block's one)
+  uint32_t const sA = sBase + set * kGroupBytes;
   uint32_t const sB = sA + kWgStagesA * kStageA;
   BlockTile const bt = blockTile(g);
   int const img = bt.img, ho0 = bt.ho0, wo0 = bt.wo0, grp = bt.grp, nb = bt.nb, cb = bt.cb, ce = bt.ce;
@@ -1385,7 +1386,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
     return;
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
-  uint32_t const bars = sBars + (NS ? 0 : wgi) * kStagesB * 8;  // this warpgroup's B-stage barriers
+  uint32_t const bars = sBars + set * kStagesB * 8;  // this warpgroup's B-stage barriers
   bool const bIssuer = NS ? tid == 0 : lt == 0;  // who initializes the barriers and issues the bulk copies
   if (kBulkB && bIssuer) {
 #pragma unroll
@@ -1604,7 +1605,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   }
 
   // accumulator (row 16 * warp + lane / 4 [+ 8], column 8 j + 2 (lane % 4) [+ 1]) -> this warpgroup's C_s[n][m]
-  float* Cs = reinterpret_cast<float*>(smem + (NS ? 0 : wgi) * kGroupBytes) + (NS ? wgi * BNW * LDC : 0);
+  float* Cs = reinterpret_cast<float*>(smem + set * kGroupBytes) + (NS ? wgi * BNW * LDC : 0);
   int const warp = (lt >> 5), lane = lt & 31;
   int const mRow = warp * 16 + (lane >> 2);
   if constexpr (H16) {
