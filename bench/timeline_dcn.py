@@ -63,7 +63,7 @@ __device__ __forceinline__ void gridDependencyWait() {""",
     return;
   }
   constexpr bool kHalf = std::is_same<T, __half>::value;
-  uint32_t const bars = sBars + (NS ? 0 : wgi) * kStagesB * 8;  // this warpgroup's B-stage barriers
+  uint32_t const bars = sBars + set * kStagesB * 8;  // this warpgroup's B-stage barriers
   bool const bIssuer = NS ? tid == 0 : lt == 0;  // who initializes the barriers and issues the bulk copies
   if (kBulkB && bIssuer) {
 #pragma unroll
