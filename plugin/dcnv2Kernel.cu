@@ -29,7 +29,8 @@
 //      workspace slice; no atomics, so every run gives the same bits).
 //   3. finalize (split-K only): the partials summed in split order + bias -> output type.
 //   On sm_90 the main and finalize kernels use programmatic dependent launch: the sampling table (which reads
-//   only offset and mask) is built while the prep kernel drains.
+//   only offset and mask) is built while the prep kernel drains, and the finalize's blocks wait on the SMs the main
+//   grid leaves free.
 // A second algorithm (DCNv2Algo::kIm2colGemm, the plugin's TensorRT tactic 1): the prep kernel's NHWC copy, then
 // dcnIm2colKernel writes the samples once as a column matrix and cuBLAS (opened at run time) multiplies it by the
 // weight as it lies. TensorRT times both per layer; it wins on weight-heavy and large layers and in strict fp32.
@@ -1377,6 +1378,10 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   int const wgi = tid / kWgThreads;  // this thread's warpgroup
   int const lt = tid % kWgThreads;
   int const set = NS ? 0 : wgi;  // this warpgroup's set of stages and B barriers (NS: the block's one)
+  // v46: the split-K finalize (this grid's dependent) may launch as soon as every block here has started: its blocks
+  // then wait (griddepcontrol.wait) on the SMs this grid leaves free instead of launching after the last block exits.
+  // Only where our own finalize follows: another kernel launched after this one never starts early because of it.
+  if (g.splits > 1 && !g.sumInOut) gridDependentsMayLaunch();
   uint32_t const sA = sBase + set * kGroupBytes;
   uint32_t const sB = sA + kWgStagesA * kStageA;
   BlockTile const bt = blockTile(g);
@@ -1511,13 +1516,14 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   };
   uint32_t phases = 0;  // bit s: the parity of B stage s's next completion
 
-  // prologue: weights and gathers of the first AHEAD steps in flight
+  // prologue: gathers and weights of the first AHEAD steps in flight, the gathers first (v46: a bulk copy issued
+  // before a block's loads delayed them ~0.2-0.5 us, docs/kernel.md "v45 experiment")
   if (nLocal > 0) {
-#pragma unroll
-    for (int l = 0; l < AHEAD; ++l) copyB(l < nLocal, l);
 #pragma unroll
     for (int l = 0; l < AHEAD; ++l)
       if (l < nLocal) gather(raw[l], rec[l]);
+#pragma unroll
+    for (int l = 0; l < AHEAD; ++l) copyB(l < nLocal, l);
   }
 
   int bStage = 0;  // B stage of local step l; its A stage is l & 1
