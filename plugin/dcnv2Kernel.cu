@@ -129,6 +129,10 @@ struct Geometry {
   int sumInOut;       // two K splits added into the zeroed output by atomic adds, no partials (fp32 v27, fp16 v42)
 };
 
+// Whether a call ends with the split-K finalize pass (dcnFinalizeKernel sums the partials): the host launches it after
+// the main kernel, which lets it launch early (v46).
+__host__ __device__ inline bool endsWithFinalize(Geometry const& g) { return g.splits > 1 && !g.sumInOut; }
+
 // Element (output channel co of all groups, input channel c of its group, tap t) of a weight laid out
 // [Cout][Cin_g][KK], or channels-last (krsc: DCNv2Params::weightNHWC) [Cout][KK][Cin_g].
 __host__ __device__ inline size_t weightIndex(bool krsc, size_t co, int c, int t, int KK, int Cin_g) {
@@ -1381,7 +1385,7 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   // v46: the split-K finalize (this grid's dependent) may launch as soon as every block here has started: its blocks
   // then wait (griddepcontrol.wait) on the SMs this grid leaves free instead of launching after the last block exits.
   // Only where our own finalize follows: another kernel launched after this one never starts early because of it.
-  if (g.splits > 1 && !g.sumInOut) gridDependentsMayLaunch();
+  if (endsWithFinalize(g)) gridDependentsMayLaunch();
   uint32_t const sA = sBase + set * kGroupBytes;
   uint32_t const sB = sA + kWgStagesA * kStageA;
   BlockTile const bt = blockTile(g);
@@ -3030,7 +3034,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
   }
   if (e != cudaSuccess) return e;
 
-  if (g.splits > 1 && !g.sumInOut) {
+  if (endsWithFinalize(g)) {
     int const vec4 =
         (g.outNHWC ? g.Cout : g.HoWo) % 4 == 0 && reinterpret_cast<uintptr_t>(output) % (4 * sizeof(T)) == 0;
     int const blocks = std::min((vec4 ? total / 4 : total) / 256 + 1, 8192);
