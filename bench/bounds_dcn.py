@@ -33,8 +33,8 @@ from ab_dcn import add_timing_args, check_timing_args, layer_runs, median_side_b
 OUT_DIR = kernel_variants.ROOT / "build" / "dcn_bounds"
 
 # The finalize pass is not launched: the main kernel's partials stay in the workspace.
-NO_SUM = """-  if (g.splits > 1 && !g.sumInOut) {
-+  if (false && g.splits > 1 && !g.sumInOut) {  // bounds_dcn: no split-K sum
+NO_SUM = """-  if (endsWithFinalize(g)) {
++  if (false && endsWithFinalize(g)) {  // bounds_dcn: no split-K sum
     int const vec4 ="""
 # The prep kernel in one call of every CENTERNET_DCN_PREP_PERIOD (--calls: one per captured graph); the calls without
 # it launch the main kernel in plain stream order.

@@ -180,7 +180,7 @@ def test_bounds_builds_fit_the_kernel(tmp_path):
     kernel = kernel_variants.KERNEL.read_text()
     srcs = bounds_dcn.sources(kernel)
     assert srcs["kernel"] == kernel
-    assert "if (false && g.splits > 1" in srcs["no_sum"] and "prepNow" not in srcs["no_sum"]
+    assert "if (false && endsWithFinalize(g))" in srcs["no_sum"] and "prepNow" not in srcs["no_sum"]
     assert srcs["no_prep"].count("prepNow") == 3 and "if (false &&" not in srcs["no_prep"]
     broken = kernel.replace("  bool const afterPrep = pa.transBlocks + pa.packBlocks + pa.zeroBlocks > 0;", "")
     with pytest.raises(SystemExit, match="update bench/bounds_dcn.py NO_SUM / NO_PREP"):
