@@ -66,7 +66,9 @@ GUARD_CASES = [dict(shape=(1, 64, 24, 24, 128)), dict(shape=(1, 32, 96, 96, 64))
                # conv groups and deformable groups, a partial tile of output channels (the redo's own indexing)
                dict(shape=(1, 128, 24, 24, 80), groups=2, dg=2),
                # 256-byte steps under the fp16 MMA (v41: 128 channels a step, the redo's four fp32 rows a step)
-               dict(shape=(1, 128, 24, 24, 64))]
+               dict(shape=(1, 128, 24, 24, 64)),
+               # the fp16 MMA's 128-channel N-split kernel, the capped entry (v49: 160 registers), and its redo
+               dict(shape=(1, 256, 32, 32, 128))]
 
 
 # Channels-last runs, the default variant: name, algorithm (0 fused, 1 im2col + cuBLAS), input / output / weight

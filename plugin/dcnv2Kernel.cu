@@ -1328,10 +1328,8 @@ __device__ __noinline__ void wgRedoFp32(MainArgs<float> const& a, SampleInfo* in
 // step more where their count is odd), one staged C tile, no partial tiles to add. H100, side by side with v42
 // (docs/kernel.md "v44"): 3-6 % faster on the six cfg 3 benchmark layers in TF32, 1-6 % in fp16; the timeline put most
 // of the gain in the epilogue (0.2-0.5 us), the K loops 0-0.3 us.
-template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false, bool HMMA = false,
-    bool NS = false>
-__global__ void __launch_bounds__(kWgThreads * KG, MINB)
-    dcnWgKernel(const __grid_constant__ MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
+template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16, bool HMMA, bool NS>
+__device__ __forceinline__ void wgBody(MainArgs<T> const& a, WeightMap<DIRECT> const& wmap) {
 #ifndef CENTERNET_DCN_WGMMA
   __trap();  // the host launches this kernel only on sm_90 builds that carry sm_90a code
 #else
@@ -1639,6 +1637,23 @@ __global__ void __launch_bounds__(kWgThreads * KG, MINB)
   storeTile<T, THREADS, BN, LDC, NS ? 1 : KG>(a, reinterpret_cast<float const*>(smem), img, ho0, wo0, grp, nb * BN,
       kGroupBytes / int(sizeof(float)));
 #endif
+}
+
+// The kernels: the body above under two register budgets. kWgThreads * KG threads and MINB blocks per SM, or (v49) the
+// fp16-MMA N-split kernels with 128-channel tiles held to 160 registers (254 otherwise; no spills): TF32
+// 1,256,32,32->128 2 % faster on an H100 (docs/kernel.md "v49"). A separate entry because __maxnreg__ cannot be
+// combined with a minimum of blocks per SM, and a launch bound of more threads (65536 / 408 = 160) got ptxas's 128.
+template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false, bool HMMA = false,
+    bool NS = false>
+__global__ void __launch_bounds__(kWgThreads * KG, MINB)
+    dcnWgKernel(const __grid_constant__ MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
+  wgBody<T, BN, KG, AHEAD, MINB, WIDE, DIRECT, H16, HMMA, NS>(a, wmap);
+}
+template <typename T, int BN, int KG, int AHEAD, int MINB, int WIDE, bool DIRECT, bool H16 = false, bool HMMA = false,
+    bool NS = false>
+__global__ void __maxnreg__(160)
+    dcnWgKernelCapped(const __grid_constant__ MainArgs<T> a, const __grid_constant__ WeightMap<DIRECT> wmap) {
+  wgBody<T, BN, KG, AHEAD, MINB, WIDE, DIRECT, H16, HMMA, NS>(a, wmap);
 }
 
 // One launch for all preparation: NCHW -> NHWC transpose, weight packing, accumulator zeroing.
@@ -2416,8 +2431,12 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
                       ? int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM))
                       : -1;
   constexpr bool kNS = c.ns != 0;
-  return launchWithAttrs(slots, pct, pdl, dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>,
-      grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
+  if constexpr (kNS && BN == 128 && HMMA)
+    return launchWithAttrs(slots, pct, pdl, dcnWgKernelCapped<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>,
+        grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
+  else
+    return launchWithAttrs(slots, pct, pdl, dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>,
+        grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
 }
 
 // h16: the gathers read the prep kernel's fp16 copy (TF32 in the configurations where planOf sets Plan::halfRun)

@@ -94,13 +94,15 @@ def test_kernel_compiles_for_hopper(ptxas_report):
     # configuration (v28); each twice: the packed weight, and a channels-last weight read as it lies (v24); plus TF32
     # from the fp16 copy (v30: the 64-channel two-block configuration and the 256-byte-step ones, 64- and 128-channel),
     # again both ways; and fp32 on fp16 tensor cores from that copy (v34, HMMA: the fp16 kernel's configurations, the
-    # packed weight only; its 256-byte steps since v41)
+    # packed weight only; its 256-byte steps since v41; v49: the 128-channel one as dcnWgKernelCapped, 160 registers)
     assert sum("dcnWgKernel" in k for k in kernels) == 43, kernels
+    assert sum(re.search(r"dcnWgKernelCappedIfLi128ELi2ELi1ELi1ELi2ELb0ELb1ELb1ELb1E", k) is not None
+               for k in kernels) == 1 == sum("dcnWgKernelCapped" in k for k in kernels), kernels
     assert sum(re.search(r"dcnWgKernelIfLi\d+ELi\d+ELi\d+ELi\d+ELi\d+ELb[01]ELb1ELb0E", k) is not None
                for k in kernels) == 6, kernels
     assert sum(re.search(r"dcnWgKernelIfLi\d+ELi\d+ELi\d+ELi\d+ELi1ELb0ELb1ELb1E", k) is not None
                for k in kernels) == 3, kernels
-    assert sum(re.search(r"dcnWgKernelIfLi\d+ELi2ELi1ELi1ELi2ELb0ELb1ELb1E", k) is not None
+    assert sum(re.search(r"dcnWgKernel(Capped)?IfLi\d+ELi2ELi1ELi1ELi2ELb0ELb1ELb1E", k) is not None
                for k in kernels) == 2, kernels
     assert sum(re.search(r"dcnWgKernelI6__halfLi(64|128)ELi2ELi1ELi1ELi2ELb[01]E", k) is not None
                for k in kernels) == 4, kernels
