@@ -2431,12 +2431,12 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
                       ? int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM))
                       : -1;
   constexpr bool kNS = c.ns != 0;
-  if constexpr (kNS && BN == 128 && HMMA)
-    return launchWithAttrs(slots, pct, pdl, dcnWgKernelCapped<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>,
-        grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
+  void (*kernel)(MainArgs<T>, WeightMap<DIRECT>);
+  if constexpr (kNS && BN == 128 && HMMA)  // (v49) the fp16-MMA N-split kernel with 128-channel tiles: 160 registers
+    kernel = dcnWgKernelCapped<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>;
   else
-    return launchWithAttrs(slots, pct, pdl, dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>,
-        grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
+    kernel = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>;
+  return launchWithAttrs(slots, pct, pdl, kernel, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
 }
 
 // h16: the gathers read the prep kernel's fp16 copy (TF32 in the configurations where planOf sets Plan::halfRun)
