@@ -4,8 +4,9 @@ A timing-only copy of plugin/dcnv2Kernel.cu is instrumented (thread 0 of every b
 finalize kernels stores %globaltimer and clock64 at fixed points), built into build/dcn_timeline/ with nvcc, and each
 benchmark layer's call is replayed from a CUDA graph 30 times; the median replay is printed: when the prep kernel
 ends, when the main blocks start, the block-median phases of the main kernel (sampling table, wait for the prep
-kernel, barrier, K loop, epilogue; from clock64 at the blocks' median cycles per ns), when it ends, and when the
-finalize kernel starts and ends (us from the prep kernel's first block). Needs a GPU with the sm_90a warpgroup
+kernel, barrier, K loop, epilogue; from clock64 at the blocks' median cycles per ns), when it ends, and of the
+finalize kernel when its first block starts, when the first is past its wait for the main grid, when its median block
+has summed its partials, and when the call ends (us from the prep kernel's first block). Needs a GPU with the sm_90a warpgroup
 kernel (compute capability 9.0). The instrumented build is slower than the real one by a few stores per block and is
 never used for the benchmark's numbers.
 --blocks prints, instead, the spread over the blocks of the median replay (percentiles 0 / 10 / 50 / 90 / 100, us
@@ -90,6 +91,9 @@ __device__ __forceinline__ void gridDependencyWait() {""",
 +  StampEnd se{2};
   gridDependencyWait();
 +  stamp(2, 1);""",
+    """      float b[4] = {0.f, 0.f, 0.f, 0.f};
++      stamp(2, 2);
+      if (bias) {""",
     """+int centernet_dcnv2_stamps(void* host, size_t bytes, int clear) {
 +  cudaError_t e = cudaMemcpyFromSymbol(host, centernet_trt::gStamp, bytes);
 +  if (e == cudaSuccess && clear) {
@@ -182,7 +186,8 @@ def main() -> None:
         print(f"card: {torch.cuda.get_device_name()}; us from the prep kernel's first block; main phases are block "
               "medians")
         print("| layer | prec | plan | call | prep ends | main: first / median start | table | wait | barrier | K loop | "
-              "epilogue | main ends | finalize starts / ends |")
+              "epilogue | main ends | finalize: first block starts / first past its wait / median block summed / call "
+              "ends |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for shape in bench_dcn.SHAPES:
         for mode in modes:
@@ -221,7 +226,12 @@ def print_medians(np, stamps, head: str) -> None:
     us = lambda v: (v - t0) / 1e3
     per_ns = np.median((clk[:, 5] - clk[:, 0]) / np.maximum(main_[:, 5] - main_[:, 0], 1))
     phases = [np.median(clk[:, k + 1] - clk[:, k]) / per_ns / 1e3 for k in range(5)]
-    fin_text = "-" if not len(fin) else f"{us(fin[:, 0].min()):.1f} / {call:.1f}"
+    # finalize stamps: 1 past griddepcontrol.wait (the main grid complete, its writes visible), 2 its partials summed
+    # (the 16-byte path; a block with no element to sum leaves it 0)
+    summed = fin[:, 2][fin[:, 2] > 0] if len(fin) else fin
+    fin_text = "-" if not len(fin) else (f"{us(fin[:, 0].min()):.1f} / {us(fin[:, 1].min()):.1f} / "
+                                         f"{us(np.median(summed)):.1f} / {call:.1f}" if len(summed) else
+                                         f"{us(fin[:, 0].min()):.1f} / {us(fin[:, 1].min()):.1f} / - / {call:.1f}")
     print(f"{head} {call:.1f} | {us(prep[:, 5].max()):.1f} | {us(main_[:, 0].min()):.1f} / "
           f"{us(np.median(main_[:, 0])):.1f} | " + " | ".join(f"{p:.2f}" for p in phases) +
           f" | {us(main_[:, 5].max()):.1f} | {fin_text} |", flush=True)
