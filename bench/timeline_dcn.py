@@ -6,8 +6,8 @@ benchmark layer's call is replayed from a CUDA graph 30 times; the median replay
 ends, when the main blocks start, the block-median phases of the main kernel (sampling table, wait for the prep
 kernel, barrier, K loop, epilogue; from clock64 at the blocks' median cycles per ns), when it ends, and of the
 finalize kernel when its first block starts, when the first is past its wait for the main grid, when its median block
-has summed its partials, and when the call ends (us from the prep kernel's first block). Needs a GPU with the sm_90a warpgroup
-kernel (compute capability 9.0). The instrumented build is slower than the real one by a few stores per block and is
+has summed its partials, and when the call ends (us from the prep kernel's first block). Needs a GPU with the sm_90a
+warpgroup kernel (compute capability 9.0). The instrumented build is slower than the real one by a few stores per block and is
 never used for the benchmark's numbers.
 --blocks prints, instead, the spread over the blocks of the median replay (percentiles 0 / 10 / 50 / 90 / 100, us
 from the call's first block): when the prep blocks end, when the main blocks start, end their sampling table and
@@ -226,12 +226,13 @@ def print_medians(np, stamps, head: str) -> None:
     us = lambda v: (v - t0) / 1e3
     per_ns = np.median((clk[:, 5] - clk[:, 0]) / np.maximum(main_[:, 5] - main_[:, 0], 1))
     phases = [np.median(clk[:, k + 1] - clk[:, k]) / per_ns / 1e3 for k in range(5)]
-    # finalize stamps: 1 past griddepcontrol.wait (the main grid complete, its writes visible), 2 its partials summed
-    # (the 16-byte path; a block with no element to sum leaves it 0)
-    summed = fin[:, 2][fin[:, 2] > 0] if len(fin) else fin
-    fin_text = "-" if not len(fin) else (f"{us(fin[:, 0].min()):.1f} / {us(fin[:, 1].min()):.1f} / "
-                                         f"{us(np.median(summed)):.1f} / {call:.1f}" if len(summed) else
-                                         f"{us(fin[:, 0].min()):.1f} / {us(fin[:, 1].min()):.1f} / - / {call:.1f}")
+    fin_text = "-"
+    if len(fin):
+        # finalize stamps: 1 past griddepcontrol.wait (the main grid complete, its writes visible), 2 its partials
+        # summed (the 16-byte path; a block with no element to sum leaves it 0)
+        summed = fin[:, 2][fin[:, 2] > 0]
+        summed_text = f"{us(np.median(summed)):.1f}" if len(summed) else "-"
+        fin_text = f"{us(fin[:, 0].min()):.1f} / {us(fin[:, 1].min()):.1f} / {summed_text} / {call:.1f}"
     print(f"{head} {call:.1f} | {us(prep[:, 5].max()):.1f} | {us(main_[:, 0].min()):.1f} / "
           f"{us(np.median(main_[:, 0])):.1f} | " + " | ".join(f"{p:.2f}" for p in phases) +
           f" | {us(main_[:, 5].max()):.1f} | {fin_text} |", flush=True)
