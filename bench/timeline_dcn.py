@@ -7,8 +7,8 @@ ends, when the main blocks start, the block-median phases of the main kernel (sa
 kernel, barrier, K loop, epilogue; from clock64 at the blocks' median cycles per ns), when it ends, and of the
 finalize kernel when its first block starts, when the first is past its wait for the main grid, when its median block
 has summed its partials, and when the call ends (us from the prep kernel's first block). Needs a GPU with the sm_90a
-warpgroup kernel (compute capability 9.0). The instrumented build is slower than the real one by a few stores per block and is
-never used for the benchmark's numbers.
+warpgroup kernel (compute capability 9.0). The instrumented build is slower than the real one by a few stores per
+block and is never used for the benchmark's numbers.
 --blocks prints, instead, the spread over the blocks of the median replay (percentiles 0 / 10 / 50 / 90 / 100, us
 from the call's first block): when the prep blocks end, when the main blocks start, end their sampling table and
 their K loop, and end, with the table's and K loop's durations (docs/kernel.md, "v29"), for the layouts in --layouts
