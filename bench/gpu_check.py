@@ -51,9 +51,11 @@ CASES = [dict(shape=s) for s in BASELINE] + [
     dict(shape=(1, 64, 20, 20, 64), k=(7, 7), pad=(3, 3)), # 7x7: TF32's table too large for cfg 3's stages (cfg 2)
     dict(shape=(1, 256, 48, 48, 200)),                     # 256-channel tiles (v28), Cout not a multiple of them
     dict(shape=(1, 32, 96, 96, 64)),                       # TF32 from the fp16 copy in 128-byte steps (cfg 1, v30)
+    dict(shape=(1, 520, 8, 8, 200)),                       # the weight pack staged in shared memory (v51), C and
+                                                           # Cout not multiples of its runs or tiles
 ]
-QUICK = [8, 9, 10, 15, 25, 28]  # small cases, for compute-sanitizer's memcheck (bench/gpu_run.sh); 25 and 28 take
-                                # the fp16 copy in TF32 (256- and 128-byte steps)
+QUICK = [8, 9, 10, 15, 25, 28, 29]  # small cases, for compute-sanitizer's memcheck (bench/gpu_run.sh); 25 and 28 take
+                                    # the fp16 copy in TF32 (256- and 128-byte steps), 29 the staged weight pack
 # The fp16 copy's range guard (v30): layers that take the copy in TF32 (cfg 3, cfg 1, a batch, a grouped layer), each
 # with inputs the copy cannot hold (the whole input, and the bias with it, scaled by 1e5, beyond the copy's range, or
 # by 1e-7, every transpose tile below 2^-17: every block redoes its K range from the fp32 input and weight in plain

@@ -1685,15 +1685,36 @@ template <typename T> struct PrepArgs {
 };
 
 constexpr int kPrepThreads = 256;
+constexpr int kPackStageBytes = kPrepThreads * 9 * 16;  // dcnPrepKernel's STAGED: 9 16-byte vectors a thread
 
+// 16 bytes global -> shared without registers (zeros where !valid); a plain copy before sm_80. (The shared address
+// is converted inside the asm: __cvta_generic_to_shared here changed how nvcc passes the fp32 redo's shared-memory
+// pointers in 17 warpgroup kernels, which had nothing to do with this.)
+__device__ __forceinline__ void copyAsync16(uint4* dst, uint4 const* src, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "{\n .reg .u64 a;\n .reg .u32 s;\n cvta.to.shared.u64 a, %0;\n cvt.u32.u64 s, a;\n"
+      " cp.async.cg.shared.global [s], [%1], 16, %2;\n}\n" ::"l"(dst),
+      "l"(src), "r"(valid ? 16 : 0) : "memory");
+#else
+  *dst = valid ? __ldg(src) : uint4{0, 0, 0, 0};
+#endif
+}
+__device__ __forceinline__ void copyAsyncWaitAll() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+template <typename OUT, typename T> constexpr int kHmmaParts =
+    std::is_same<OUT, __half>::value && std::is_same<T, float>::value ? 2 : 1;
 // Part `part` of one 16-byte chunk of dcnWgKernel's packed weight, for every tap: the 16 / sizeof(T) channels
 // c0 + part * 16 / sizeof(T) ... of output row `row` (zeros where !valid), as OUT: the weight's own type (one part;
 // fp32 pre-rounded to TF32), or halves of an fp32 weight (HMMA, v34: kHmmaWeightScale x the weight; two parts, 8 bytes
 // each: one thread with the 18 source vectors of a whole chunk made the fp32 prep kernel 82 registers (v32: 54) and its
 // transpose slower, one thread taking both parts in turn waited for two round trips; H100, docs/kernel.md "v34").
 template <typename OUT, typename T, bool KRSC>
-__device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c0, int part, bool valid, uint4* dst,
-    size_t tapStride) {
+__device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c0, int part, bool rowValid, bool valid,
+    uint4* dst, size_t tapStride, uint4* stage) {
   constexpr int VP = 16 / int(sizeof(T));  // channels of a part: one 16-byte source vector per tap
   using Part = Pack<OUT, VP>;
   auto convert = [](T w) -> OUT {
@@ -1720,22 +1741,47 @@ __device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c
   };
   c0 += part * VP;
   if (a.KK == 9 && a.weight16 && !KRSC) {
-    // 3x3 (every CenterNet layer): the VP x 9 source weights are 9 contiguous 16-byte vectors, loaded at once (the
-    // generic loop below waits for each tap's loads in turn)
-    uint4 raw[9];
-    uint4 const* src = reinterpret_cast<uint4 const*>(a.weight + a.template wAt<KRSC>(row, c0, 0));
-#pragma unroll
-    for (int j = 0; j < 9; ++j) raw[j] = valid ? __ldg(src + j) : uint4{0, 0, 0, 0};
-    T const* w = reinterpret_cast<T const*>(raw);
-#pragma unroll
-    for (int t = 0; t < 9; ++t) {
+    // 3x3 (every CenterNet layer): the VP x 9 source weights of a lane are 9 contiguous 16-byte vectors, loaded at
+    // once (the generic loop below waits for each tap's loads in turn)
+    auto emitTap = [&](auto const& w, int t) {  // w(i): the lane's weight i = channel e x 9 + tap t
       Part v;
 #pragma unroll
       for (int e = 0; e < VP; ++e) {
-        v.v[e] = convert(w[e * 9 + t]);
-        track(w[e * 9 + t]);
+        v.v[e] = convert(w(e * 9 + t));
+        track(w(e * 9 + t));
       }
       reinterpret_cast<Part*>(dst + t * tapStride)[part] = v;
+    };
+    if (stage != nullptr) {
+      // staged (dcnPrepKernel's STAGED): the G lanes of one output row hold a run of G x 9 contiguous vectors,
+      // copied into shared memory with consecutive lanes on consecutive vectors; each lane then reads its own 9 (a
+      // lane loading its own 9, 144 bytes from its neighbour's, takes each of a warp's loads to 32 pieces of as many
+      // lines; docs/kernel.md "v51")
+      constexpr int G = 8 * kHmmaParts<OUT, T>;
+      int const g = threadIdx.x & (G - 1);
+      int const base = c0 - c0 % (G * VP);
+      uint4* const run = stage + (threadIdx.x & ~(G - 1)) * 9;
+      uint4 const* src = reinterpret_cast<uint4 const*>(a.weight + a.template wAt<KRSC>(rowValid ? row : 0, base, 0));
+      int const nValid = rowValid ? min(G, (a.Cin_g - base) / VP) * 9 : 0;  // the run's vectors inside the weight
+#pragma unroll
+      for (int k = 0; k < 9; ++k) copyAsync16(run + g + G * k, src + g + G * k, g + G * k < nValid);
+      copyAsyncWaitAll();
+      __syncwarp(unsigned((1ull << G) - 1) << (threadIdx.x & 31 & ~(G - 1)));
+      T const* own = reinterpret_cast<T const*>(run + (c0 - base) / VP * 9);
+      if constexpr (std::is_same<OUT, float>::value) {
+#pragma unroll 1
+        for (int t = 0; t < 9; ++t) emitTap([&](int i) { return own[i]; }, t);  // (unrolled, the TF32 pack spilled)
+      } else {
+#pragma unroll
+        for (int t = 0; t < 9; ++t) emitTap([&](int i) { return own[i]; }, t);
+      }
+    } else {
+      uint4 raw[9];
+      uint4 const* src = reinterpret_cast<uint4 const*>(a.weight + a.template wAt<KRSC>(row, c0, 0));
+#pragma unroll
+      for (int j = 0; j < 9; ++j) raw[j] = valid ? __ldg(src + j) : uint4{0, 0, 0, 0};
+#pragma unroll
+      for (int t = 0; t < 9; ++t) emitTap([&](int i) { return reinterpret_cast<T const*>(raw)[i]; }, t);
     }
     poison(9);
     return;
@@ -1761,13 +1807,16 @@ constexpr int kTransS16 = 256;
 // KRSC: the weight channels-last (packed for the kernels that do not read it directly).
 // fp32: 48 registers at most, so 5 blocks per SM for the transpose (v35's tiny-weight check left to itself took 54;
 // fp16: no minimum, as before).
-template <typename T, bool REGT = false, bool KRSC = false>
+// STAGED: the wgmma pack's 3x3 path through kPackStageBytes of dynamic shared memory (v51; where the pack's blocks
+// outnumber the transpose's, see launchPrep).
+template <typename T, bool REGT = false, bool KRSC = false, bool STAGED = false>
 __global__ void __launch_bounds__(kPrepThreads, std::is_same<T, float>::value ? 5 : 0) dcnPrepKernel(PrepArgs<T> a) {
   auto const wAt = [&](int co, int c, int t) { return a.template wAt<KRSC>(co, c, t); };
   constexpr int kTS = 64;                     // vector transpose tile: 64 positions x kTC channels (8 KB)
   constexpr int kVE = 16 / int(sizeof(T));    // elements per 16-byte vector
   constexpr int kTC = 128 / int(sizeof(T));
   __shared__ __align__(16) unsigned char tileRaw[kTC * (kTS + 2) * sizeof(T)];
+  extern __shared__ __align__(128) unsigned char smem[];  // STAGED: kPackStageBytes
   // (Launched in plain stream order: with PDL, waiting here for the previous kernel, it was 0.4-0.7 us faster only
   // when that kernel was this layer's own previous call, and no faster after another kernel; docs/kernel.md, v12.)
   gridDependentsMayLaunch();  // the main kernel may start building its sampling tables now
@@ -1924,9 +1973,10 @@ __global__ void __launch_bounds__(kPrepThreads, std::is_same<T, float>::value ? 
                      (((size_t(grp) * a.tilesN + nb) * a.KK * a.nSteps + cs) * a.bn + n) * 8 + pc;
         size_t const tapStride = size_t(a.nSteps) * a.bn * 8;  // chunks between consecutive taps
         bool const valid = co < a.Cout_g && c0 < a.Cin_g;  // Cin_g is a multiple of V on this path
+        uint4* const stage = STAGED ? reinterpret_cast<uint4*>(smem) : nullptr;
         if constexpr (std::is_same<T, float>::value)
-          if (hmma) return packWgChunk<__half, T, KRSC>(a, row, c0, part, valid, dst, tapStride);
-        packWgChunk<T, T, KRSC>(a, row, c0, 0, valid, dst, tapStride);
+          if (hmma) return packWgChunk<__half, T, KRSC>(a, row, c0, part, co < a.Cout_g, valid, dst, tapStride, stage);
+        packWgChunk<T, T, KRSC>(a, row, c0, 0, co < a.Cout_g, valid, dst, tapStride, stage);
       }
       return;
     }
@@ -2762,15 +2812,20 @@ template <typename T> PrepArgs<T> transposeArgs(Geometry const& g, T const* inpu
   return pa;
 }
 
-// krsc: the weight channels-last (DCNv2Params::weightNHWC), for the pack blocks
+// krsc: the weight channels-last (DCNv2Params::weightNHWC), for the pack blocks. The wgmma pack (frag 2) is staged
+// through shared memory where its blocks outnumber the transpose's (the 512-channel layers): there the prep kernel
+// ends ~1 us sooner (TF32 1,512,16,16->256 6 % faster, H100); staged everywhere it was 1-7 % slower on other layers
+// (docs/kernel.md "v51"), so those calls keep the unstaged kernel.
 template <typename T>
 cudaError_t launchPrep(PrepArgs<T> const& pa, bool regTrans, bool krsc, cudaStream_t stream) {
   auto prep = krsc ? dcnPrepKernel<T, false, true> : dcnPrepKernel<T>;
   if constexpr (std::is_same<T, __half>::value)
     if (regTrans) prep = krsc ? dcnPrepKernel<T, true, true> : dcnPrepKernel<T, true>;
+  bool const staged = pa.frag == 2 && !regTrans && !krsc && pa.packBlocks > 0 && pa.packBlocks >= pa.transBlocks;
+  if (staged) prep = dcnPrepKernel<T, false, false, true>;
   int const blocks = pa.transBlocks + pa.packBlocks + pa.zeroBlocks;
   if (blocks == 0) return cudaSuccess;  // im2col tactic on an NHWC input: nothing to do
-  prep<<<blocks, kPrepThreads, 0, stream>>>(pa);
+  prep<<<blocks, kPrepThreads, staged ? kPackStageBytes : 0, stream>>>(pa);
   return cudaGetLastError();
 }
 
