@@ -1708,13 +1708,15 @@ __device__ __forceinline__ void copyAsyncWaitAll() {
 template <typename OUT, typename T> constexpr int kHmmaParts =
     std::is_same<OUT, __half>::value && std::is_same<T, float>::value ? 2 : 1;
 // Part `part` of one 16-byte chunk of dcnWgKernel's packed weight, for every tap: the 16 / sizeof(T) channels
-// c0 + part * 16 / sizeof(T) ... of output row `row` (zeros where !valid), as OUT: the weight's own type (one part;
+// c0 + part * 16 / sizeof(T) ... of output row `row` (zeros past the weight: rows where !rowValid, channels from Cin_g,
+// a multiple of the chunk's channels on this path), as OUT: the weight's own type (one part;
 // fp32 pre-rounded to TF32), or halves of an fp32 weight (HMMA, v34: kHmmaWeightScale x the weight; two parts, 8 bytes
 // each: one thread with the 18 source vectors of a whole chunk made the fp32 prep kernel 82 registers (v32: 54) and its
 // transpose slower, one thread taking both parts in turn waited for two round trips; H100, docs/kernel.md "v34").
 template <typename OUT, typename T, bool KRSC>
-__device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c0, int part, bool rowValid, bool valid,
-    uint4* dst, size_t tapStride, uint4* stage) {
+__device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c0, int part, bool rowValid, uint4* dst,
+    size_t tapStride, uint4* stage) {
+  bool const valid = rowValid && c0 < a.Cin_g;
   constexpr int VP = 16 / int(sizeof(T));  // channels of a part: one 16-byte source vector per tap
   using Part = Pack<OUT, VP>;
   auto convert = [](T w) -> OUT {
@@ -1972,11 +1974,10 @@ __global__ void __launch_bounds__(kPrepThreads, std::is_same<T, float>::value ? 
         uint4* dst = reinterpret_cast<uint4*>(a.wpack) +
                      (((size_t(grp) * a.tilesN + nb) * a.KK * a.nSteps + cs) * a.bn + n) * 8 + pc;
         size_t const tapStride = size_t(a.nSteps) * a.bn * 8;  // chunks between consecutive taps
-        bool const valid = co < a.Cout_g && c0 < a.Cin_g;  // Cin_g is a multiple of V on this path
         uint4* const stage = STAGED ? reinterpret_cast<uint4*>(smem) : nullptr;
         if constexpr (std::is_same<T, float>::value)
-          if (hmma) return packWgChunk<__half, T, KRSC>(a, row, c0, part, co < a.Cout_g, valid, dst, tapStride, stage);
-        packWgChunk<T, T, KRSC>(a, row, c0, 0, co < a.Cout_g, valid, dst, tapStride, stage);
+          if (hmma) return packWgChunk<__half, T, KRSC>(a, row, c0, part, co < a.Cout_g, dst, tapStride, stage);
+        packWgChunk<T, T, KRSC>(a, row, c0, 0, co < a.Cout_g, dst, tapStride, stage);
       }
       return;
     }
