@@ -1687,9 +1687,10 @@ template <typename T> struct PrepArgs {
 constexpr int kPrepThreads = 256;
 constexpr int kPackStageBytes = kPrepThreads * 9 * 16;  // dcnPrepKernel's STAGED: 9 16-byte vectors a thread
 
-// 16 bytes global -> shared without registers (zeros where !valid); a plain copy before sm_80. (The shared address
-// is converted inside the asm: __cvta_generic_to_shared here changed how nvcc passes the fp32 redo's shared-memory
-// pointers in 17 warpgroup kernels, which had nothing to do with this.)
+// 16 bytes global -> shared without registers (zeros where !valid); a plain copy before sm_80. (Not the warpgroup
+// kernel's cpAsync16: that one is sm_90a-only and has no zero fill. The shared address is converted inside the asm:
+// __cvta_generic_to_shared here changed how nvcc passes the fp32 redo's shared-memory pointers in 17 warpgroup
+// kernels, which had nothing to do with this.)
 __device__ __forceinline__ void copyAsync16(uint4* dst, uint4 const* src, bool valid) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile(
@@ -1705,8 +1706,6 @@ __device__ __forceinline__ void copyAsyncWaitAll() {
   asm volatile("cp.async.wait_all;\n" ::: "memory");
 #endif
 }
-template <typename OUT, typename T> constexpr int kHmmaParts =
-    std::is_same<OUT, __half>::value && std::is_same<T, float>::value ? 2 : 1;
 // Part `part` of one 16-byte chunk of dcnWgKernel's packed weight, for every tap: the 16 / sizeof(T) channels
 // c0 + part * 16 / sizeof(T) ... of output row `row` (zeros past the weight: rows where !rowValid, channels from Cin_g,
 // a multiple of the chunk's channels on this path), as OUT: the weight's own type (one part;
@@ -1759,7 +1758,7 @@ __device__ __forceinline__ void packWgChunk(PrepArgs<T> const& a, int row, int c
       // copied into shared memory with consecutive lanes on consecutive vectors; each lane then reads its own 9 (a
       // lane loading its own 9, 144 bytes from its neighbour's, takes each of a warp's loads to 32 pieces of as many
       // lines; docs/kernel.md "v51")
-      constexpr int G = 8 * kHmmaParts<OUT, T>;
+      constexpr int G = kHmma ? 16 : 8;  // 8 chunks of a row, of two parts each under HMMA
       int const g = threadIdx.x & (G - 1);
       int const base = c0 - c0 % (G * VP);
       uint4* const run = stage + (threadIdx.x & ~(G - 1)) * 9;
