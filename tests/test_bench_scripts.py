@@ -100,6 +100,26 @@ def test_variant_help_names_every_kernel_variant():
     assert "one-warpgroup" in proc.stdout.replace("\n", " ").replace("  ", " ")
 
 
+def test_benchmark_summary_counts_targets_from_unrounded_times():
+    """bench_dcn.py's closing lines judge the issue's targets on unrounded times: a 2.96x row, printed 3.0x at one
+    decimal, is short of 3x; exactly 5x in fp16 is met; strict fp32 rows (no target of their own) are left out; the
+    floor bound counts ours <= 3 x floor."""
+    bench_dcn = bench_module("bench_dcn")
+    rows = [((1, 512, 16, 16, 256), "tf32", "random", 11.25, 33.3, 1.84),  # 2.96x
+            ((1, 64, 128, 128, 64), "tf32", "random", 15.0, 60.0, 5.0),     # 4x, exactly 3x the floor
+            ((1, 64, 128, 128, 64), "fp16", "random", 4.0, 20.0, 1.0),      # exactly 5x
+            ((1, 64, 128, 128, 64), "fp16", "smooth", 5.0, 20.0, 1.0),      # 4x
+            ((1, 64, 128, 128, 64), "fp32", "random", 50.0, 60.0, 20.0)]
+    lines = bench_dcn.target_summary(rows)
+    assert lines == [
+        "tf32 random: >= 3x torchvision on 1 of 2 layers (short: 1,512,16,16->256 1.01x to go); "
+        "within 3x of the floor on 1 of 2",
+        "fp16 random: >= 5x torchvision on 1 of 1 layers; within 3x of the floor on 0 of 1",
+        "fp16 smooth: >= 5x torchvision on 0 of 1 layers (short: 1,64,128,128->64 1.25x to go); "
+        "within 3x of the floor on 0 of 1",
+    ], lines
+
+
 def test_gpu_floors_program_compiles_and_takes_the_benchmarks_rates(tmp_path):
     """bench/gpu_floors.cu (launch, barrier, memory-latency and L1 floors, least call per layer; run by
     bench/gpu_run.sh) builds with nvcc, accepts the rates bench_dcn.py --rates-out writes, and refuses malformed ones
