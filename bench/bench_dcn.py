@@ -248,7 +248,7 @@ def main() -> None:
         ours = times[variants[0]]
         tv = timed(run_tv, args.calls, args.reps)
         gemm = im2col_gemm_us(shape, dtype, tf32, args.calls, args.reps)
-        target = tv / (5 if mode == "fp16" else 3)
+        target = tv / TARGET_SPEEDUP["fp16" if mode == "fp16" else "tf32"]  # (strict fp32: the fp32 target too)
         others = " ".join(f"v{v} {t:.1f}" for v, t in times.items() if v != variants[0])
         eager = f"eager ours {median_us(run_ours, 100):.1f} tv {median_us(run_tv, 100):.1f}"
         flops = 2.0 * n * h * w * cout * c * 9
