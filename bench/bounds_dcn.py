@@ -38,10 +38,10 @@ NO_SUM = """-  if (endsWithFinalize(g)) {
     int const vec4 ="""
 # The prep kernel in one call of every CENTERNET_DCN_PREP_PERIOD (--calls: one per captured graph); the calls without
 # it launch the main kernel in plain stream order.
-NO_PREP = """-  cudaError_t e = launchPrep(pa, regTrans, p.weightNHWC && pa.packBlocks > 0, stream);
+NO_PREP = """-  cudaError_t e = launchPrep(pa, regTrans, krsc, stream, prepCarveout);
 +  static long calls = 0;  // bounds_dcn: the prep kernel in one call of every CENTERNET_DCN_PREP_PERIOD
 +  bool const prepNow = calls++ % CENTERNET_DCN_PREP_PERIOD == 0;
-+  cudaError_t e = prepNow ? launchPrep(pa, regTrans, p.weightNHWC && pa.packBlocks > 0, stream) : cudaSuccess;
++  cudaError_t e = prepNow ? launchPrep(pa, regTrans, krsc, stream, prepCarveout) : cudaSuccess;
   if (e != cudaSuccess) return e;
   // no prep kernel (input and weight channels-last, no output to zero): the main kernel is the call's first,
   // launched in plain stream order (its sampling table reads the offsets and masks before gridDependencyWait)

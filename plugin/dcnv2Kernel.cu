@@ -1685,6 +1685,7 @@ template <typename T> struct PrepArgs {
 };
 
 constexpr int kPrepThreads = 256;
+constexpr int kPrepTileBytes = 128 * 66;  // dcnPrepKernel's transpose tile: 128 bytes of channels x 66 positions
 constexpr int kPackStageBytes = kPrepThreads * 9 * 16;  // dcnPrepKernel's STAGED: 9 16-byte vectors a thread
 
 // 16 bytes global -> shared without registers (zeros where !valid); a plain copy before sm_80. (Not the warpgroup
@@ -1816,7 +1817,8 @@ __global__ void __launch_bounds__(kPrepThreads, std::is_same<T, float>::value ? 
   constexpr int kTS = 64;                     // vector transpose tile: 64 positions x kTC channels (8 KB)
   constexpr int kVE = 16 / int(sizeof(T));    // elements per 16-byte vector
   constexpr int kTC = 128 / int(sizeof(T));
-  __shared__ __align__(16) unsigned char tileRaw[kTC * (kTS + 2) * sizeof(T)];
+  static_assert(kTC * (kTS + 2) * sizeof(T) == kPrepTileBytes, "the host counts the tile's bytes (wgPrepCarveout)");
+  __shared__ __align__(16) unsigned char tileRaw[kPrepTileBytes];
   extern __shared__ __align__(128) unsigned char smem[];  // STAGED: kPackStageBytes
   // (Launched in plain stream order: with PDL, waiting here for the previous kernel, it was 0.4-0.7 us faster only
   // when that kernel was this layer's own previous call, and no faster after another kernel; docs/kernel.md, v12.)
@@ -2389,20 +2391,46 @@ cudaError_t setKernelAttr(void const* kern, cudaFuncAttribute attr, int value, K
 
 // pdl = false: a plain stream-ordered launch, for the first kernel of a call (its reads before gridDependencyWait,
 // the offsets and masks, must not overlap the kernel that wrote them).
+// carveout >= 0 (v56): this launch's shared-memory carveout, in percent (a launch attribute, which a CUDA graph keeps
+// per kernel node; the function attribute is one value per kernel for every layer). Where the runtime predates the
+// attribute, or the driver rejects it, the kernel is launched without it.
 template <typename... KArgs, typename... Args>
-cudaError_t launchKernel(bool pdl, void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-    Args const&... args) {
+cudaError_t launchKernelAt(int carveout, bool pdl, void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem,
+    cudaStream_t stream, Args const&... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attr[2];
+  unsigned n = 0;
+  if (pdl && pdlSupported()) {
+    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+#if CUDART_VERSION >= 12080
+  if (carveout >= 0) {
+    attr[n].id = cudaLaunchAttributePreferredSharedMemoryCarveout;
+    attr[n++].val.sharedMemCarveout = unsigned(carveout);
+  }
+#endif
   cfg.attrs = attr;
-  cfg.numAttrs = pdl && pdlSupported() ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kern, args...);
+  cfg.numAttrs = n;
+  cudaError_t const e = cudaLaunchKernelEx(&cfg, kern, args...);
+  if (e == cudaSuccess || carveout < 0) return e;
+  (void)cudaGetLastError();  // (a launch error is not sticky)
+  return launchKernelAt(-1, pdl, kern, grid, block, smem, stream, args...);
+}
+template <typename... KArgs, typename... Args>
+cudaError_t launchKernel(bool pdl, void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+    Args const&... args) {
+  return launchKernelAt(-1, pdl, kern, grid, block, smem, stream, args...);
+}
+// The carveout, in percent of an SM's shared memory, that holds `bytes` of resident blocks (each block's share
+// counted with the 1 KB the hardware reserves for it); -1 where the device does not say.
+int carveoutFor(size_t bytes) {
+  int const perSM = deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0);
+  return perSM > 0 ? int(std::min<size_t>(100, (bytes * 100 + perSM - 1) / perSM)) : -1;
 }
 template <typename... KArgs, typename... Args>
 cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
@@ -2412,9 +2440,10 @@ cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem
 // launchKernel after the kernel's shared-memory limit (where smem is over the default 48 KB) and, carveout >= 0, its
 // carveout are set (setKernelAttr, `slots`: the caller's, one kernel's). A launch that fails where a set was left out
 // is made once more with both set: the slots may outlive the attributes (a device reset).
+// launchCarveout >= 0: the launch's own carveout as well (launchKernelAt), where it differs from the function's.
 template <typename... KArgs, typename... Args>
-cudaError_t launchWithAttrs(KernelAttrSlots& slots, int carveout, bool pdl, void (*kern)(KArgs...), dim3 grid,
-    dim3 block, size_t smem, cudaStream_t stream, Args const&... args) {
+cudaError_t launchWithAttrsAt(KernelAttrSlots& slots, int carveout, int launchCarveout, bool pdl,
+    void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args const&... args) {
   void const* const k = reinterpret_cast<void const*>(kern);
   for (bool force = false;; force = true) {
     bool skipped = false;
@@ -2423,9 +2452,14 @@ cudaError_t launchWithAttrs(KernelAttrSlots& slots, int carveout, bool pdl, void
       e = setKernelAttr(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem), slots, force, skipped);
     if (e == cudaSuccess && carveout >= 0)
       e = setKernelAttr(k, cudaFuncAttributePreferredSharedMemoryCarveout, carveout, slots, force, skipped);
-    if (e == cudaSuccess) e = launchKernel(pdl, kern, grid, block, smem, stream, args...);
+    if (e == cudaSuccess) e = launchKernelAt(launchCarveout, pdl, kern, grid, block, smem, stream, args...);
     if (e == cudaSuccess || force || !skipped) return e;
   }
+}
+template <typename... KArgs, typename... Args>
+cudaError_t launchWithAttrs(KernelAttrSlots& slots, int carveout, bool pdl, void (*kern)(KArgs...), dim3 grid,
+    dim3 block, size_t smem, cudaStream_t stream, Args const&... args) {
+  return launchWithAttrsAt(slots, carveout, -1, pdl, kern, grid, block, smem, stream, args...);
 }
 
 template <typename T, int MODE, int VEC, int BN>
@@ -2470,64 +2504,64 @@ template <int BN> size_t wgTileBytesOf(WgConfig c, bool direct) {
 #ifdef CENTERNET_DCN_SM90A
 template <typename T, int BN, int CFG, bool DIRECT, bool H16 = false, bool HMMA = false>
 cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid, size_t smemBytes, bool pdl,
-    cudaStream_t stream) {
+    cudaStream_t stream, size_t beside) {
   constexpr WgConfig c = kWgConfigs[CFG];
   static KernelAttrSlots slots;
   smemBytes += wgTileBytesOf<BN>(c, DIRECT);
   // Shared memory only for the resident blocks (MINB, the register limit): the rest of the unified L1 stays cache
-  // for the gathers (by default the driver may carve out all of it).
-  int const perSM = deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0);
-  int const pct = perSM > 0
-                      ? int(std::min<size_t>(100, (size_t(c.minb) * (smemBytes + 1024) * 100 + perSM - 1) / perSM))
-                      : -1;
+  // for the gathers (by default the driver may carve out all of it). beside > 0 (v56): this launch's carveout also
+  // holds that many bytes of prep blocks (wgPrepCarveout).
+  int const pct = carveoutFor(size_t(c.minb) * (smemBytes + 1024));
+  int const launchPct = beside > 0 ? carveoutFor(size_t(c.minb) * (smemBytes + 1024) + beside) : -1;
   constexpr bool kNS = c.ns != 0;
   void (*kernel)(MainArgs<T>, WeightMap<DIRECT>);
   if constexpr (kNS && BN == 128 && HMMA)  // (v49) the fp16-MMA N-split kernel with 128-channel tiles: 160 registers
     kernel = dcnWgKernelCapped<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>;
   else
     kernel = dcnWgKernel<T, BN, c.kg, c.ahead, c.minb, c.wide, DIRECT, H16, HMMA, kNS>;
-  return launchWithAttrs(slots, pct, pdl, kernel, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args, wmap);
+  return launchWithAttrsAt(slots, pct, launchPct, pdl, kernel, grid, dim3(kWgThreads * c.kg), smemBytes, stream, args,
+      wmap);
 }
 
 // h16: the gathers read the prep kernel's fp16 copy (TF32 in the configurations where planOf sets Plan::halfRun)
 template <typename T, int BN, bool DIRECT>
 cudaError_t launchWgConfig(int cfg, MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid,
-    size_t smemBytes, bool pdl, cudaStream_t stream, bool h16, bool hmma = false) {
+    size_t smemBytes, bool pdl, cudaStream_t stream, bool h16, bool hmma = false, size_t beside = 0) {
   if (hmma) {
     if constexpr (std::is_same<T, float>::value && !DIRECT && BN != 256) {
       if constexpr (BN == 64)
-        if (cfg == 1) return launchWg<T, BN, 1, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream);
-      if (cfg == 2) return launchWg<T, BN, 2, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream);
-      if (cfg == 3) return launchWg<T, BN, 3, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream);
+        if (cfg == 1) return launchWg<T, BN, 1, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream, beside);
+      if (cfg == 2) return launchWg<T, BN, 2, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream, beside);
+      if (cfg == 3) return launchWg<T, BN, 3, DIRECT, true, true>(args, wmap, grid, smemBytes, pdl, stream, beside);
     }
     return cudaErrorInvalidValue;  // planOf never asks for it
   }
   if (h16) {
     if constexpr (std::is_same<T, float>::value) {
       if constexpr (BN == 64)
-        if (cfg == 1) return launchWg<T, BN, 1, DIRECT, true>(args, wmap, grid, smemBytes, pdl, stream);
+        if (cfg == 1) return launchWg<T, BN, 1, DIRECT, true>(args, wmap, grid, smemBytes, pdl, stream, beside);
       if constexpr (BN != 256)
-        if (cfg == 3) return launchWg<T, BN, 3, DIRECT, true>(args, wmap, grid, smemBytes, pdl, stream);
+        if (cfg == 3) return launchWg<T, BN, 3, DIRECT, true>(args, wmap, grid, smemBytes, pdl, stream, beside);
     }
     return cudaErrorInvalidValue;  // planOf never asks for it
   }
   switch (cfg) {
     case 0:
-      if constexpr (BN != 256) return launchWg<T, BN, 0>(args, wmap, grid, smemBytes, pdl, stream);
+      if constexpr (BN != 256) return launchWg<T, BN, 0>(args, wmap, grid, smemBytes, pdl, stream, beside);
       else return cudaErrorInvalidValue;
     case 1:
-      if constexpr (BN == 64) return launchWg<T, BN, 1>(args, wmap, grid, smemBytes, pdl, stream);
+      if constexpr (BN == 64) return launchWg<T, BN, 1>(args, wmap, grid, smemBytes, pdl, stream, beside);
       else return cudaErrorInvalidValue;  // wgConfigOf never picks it
     case 3:
       if constexpr (BN != 256)  // (fp16 too since v41)
-        return launchWg<T, BN, 3>(args, wmap, grid, smemBytes, pdl, stream);
+        return launchWg<T, BN, 3>(args, wmap, grid, smemBytes, pdl, stream, beside);
       else return cudaErrorInvalidValue;  // planOf never picks it
     case 4:
-      if constexpr (BN == 256) return launchWg<T, BN, 4>(args, wmap, grid, smemBytes, pdl, stream);
+      if constexpr (BN == 256) return launchWg<T, BN, 4>(args, wmap, grid, smemBytes, pdl, stream, beside);
       else return cudaErrorInvalidValue;  // planOf picks it for 256-channel tiles only
 
     default:
-      if constexpr (BN != 256) return launchWg<T, BN, 2>(args, wmap, grid, smemBytes, pdl, stream);
+      if constexpr (BN != 256) return launchWg<T, BN, 2>(args, wmap, grid, smemBytes, pdl, stream, beside);
       else return cudaErrorInvalidValue;
   }
 }
@@ -2816,15 +2850,22 @@ template <typename T> PrepArgs<T> transposeArgs(Geometry const& g, T const* inpu
 // through shared memory where its blocks outnumber the transpose's (the 512-channel layers): there the prep kernel
 // ends ~1 us sooner (TF32 1,512,16,16->256 6 % faster, H100); staged everywhere it was 1-7 % slower on other layers
 // (docs/kernel.md "v51"), so those calls keep the unstaged kernel.
+template <typename T> bool prepStaged(PrepArgs<T> const& pa, bool regTrans, bool krsc) {
+  return pa.frag == 2 && !regTrans && !krsc && pa.packBlocks > 0 && pa.packBlocks >= pa.transBlocks;
+}
+// carveout >= 0: the launch's carveout (wgPrepCarveout).
 template <typename T>
-cudaError_t launchPrep(PrepArgs<T> const& pa, bool regTrans, bool krsc, cudaStream_t stream) {
+cudaError_t launchPrep(PrepArgs<T> const& pa, bool regTrans, bool krsc, cudaStream_t stream, int carveout = -1) {
   auto prep = krsc ? dcnPrepKernel<T, false, true> : dcnPrepKernel<T>;
   if constexpr (std::is_same<T, __half>::value)
     if (regTrans) prep = krsc ? dcnPrepKernel<T, true, true> : dcnPrepKernel<T, true>;
-  bool const staged = pa.frag == 2 && !regTrans && !krsc && pa.packBlocks > 0 && pa.packBlocks >= pa.transBlocks;
+  bool const staged = prepStaged(pa, regTrans, krsc);
   if (staged) prep = dcnPrepKernel<T, false, false, true>;
   int const blocks = pa.transBlocks + pa.packBlocks + pa.zeroBlocks;
   if (blocks == 0) return cudaSuccess;  // im2col tactic on an NHWC input: nothing to do
+  if (carveout >= 0)
+    return launchKernelAt(carveout, false, prep, dim3(blocks), dim3(kPrepThreads), staged ? kPackStageBytes : 0,
+        stream, pa);
   prep<<<blocks, kPrepThreads, staged ? kPackStageBytes : 0, stream>>>(pa);
   return cudaGetLastError();
 }
@@ -3003,6 +3044,28 @@ cudaError_t forwardColT(DCNv2Params const& p, Geometry const& g, T const* input,
 #endif
 }
 
+// (v56) The prep kernel's carveout where the warpgroup kernel follows: the main kernel's own, so that a main block can
+// start on an SM that still runs prep blocks (measured: blocks of the two kernels shared an SM only under one
+// carveout). H100, TF32 1,256,32,32->128: the main blocks started at 1.2-1.6 us instead of 1.6-2.0, the call 3 %
+// faster (docs/kernel.md "v56"). Where the pack is staged (36 KB a prep block more), the main kernel's launch takes
+// room for one prep block too (`beside`). Not for 256-channel tiles (1,512,32,32->256 TF32 was 4 % slower) and not
+// without the warpgroup kernel (-1: no carveout, as before).
+template <typename T>
+int wgPrepCarveout(DCNv2Params const& p, Plan const& pl, PrepArgs<T> const& pa, bool regTrans, bool krsc,
+    size_t& beside) {
+  beside = 0;
+#ifdef CENTERNET_DCN_SM90A
+  if (!pl.useWg || pl.bn == 256) return -1;
+  WgConfig const c = kWgConfigs[pl.wgCfg];
+  size_t const tile = pl.bn == 64 ? wgTileBytesOf<64>(c, pl.directW) : wgTileBytesOf<128>(c, pl.directW);
+  if (prepStaged(pa, regTrans, krsc)) beside = kPrepTileBytes + kPackStageBytes + 1024;
+  return carveoutFor(size_t(c.minb) * (wgInfoBytes<T>(p) + tile + 1024) + beside);
+#else
+  (void)p; (void)pl; (void)pa; (void)regTrans; (void)krsc;
+  return -1;
+#endif
+}
+
 template <typename T>
 cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T const* mask, T const* weight,
     T const* bias, T* output, void* workspace, size_t workspaceSize, cudaStream_t stream, DCNv2Algo algo,
@@ -3061,7 +3124,10 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
     pa.zeroVecs = int(size_t(total) * sizeof(T) / 16);
     pa.zeroBlocks = (pa.zeroVecs + kZeroVecs * kPrepThreads - 1) / (kZeroVecs * kPrepThreads);
   }
-  cudaError_t e = launchPrep(pa, regTrans, p.weightNHWC && pa.packBlocks > 0, stream);
+  bool const krsc = p.weightNHWC && pa.packBlocks > 0;
+  size_t beside = 0;
+  int const prepCarveout = wgPrepCarveout<T>(p, pl, pa, regTrans, krsc, beside);
+  cudaError_t e = launchPrep(pa, regTrans, krsc, stream, prepCarveout);
   if (e != cudaSuccess) return e;
   // no prep kernel (input and weight channels-last, no output to zero): the main kernel is the call's first,
   // launched in plain stream order (its sampling table reads the offsets and masks before gridDependencyWait)
@@ -3077,7 +3143,7 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
 #ifdef CENTERNET_DCN_SM90A
     bool const h16 = pl.halfRun != 0, hmma = pl.hmma;
     if (pl.directW) {
-      WeightMap<true> wm;  // (only the bulk-copy configurations read it; encoding it is host work)
+      WeightMap<true> wm;  // (only the bulk-copy configurations read it; encoding it is host work; no staged pack)
       e = weightTensorMap<T>(g, pl.bn, weight, &wm.map);
       if (e == cudaSuccess)
         e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, h16)
@@ -3085,9 +3151,9 @@ cudaError_t forwardT(DCNv2Params const& p, T const* input, T const* offset, T co
                            : launchWgConfig<T, 256>(pl.wgCfg, ma, wm, grid, smem, afterPrep, stream, h16);
     } else {
       WeightMap<false> const none{};
-      e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16, hmma)
-          : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16, hmma)
-                         : launchWgConfig<T, 256>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16, hmma);
+      e = pl.bn == 64    ? launchWgConfig<T, 64>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16, hmma, beside)
+          : pl.bn == 128 ? launchWgConfig<T, 128>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16, hmma, beside)
+                         : launchWgConfig<T, 256>(pl.wgCfg, ma, none, grid, smem, afterPrep, stream, h16, hmma, beside);
     }
 #endif
   } else if (useReg) {
