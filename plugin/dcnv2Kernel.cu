@@ -2426,12 +2426,6 @@ cudaError_t launchKernel(bool pdl, void (*kern)(KArgs...), dim3 grid, dim3 block
     Args const&... args) {
   return launchKernelAt(-1, pdl, kern, grid, block, smem, stream, args...);
 }
-// The carveout, in percent of an SM's shared memory, that holds `bytes` of resident blocks (each block's share
-// counted with the 1 KB the hardware reserves for it); -1 where the device does not say.
-int carveoutFor(size_t bytes) {
-  int const perSM = deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0);
-  return perSM > 0 ? int(std::min<size_t>(100, (bytes * 100 + perSM - 1) / perSM)) : -1;
-}
 template <typename... KArgs, typename... Args>
 cudaError_t launchPDL(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
     Args const&... args) {
@@ -2502,6 +2496,15 @@ template <int BN> size_t wgTileBytesOf(WgConfig c, bool direct) {
 }
 
 #ifdef CENTERNET_DCN_SM90A
+// The warpgroup kernel's carveout, in percent of an SM's shared memory: `minb` resident blocks of `blockBytes` each (and
+// the 1 KB the hardware reserves for each) and `beside` bytes of prep blocks (v56); -1 where the device does not say.
+// launchWg and wgPrepCarveout both take it from here: the prep kernel's blocks share an SM with the main kernel's only
+// where both launches ask for the same carveout.
+int wgCarveout(int minb, size_t blockBytes, size_t beside = 0) {
+  int const perSM = deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0);
+  size_t const bytes = size_t(minb) * (blockBytes + 1024) + beside;
+  return perSM > 0 ? int(std::min<size_t>(100, (bytes * 100 + perSM - 1) / perSM)) : -1;
+}
 template <typename T, int BN, int CFG, bool DIRECT, bool H16 = false, bool HMMA = false>
 cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim3 grid, size_t smemBytes, bool pdl,
     cudaStream_t stream, size_t beside) {
@@ -2511,8 +2514,8 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
   // Shared memory only for the resident blocks (MINB, the register limit): the rest of the unified L1 stays cache
   // for the gathers (by default the driver may carve out all of it). beside > 0 (v56): this launch's carveout also
   // holds that many bytes of prep blocks (wgPrepCarveout).
-  int const pct = carveoutFor(size_t(c.minb) * (smemBytes + 1024));
-  int const launchPct = beside > 0 ? carveoutFor(size_t(c.minb) * (smemBytes + 1024) + beside) : -1;
+  int const pct = wgCarveout(c.minb, smemBytes);
+  int const launchPct = beside > 0 ? wgCarveout(c.minb, smemBytes, beside) : -1;
   constexpr bool kNS = c.ns != 0;
   void (*kernel)(MainArgs<T>, WeightMap<DIRECT>);
   if constexpr (kNS && BN == 128 && HMMA)  // (v49) the fp16-MMA N-split kernel with 128-channel tiles: 160 registers
@@ -3059,7 +3062,7 @@ int wgPrepCarveout(DCNv2Params const& p, Plan const& pl, PrepArgs<T> const& pa, 
   WgConfig const c = kWgConfigs[pl.wgCfg];
   size_t const tile = pl.bn == 64 ? wgTileBytesOf<64>(c, pl.directW) : wgTileBytesOf<128>(c, pl.directW);
   if (prepStaged(pa, regTrans, krsc)) beside = kPrepTileBytes + kPackStageBytes + 1024;
-  return carveoutFor(size_t(c.minb) * (wgInfoBytes<T>(p) + tile + 1024) + beside);
+  return wgCarveout(c.minb, wgInfoBytes<T>(p) + tile, beside);  // (launchWg's smemBytes: the table and the tile)
 #else
   (void)p; (void)pl; (void)pa; (void)regTrans; (void)krsc;
   return -1;
