@@ -2491,8 +2491,14 @@ constexpr int kWgConfigCount = int(sizeof(kWgConfigs) / sizeof(kWgConfigs[0]));
 // Dynamic shared memory of the stages: the B stages' mbarriers where the weight arrives by bulk copy, 1 KB of slack to
 // align the stages to the 1024-byte swizzle atom, then one set of stages per warpgroup (NS: one for the block; the
 // sampling table follows).
-template <int BN> size_t wgTileBytesOf(WgConfig c, bool direct) {
-  return 1024 + wgBarBytes(c.ahead, direct) + size_t(c.ns ? 1 : c.kg) * wgGroupBytes(BN, c.ahead, c.wide);
+size_t wgTileBytes(int bn, WgConfig c, bool direct) {
+  return 1024 + wgBarBytes(c.ahead, direct) + size_t(c.ns ? 1 : c.kg) * wgGroupBytes(bn, c.ahead, c.wide);
+}
+// A warpgroup block's dynamic shared memory: its stages and the sampling table (an fp32 layer on the fp16 kernel's plan
+// keeps T = float's table). The plan, the HMMA plan's fit, launchWg (the caller's table bytes plus wgTileBytes) and the
+// prep kernel's carveout all count it so.
+template <typename T> size_t wgBlockBytes(DCNv2Params const& p, int bn, WgConfig c, bool direct) {
+  return wgTileBytes(bn, c, direct) + wgInfoBytes<T>(p);
 }
 
 #ifdef CENTERNET_DCN_SM90A
@@ -2510,7 +2516,7 @@ cudaError_t launchWg(MainArgs<T> const& args, WeightMap<DIRECT> const& wmap, dim
     cudaStream_t stream, size_t beside) {
   constexpr WgConfig c = kWgConfigs[CFG];
   static KernelAttrSlots slots;
-  smemBytes += wgTileBytesOf<BN>(c, DIRECT);
+  smemBytes += wgTileBytes(BN, c, DIRECT);
   // Shared memory only for the resident blocks (MINB, the register limit): the rest of the unified L1 stays cache
   // for the gathers (by default the driver may carve out all of it). beside > 0 (v56): this launch's carveout also
   // holds that many bytes of prep blocks (wgPrepCarveout).
@@ -2710,14 +2716,8 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool inputAligned = true
   };
   bool wide256 = g.Cout_g > 128 && (gVariant == 8 || (gVariant == 0 && longK128()));
   int wgBN = wide256 ? 256 : g.Cout_g > 64 ? 128 : 64;
-  auto wgBlockSmem = [&](int cfg) {
-    WgConfig const c = kWgConfigs[cfg];
-    bool const direct = p.weightNHWC;  // (72 bytes of mbarriers more where it takes the warpgroup kernel)
-    return (wgBN == 64    ? wgTileBytesOf<64>(c, direct)
-            : wgBN == 128 ? wgTileBytesOf<128>(c, direct)
-                          : wgTileBytesOf<256>(c, direct)) +
-           wgInfoBytes<T>(p);
-  };
+  // (a channels-last weight: 72 bytes of mbarriers more where it takes the warpgroup kernel)
+  auto wgBlockSmem = [&](int cfg) { return wgBlockBytes<T>(p, wgBN, kWgConfigs[cfg], p.weightNHWC); };
   int constexpr kWideC = 2 * 8 * Traits<T>::kVec;  // channels of a 256-byte step
   // (fp16 since v41: 256-byte steps of 128 halves; H100, docs/kernel.md "v41")
   bool const wideOk = g.Cin_g % kWideC == 0 && (g.dg == 1 || g.Cdg % kWideC == 0);
@@ -2790,9 +2790,7 @@ template <typename T> Plan planOf(DCNv2Params const& p, bool inputAligned = true
       Plan h = planOf<__half>(p);
       // (its sampling table keeps fp32-sized weight slots, larger than the fp16 kernel's: it must fit as many blocks)
       auto fits = [&] {
-        WgConfig const c = kWgConfigs[h.wgCfg];
-        size_t const smem = (h.bn == 64 ? wgTileBytesOf<64>(c, false) : wgTileBytesOf<128>(c, false)) +
-                            wgInfoBytes<float>(p);
+        size_t const smem = wgBlockBytes<float>(p, h.bn, kWgConfigs[h.wgCfg], false);
         size_t const perSM = size_t(deviceAttr(cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0)) / (smem + 1024);
         return smem <= maxSmemOptin() && perSM >= size_t(h.perSM);
       };
@@ -3060,9 +3058,8 @@ int wgPrepCarveout(DCNv2Params const& p, Plan const& pl, PrepArgs<T> const& pa, 
 #ifdef CENTERNET_DCN_SM90A
   if (!pl.useWg || pl.bn == 256) return -1;
   WgConfig const c = kWgConfigs[pl.wgCfg];
-  size_t const tile = pl.bn == 64 ? wgTileBytesOf<64>(c, pl.directW) : wgTileBytesOf<128>(c, pl.directW);
   if (prepStaged(pa, regTrans, krsc)) beside = kPrepTileBytes + kPackStageBytes + 1024;
-  return wgCarveout(c.minb, wgInfoBytes<T>(p) + tile, beside);  // (launchWg's smemBytes: the table and the tile)
+  return wgCarveout(c.minb, wgBlockBytes<T>(p, pl.bn, c, pl.directW), beside);  // (launchWg's smemBytes)
 #else
   (void)p; (void)pl; (void)pa; (void)regTrans; (void)krsc;
   return -1;
