@@ -72,8 +72,10 @@ __device__ __forceinline__ void gridDependencyWait() {""",
     asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
   }
   constexpr TableWeights kTableW = kHalf ? kWeightsF16 : H16 ? kWeightsF16Scaled : kWeightsF32;
-  float smax = 0.f;  // HMMA: the largest record scale this thread built
-  buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce, HMMA ? &smax : nullptr);
+  float smax = 0.f;   // HMMA: the largest record scale this thread built
+  bool own = false;   // HMMA: ... and whether it stored a record at its own scale, not at 1 (v61)
+  buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce, HMMA ? &smax : nullptr,
+      HMMA ? &own : nullptr);
 +  stamp(1, 1);
   float* const hmmaMax = reinterpret_cast<float*>(reinterpret_cast<float4*>(info) +
 """,

@@ -269,7 +269,7 @@ __device__ __forceinline__ Pack<T, VEC> blend(float4 const& w, Pack<T, VEC> cons
 enum TableWeights { kWeightsF32, kWeightsF16, kWeightsF16Scaled };
 template <typename T, bool kTapFilter, int THREADS = kThreads, TableWeights WF = kWeightsF32>
 __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInfo* info, int img, int ho0, int wo0,
-    int tid, int cb, int ce, float* maxScale = nullptr) {
+    int tid, int cb, int ce, float* maxScale = nullptr, bool* ownScale = nullptr) {
   using Tr = Traits<T>;
   Geometry const& g = a.g;
   constexpr int kJStep = THREADS / kBM;
@@ -365,9 +365,16 @@ __device__ __forceinline__ void buildSampleTable(MainArgs<T> const& a, SampleInf
         float const scale = e < 253 ? __uint_as_float(unsigned(e + 1) << 23) : __uint_as_float(0x7FC00000u);
         float const inv = e < 253 ? __uint_as_float(unsigned(253 - e) << 23) : 1.f;
         if (maxScale) *maxScale = fmaxf(*maxScale, scale);  // (HMMA; a NaN scale is skipped)
-        __half2 const h[2] = {__floats2half2_rn(s.w.x * inv, s.w.y * inv), __floats2half2_rn(s.w.z * inv, s.w.w * inv)};
+        // (v61) a record whose largest weight is in [2^-10, 1) is stored as it is, at scale 1: where the block's
+        // largest scale is 1 (the usual mask range) the re-normalization after the wait has nothing to do, and where it
+        // is less, the halves it scales up lost at most 2^-25 of a weight, 2^-15 of the block's largest. Others keep
+        // their own scale and ask for the re-normalization (ownScale), but a zero record, whose halves any scale keeps.
+        bool const one = e >= 117 && e <= 126;
+        float const st = one ? 1.f : scale, si = one ? 1.f : inv;
+        if (!one && wmax != 0.f && ownScale) *ownScale = true;
+        __half2 const h[2] = {__floats2half2_rn(s.w.x * si, s.w.y * si), __floats2half2_rn(s.w.z * si, s.w.w * si)};
         reinterpret_cast<float4*>(info)[at] = make_float4(__uint_as_float(*reinterpret_cast<unsigned const*>(&h[0])),
-            __uint_as_float(*reinterpret_cast<unsigned const*>(&h[1])), scale, 0.f);
+            __uint_as_float(*reinterpret_cast<unsigned const*>(&h[1])), st, 0.f);
       } else {
         reinterpret_cast<float4*>(info)[at] = s.w;
       }
@@ -1401,38 +1408,50 @@ __device__ __forceinline__ void wgBody(MainArgs<T> const& a, WeightMap<DIRECT> c
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   constexpr TableWeights kTableW = kHalf ? kWeightsF16 : H16 ? kWeightsF16Scaled : kWeightsF32;
-  float smax = 0.f;  // HMMA: the largest record scale this thread built
-  buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce, HMMA ? &smax : nullptr);
+  float smax = 0.f;   // HMMA: the largest record scale this thread built
+  bool own = false;   // HMMA: ... and whether it stored a record at its own scale, not at 1 (v61)
+  buildSampleTable<T, true, THREADS, kTableW>(a, info, img, ho0, wo0, tid, cb, ce, HMMA ? &smax : nullptr,
+      HMMA ? &own : nullptr);
   float* const hmmaMax = reinterpret_cast<float*>(reinterpret_cast<float4*>(info) +
                                                   SampleTable<false>::weightAt(g.dg * g.KK, g.dg * g.KK * kBM));
   if constexpr (HMMA) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) smax = fmaxf(smax, __shfl_xor_sync(0xFFFFFFFFu, smax, o));
-    if ((tid & 31) == 0) hmmaMax[tid >> 5] = smax;
+    own = __any_sync(0xFFFFFFFFu, own);
+    if ((tid & 31) == 0) hmmaMax[tid >> 5] = own ? -smax : smax;  // (smax >= 0: the sign carries the warp's flag)
   }
   gridDependencyWait();  // from here on we read what the prep kernel wrote
   __syncthreads();
   float blockScale = 1.f;  // HMMA: the largest record scale of the block (a power of two)
   if constexpr (HMMA) {
-    blockScale = hmmaMax[0];
+    bool fix = false;
+    blockScale = 0.f;
 #pragma unroll
-    for (int w = 1; w < THREADS / 32; ++w) blockScale = fmaxf(blockScale, hmmaMax[w]);
-    // every record's halves (normalized by its own scale) re-normalized by the block's: one scale for the whole
-    // block, applied to the accumulators at the end (slots of taps outside the K range hold garbage; rewriting it is
-    // harmless)
-    float const inv = 1.f / blockScale;
-    int const nRec = g.dg * g.KK * kBM;
-    for (int r = tid; r < nRec; r += THREADS) {
-      float4* const slot = reinterpret_cast<float4*>(info) + SampleTable<false>::weightAt(g.dg * g.KK, r);
-      float4 const w = *slot;
-      __half2 const k = __float2half2_rn(w.z * inv);  // a power of two <= 1 (an fp16 subnormal down to 2^-24)
-      __half2 h0 = *reinterpret_cast<__half2 const*>(&w.x), h1 = *reinterpret_cast<__half2 const*>(&w.y);
-      h0 = __hmul2(h0, k);
-      h1 = __hmul2(h1, k);
-      *reinterpret_cast<uint2*>(slot) =
-          make_uint2(*reinterpret_cast<unsigned const*>(&h0), *reinterpret_cast<unsigned const*>(&h1));
+    for (int w = 0; w < THREADS / 32; ++w) {
+      float const m = hmmaMax[w];
+      fix = fix || signbit(m);
+      blockScale = fmaxf(blockScale, fabsf(m));
     }
-    __syncthreads();
+    // every record's halves (normalized by the scale it was stored at) re-normalized by the block's: one scale for the
+    // whole block, applied to the accumulators at the end (slots of taps outside the K range hold garbage; rewriting it
+    // is harmless). Nothing to do where every record was stored at 1 and 1 is the block's scale (v61: the fixup's
+    // pass and barrier were 0.15-0.23 us of the TF32 layers' calls, H100, docs/kernel.md "v61").
+    if (fix || blockScale != 1.f) {
+      float const inv = 1.f / blockScale;
+      int const nRec = g.dg * g.KK * kBM;
+      for (int r = tid; r < nRec; r += THREADS) {
+        float4* const slot = reinterpret_cast<float4*>(info) + SampleTable<false>::weightAt(g.dg * g.KK, r);
+        float4 const w = *slot;
+        // a power of two: <= 1 (an fp16 subnormal down to 2^-24) for a record at its own scale, <= 2^9 for one at 1
+        __half2 const k = __float2half2_rn(w.z * inv);
+        __half2 h0 = *reinterpret_cast<__half2 const*>(&w.x), h1 = *reinterpret_cast<__half2 const*>(&w.y);
+        h0 = __hmul2(h0, k);
+        h1 = __hmul2(h1, k);
+        *reinterpret_cast<uint2*>(slot) =
+            make_uint2(*reinterpret_cast<unsigned const*>(&h0), *reinterpret_cast<unsigned const*>(&h1));
+      }
+      __syncthreads();
+    }
   }
 
   int const v = wgSlot<kN16>(lt);         // 16-byte channel slot of the step (fp32 channels v * VEC ...)
